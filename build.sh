@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Unforge build entry point.
+#   ./build.sh serve   build the WebAssembly core and serve the demo on http://127.0.0.1:8080
+#   ./build.sh test    run the Rust tests and the browser tests
+#   ./build.sh wasm    only build www/pkg/
+# Installs what is missing: the wasm32 target, wasm-bindgen-cli (the exact version of the
+# wasm-bindgen crate in Cargo.lock), npm packages and, for tests, Debian's Chromium.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# One target dir shared by every build (native tests, wasm, CI): Burn is slow to build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/unforge-target}"
+export PATH="$HOME/.cargo/bin:$PATH"
+PORT="${PORT:-8080}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+ensure_wasm_tools() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  local want
+  want="$(wasm_bindgen_version)"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    say "installing wasm-bindgen-cli $want (matches the wasm-bindgen crate)"
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+ensure_npm() {
+  if [ ! -d node_modules/playwright-core ]; then
+    say "installing npm packages"
+    npm ci --no-audit --no-fund
+  fi
+}
+
+ensure_chromium() {
+  if [ ! -x "${CHROMIUM_PATH:-/usr/lib/chromium/chromium}" ]; then
+    say "installing Debian's chromium"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
+  fi
+}
+
+build_wasm() {
+  ensure_wasm_tools
+  say "building the WebAssembly core (release, flex + wgpu)"
+  cargo build --lib --release --target wasm32-unknown-unknown
+  wasm-bindgen --target web --no-typescript --out-dir www/pkg \
+    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/unforge.wasm"
+  say "www/pkg/unforge_bg.wasm: $(du -h www/pkg/unforge_bg.wasm | cut -f1)"
+}
+
+case "${1:-}" in
+  serve)
+    build_wasm
+    say "serving www/ on http://127.0.0.1:$PORT/ (Ctrl-C to stop)"
+    exec node tools/serve.mjs "$PORT"
+    ;;
+  test)
+    say "Rust tests (CPU backend)"
+    cargo test --tests
+    build_wasm
+    ensure_npm
+    ensure_chromium
+    say "browser tests (Chromium: WebGPU and CPU fallback)"
+    npm run --silent test:browser
+    ;;
+  wasm)
+    build_wasm
+    ;;
+  *)
+    echo "usage: ./build.sh serve | test | wasm" >&2
+    exit 2
+    ;;
+esac

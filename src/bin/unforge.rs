@@ -1,0 +1,161 @@
+//! `unforge`: the command-line front of the core, for batch work.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use unforge::error::{Error, Result};
+use unforge::image::RgbaImage;
+use unforge::pipeline::explain;
+use unforge::search::{Level, RowMask, SearchConfig};
+use unforge::weights::StoredPrecision;
+use unforge::zoo::{read_dir, Zoo};
+use unforge::zoo_init::TinyZooSpec;
+
+#[derive(Parser)]
+#[command(name = "unforge", version, about = "Counterfactual explanations for face-forgery detectors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes the seeded zoo of small untrained networks (zoo.json + safetensors).
+    InitZoo {
+        #[arg(long, default_value = "models")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Store weights as f32 instead of f16.
+        #[arg(long)]
+        f32: bool,
+    },
+    /// Writes the demo's sample images: a face crop of a photograph and seeded synthetic faces.
+    Samples {
+        /// The photograph (the public-domain astronaut portrait).
+        photo: PathBuf,
+        /// Face box in the photograph: x,y,side.
+        #[arg(long, default_value = "140,15,170", value_delimiter = ',')]
+        face: Vec<usize>,
+        #[arg(long, default_value = "www/samples")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+    },
+    /// Explains one image: inversion, latent search, counterfactual and residual maps.
+    Run {
+        /// A PNG face image.
+        image: PathBuf,
+        #[arg(long, default_value = "models")]
+        zoo: PathBuf,
+        /// Victim detector (default: the zoo's first).
+        #[arg(long)]
+        detector: Option<String>,
+        /// Levels of W+ to move: S, M, D or full (comma-separated).
+        #[arg(long, default_value = "full", value_delimiter = ',')]
+        levels: Vec<String>,
+        #[arg(long, default_value_t = 2e-4)]
+        alpha: f32,
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        #[arg(long, default_value_t = 0.2)]
+        kappa: f32,
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })
+}
+
+fn init_zoo(out: &Path, seed: u64, f32: bool) -> Result<()> {
+    let precision = if f32 { StoredPrecision::F32 } else { StoredPrecision::F16 };
+    let (manifest, files) = TinyZooSpec { seed, precision, ..TinyZooSpec::default() }.build()?;
+    mkdir(out)?;
+    for (name, bytes) in &files {
+        write(&out.join(name), bytes)?;
+    }
+    write(&out.join("zoo.json"), manifest.to_json().as_bytes())?;
+    let total: usize = files.values().map(Vec::len).sum();
+    println!("wrote {} networks ({} bytes) and zoo.json to {}", files.len(), total, out.display());
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, levels: &[String], alpha: f32, steps: usize, kappa: f32, out: &Path) -> Result<()> {
+    let bytes = std::fs::read(image).map_err(|e| Error::Io { path: image.display().to_string(), reason: e.to_string() })?;
+    let img = RgbaImage::decode_png(&bytes, &image.display().to_string())?;
+    let device = burn::tensor::Device::flex();
+    let (manifest, files) = read_dir(zoo_dir)?;
+    let zoo = Zoo::load(manifest, &files, &device)?;
+    let detector = detector.unwrap_or_else(|| zoo.detectors[0].0.clone());
+    let levels: Vec<Level> = levels.iter().map(|l| l.parse()).collect::<Result<_>>()?;
+    let mask = RowMask::from_levels(&levels, &zoo.manifest.levels, zoo.manifest.n_latent)?;
+    let config = SearchConfig { alpha, max_steps: steps, kappa, ..SearchConfig::default() };
+    config.validate()?;
+    let start = Instant::now();
+    let result = unforge::block_on(explain(&zoo, &img, &detector, &mask, &config, &device, |r| {
+        eprintln!("step {:>4}  P(fake) {:.4}  {:.2}s", r.step, r.p_fake[0], start.elapsed().as_secs_f32());
+    }))?;
+    mkdir(out)?;
+    let gain = result.residual.auto_gain();
+    write(&out.join("input.png"), &result.input.encode_png())?;
+    write(&out.join("reconstruction.png"), &result.reconstruction.encode_png())?;
+    write(&out.join("counterfactual.png"), &result.counterfactual.encode_png())?;
+    write(&out.join("residual_signed.png"), &result.residual.signed_rgba(gain).encode_png())?;
+    write(&out.join("residual_magnitude.png"), &result.residual.magnitude_rgba(gain).encode_png())?;
+    let report = json!({ "image": image.display().to_string(), "zoo": zoo.manifest.name, "search": config, "result": result });
+    write(&out.join("report.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
+    println!(
+        "{}: P(fake) {:.4} → {:.4} in {} steps ({}), written to {}",
+        detector,
+        result.p_fake_reconstruction,
+        result.p_fake_counterfactual,
+        result.steps,
+        if result.success { "success" } else { "not reached" },
+        out.display()
+    );
+    Ok(())
+}
+
+fn samples(photo: &Path, face: &[usize], out: &Path, size: usize) -> Result<()> {
+    let [x, y, side] = face else {
+        return Err(Error::config(format!("--face takes x,y,side, got {face:?}")));
+    };
+    let bytes = std::fs::read(photo).map_err(|e| Error::Io { path: photo.display().to_string(), reason: e.to_string() })?;
+    let img = RgbaImage::decode_png(&bytes, &photo.display().to_string())?;
+    mkdir(out)?;
+    write(&out.join("photo-face.png"), &img.crop(*x, *y, *side, *side)?.resize(size, size).encode_png())?;
+    let mut rng = unforge::rng::SeededRng::new(11);
+    for i in 1..=2 {
+        write(&out.join(format!("synthetic-{i}.png")), &unforge::zoo_init::seeded_blob_image(&mut rng, size).encode_png())?;
+    }
+    println!("wrote 3 samples to {}", out.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::InitZoo { out, seed, f32 } => init_zoo(&out, seed, f32),
+        Command::Samples { photo, face, out, size } => samples(&photo, &face, &out, size),
+        Command::Run { image, zoo, detector, levels, alpha, steps, kappa, out } => {
+            run(&image, &zoo, detector, &levels, alpha, steps, kappa, &out)
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

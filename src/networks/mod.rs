@@ -1,0 +1,86 @@
+//! The networks of the method: generator, encoder and detectors, each in its own file with
+//! its `Config` and the original PyTorch key names.
+
+pub mod e4e;
+pub mod irse;
+pub mod layers;
+pub mod stylegan2;
+pub mod xception;
+
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::module::avg_pool2d;
+use burn::tensor::ops::AvgPoolOptions;
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use xception::Xception;
+
+/// How a detector expects its input, given images in [-1, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalization {
+    /// `Normalize(mean 0.5, std 0.5)`: [-1, 1] as is (Artifact-Eraser, DeepfakeBench Xception).
+    MinusOneOne,
+    /// ImageNet mean and std on [0, 1] (EfficientNet detectors).
+    ImageNet,
+}
+
+impl Normalization {
+    pub fn apply(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Normalization::MinusOneOne => x,
+            Normalization::ImageNet => {
+                let device = x.device();
+                let mean = Tensor::<1>::from_floats([0.485, 0.456, 0.406], &device).reshape([1, 3, 1, 1]);
+                let std = Tensor::<1>::from_floats([0.229, 0.224, 0.225], &device).reshape([1, 3, 1, 1]);
+                ((x + 1.0) * 0.5 - mean) / std
+            }
+        }
+    }
+}
+
+/// The detector families Unforge can load.
+#[derive(Module, Debug)]
+pub enum DetectorNet {
+    Xception(Xception),
+}
+
+/// A forgery detector with its input convention: logits `[B, 2]`, P(fake) = softmax[:, 1].
+#[derive(Module, Debug)]
+pub struct Detector {
+    pub net: DetectorNet,
+    pub input_size: usize,
+    #[module(skip)]
+    pub normalization: Normalization,
+}
+
+impl Detector {
+    /// Brings images in [-1, 1] to the detector's size (an exact k×k mean, like e4e's
+    /// `face_pool`) and normalisation.
+    pub fn prepare(&self, images: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, _] = images.dims();
+        let images = if h == self.input_size {
+            images
+        } else {
+            let k = h / self.input_size;
+            avg_pool2d(images, AvgPoolOptions::new([k, k]))
+        };
+        self.normalization.apply(images)
+    }
+
+    /// Logits for images in [-1, 1] at any multiple of the input size.
+    pub fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.prepare(images);
+        match &self.net {
+            DetectorNet::Xception(net) => net.forward(x),
+        }
+    }
+
+    /// P(fake) per image, `[B]`.
+    pub fn p_fake(&self, images: Tensor<4>) -> Tensor<1> {
+        let logits = self.logits(images);
+        let [b, _] = logits.dims();
+        softmax(logits, 1).narrow(1, 1, 1).reshape([b])
+    }
+}

@@ -1,0 +1,199 @@
+//! The browser binding: a thin `Session` over the core, used from a module Web Worker.
+//! Every fallible call returns a rejected promise with a message, never a panic, because a
+//! panic would kill the worker and lose the user's work.
+
+use std::rc::Rc;
+
+use burn::tensor::Device;
+use js_sys::{Array, Float32Array, Function, Object, Reflect, Uint8Array, Uint8ClampedArray};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::error::Error;
+use crate::image::RgbaImage;
+use crate::pipeline::{explain, Counterfactual};
+use crate::search::{read_vec, Level, Objective, RowMask, SearchConfig};
+use crate::zoo::{Manifest, Zoo, ZooFiles};
+
+fn js_err(e: impl std::fmt::Display) -> JsValue {
+    JsError::new(&e.to_string()).into()
+}
+
+fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
+    // Setting a fresh plain object's property cannot fail.
+    let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
+}
+
+fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
+    Reflect::get(obj, &JsValue::from_str(key)).ok().filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+fn rgba(img: &RgbaImage) -> Uint8ClampedArray {
+    Uint8ClampedArray::from(img.data.as_slice())
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+struct Inner {
+    zoo: Zoo,
+    device: Device,
+    backend: String,
+    fallback_reason: Option<String>,
+}
+
+/// A loaded zoo on one device.
+#[wasm_bindgen]
+pub struct Session {
+    inner: Rc<Inner>,
+}
+
+/// Picks the device: WebGPU when asked for (or on `auto` when the browser has it), else
+/// Burn's CPU backend. Returns the backend's name and, on fallback, why.
+async fn open_device(preference: &str) -> Result<(Device, String, Option<String>), JsValue> {
+    match preference {
+        "cpu" => Ok((Device::flex(), "cpu".into(), None)),
+        "webgpu" | "auto" => match Device::wgpu_options().init_async().await {
+            Ok(device) => Ok((device, "webgpu".into(), None)),
+            Err(e) if preference == "auto" => Ok((Device::flex(), "cpu".into(), Some(format!("WebGPU unavailable: {e:?}")))),
+            Err(e) => Err(js_err(format!("WebGPU unavailable: {e:?}"))),
+        },
+        other => Err(js_err(format!("unknown backend `{other}` (use auto, webgpu or cpu)"))),
+    }
+}
+
+fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, SearchConfig), JsValue> {
+    let num = |key: &str, default: f64| get(options, key).and_then(|v| v.as_f64()).unwrap_or(default);
+    let defaults = SearchConfig::default();
+    let config = SearchConfig {
+        alpha: num("alpha", defaults.alpha as f64) as f32,
+        max_steps: num("steps", defaults.max_steps as f64).max(0.0) as usize,
+        kappa: num("kappa", defaults.kappa as f64) as f32,
+        target: defaults.target,
+    };
+    config.validate().map_err(js_err)?;
+    let detector = get(options, "detector").and_then(|v| v.as_string()).unwrap_or_else(|| zoo.detectors[0].0.clone());
+    let n = zoo.manifest.n_latent;
+    let mask = match get(options, "rows") {
+        Some(rows) => {
+            let rows: Vec<usize> = Array::from(&rows).iter().filter_map(|v| v.as_f64()).map(|v| v as usize).collect();
+            RowMask::from_rows(&rows, n)
+        }
+        None => {
+            let levels = get(options, "levels").and_then(|v| v.as_string()).unwrap_or_else(|| "full".into());
+            levels
+                .split(',')
+                .map(|l| l.trim().parse::<Level>())
+                .collect::<Result<Vec<_>, Error>>()
+                .and_then(|levels| RowMask::from_levels(&levels, &zoo.manifest.levels, n))
+        }
+    }
+    .map_err(js_err)?;
+    Ok((detector, mask, config))
+}
+
+fn image_from(data: &[u8], width: usize, height: usize) -> Result<RgbaImage, JsValue> {
+    RgbaImage::new(width, height, data.to_vec()).map_err(js_err)
+}
+
+fn result_object(r: &Counterfactual) -> Object {
+    let out = Object::new();
+    set(&out, "size", r.counterfactual.width as u32);
+    set(&out, "input", rgba(&r.input));
+    set(&out, "reconstruction", rgba(&r.reconstruction));
+    set(&out, "counterfactual", rgba(&r.counterfactual));
+    let gain = r.residual.auto_gain();
+    set(&out, "residualSigned", rgba(&r.residual.signed_rgba(gain)));
+    set(&out, "residualMagnitude", rgba(&r.residual.magnitude_rgba(gain)));
+    set(&out, "detector", r.detector.clone());
+    set(&out, "pFakeBefore", r.p_fake_reconstruction);
+    set(&out, "pFakeAfter", r.p_fake_counterfactual);
+    set(&out, "steps", r.steps as u32);
+    set(&out, "success", r.success);
+    out
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Loads a zoo. `files` maps each weight file named in the manifest to its bytes;
+    /// `backend` is `auto`, `webgpu` or `cpu`.
+    pub async fn create(manifest_json: String, files: js_sys::Map, backend: String) -> Result<Session, JsValue> {
+        let manifest = Manifest::from_json(&manifest_json).map_err(js_err)?;
+        let mut bytes = ZooFiles::new();
+        for name in manifest.files() {
+            let value = files.get(&JsValue::from_str(name));
+            if value.is_undefined() {
+                return Err(js_err(format!("weight file `{name}` was not provided")));
+            }
+            bytes.insert(name.to_string(), Uint8Array::new(&value).to_vec());
+        }
+        let (device, backend, fallback_reason) = open_device(&backend).await?;
+        let zoo = Zoo::load(manifest, &bytes, &device).map_err(js_err)?;
+        Ok(Session { inner: Rc::new(Inner { zoo, device, backend, fallback_reason }) })
+    }
+
+    /// `webgpu` or `cpu`: the backend that really runs.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.inner.backend.clone()
+    }
+
+    /// Why WebGPU was not used, when `auto` fell back to the CPU.
+    #[wasm_bindgen(getter, js_name = fallbackReason)]
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.inner.fallback_reason.clone()
+    }
+
+    /// Detector names, victim first by default.
+    #[wasm_bindgen(getter)]
+    pub fn detectors(&self) -> Array {
+        self.inner.zoo.detectors.iter().map(|(n, _)| JsValue::from_str(n)).collect()
+    }
+
+    #[wasm_bindgen(getter, js_name = nLatent)]
+    pub fn n_latent(&self) -> u32 {
+        self.inner.zoo.manifest.n_latent as u32
+    }
+
+    #[wasm_bindgen(getter, js_name = imageSize)]
+    pub fn image_size(&self) -> u32 {
+        self.inner.zoo.generator_size() as u32
+    }
+
+    /// Explains one RGBA image. `options`: `{ detector, levels: "S,M", rows: [..], alpha,
+    /// steps, kappa }`. `on_step` is called with `{ step, pFake, loss }` after every step.
+    pub fn explain(&self, data: Vec<u8>, width: usize, height: usize, options: JsValue, on_step: Function) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let image = image_from(&data, width, height)?;
+            let (detector, mask, config) = search_options(&inner.zoo, &options)?;
+            let result = explain(&inner.zoo, &image, &detector, &mask, &config, &inner.device, |r| {
+                let msg = Object::new();
+                set(&msg, "step", r.step as u32);
+                set(&msg, "pFake", r.p_fake[0]);
+                set(&msg, "loss", r.loss);
+                let _ = on_step.call1(&JsValue::NULL, &msg);
+            })
+            .await
+            .map_err(js_err)?;
+            Ok(result_object(&result).into())
+        })
+    }
+
+    /// ∇_w of the search loss at the image's inversion, flattened `[n_latent × style_dim]`:
+    /// what the first step of the search sees (used to compare backends).
+    pub fn gradient(&self, data: Vec<u8>, width: usize, height: usize, detector: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let image = image_from(&data, width, height)?;
+            let det = inner.zoo.detector(&detector).map_err(js_err)?;
+            let inversion = inner.zoo.invert(&image, &inner.device);
+            let objective = Objective { generator: &inner.zoo.generator, detector: det, target: 0.0 };
+            let (_, _, grad) = objective.gradient(&inversion.latent);
+            let grad = read_vec(grad).await.map_err(js_err)?;
+            Ok(Float32Array::from(grad.as_slice()).into())
+        })
+    }
+}

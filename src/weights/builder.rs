@@ -1,0 +1,183 @@
+//! Binds networks to weights by their original PyTorch key names.
+//!
+//! A network's constructor asks its [`VarBuilder`] for each tensor by the key the PyTorch
+//! module would use (`convs.3.conv.modulation.weight`). When loading, the builder checks
+//! that the key exists with that shape; when creating, it draws a seeded initial value.
+//! Problems are collected rather than raised one by one, so a user sees every missing,
+//! unexpected or mis-shaped key of a checkpoint in one error.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt::Display;
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::{HostTensor, TensorFile};
+use crate::error::{Error, Result};
+use crate::rng::SeededRng;
+
+/// How a freshly created tensor is filled.
+#[derive(Debug, Clone)]
+pub enum Init {
+    Zeros,
+    Ones,
+    Constant(f32),
+    Normal { std: f32 },
+    /// Kaiming-uniform-like bound, as PyTorch's default conv/linear initialisation.
+    Uniform { bound: f32 },
+}
+
+#[derive(Debug)]
+struct State {
+    origin: String,
+    loaded: Option<TensorFile>,
+    rng: SeededRng,
+    used: BTreeSet<String>,
+    problems: Vec<String>,
+    bound: TensorFile,
+}
+
+/// Where a network's tensors come from: a checkpoint, or a seeded initialisation.
+#[derive(Debug)]
+pub struct WeightSource {
+    state: RefCell<State>,
+}
+
+impl WeightSource {
+    /// Tensors from a checkpoint; `origin` names it in errors.
+    pub fn checkpoint(file: TensorFile, origin: impl Into<String>) -> Self {
+        Self::with(Some(file), origin.into(), 0)
+    }
+
+    /// Fresh tensors drawn from `seed`.
+    pub fn seeded(seed: u64) -> Self {
+        Self::with(None, format!("seed {seed}"), seed)
+    }
+
+    fn with(loaded: Option<TensorFile>, origin: String, seed: u64) -> Self {
+        Self {
+            state: RefCell::new(State {
+                origin,
+                loaded,
+                rng: SeededRng::new(seed),
+                used: BTreeSet::new(),
+                problems: Vec::new(),
+                bound: TensorFile::default(),
+            }),
+        }
+    }
+
+    pub fn root(&self, device: &Device) -> VarBuilder<'_> {
+        VarBuilder { source: self, path: String::new(), device: device.clone() }
+    }
+
+    /// Ends the binding. Fails with every problem found: missing keys, wrong shapes and keys
+    /// the network does not have. On success returns the tensors the network now holds, in
+    /// checkpoint layout, ready to be saved.
+    pub fn finish(self) -> Result<TensorFile> {
+        let mut state = self.state.into_inner();
+        if let Some(file) = &state.loaded {
+            for key in file.tensors.keys() {
+                if !state.used.contains(key) && !key.ends_with("num_batches_tracked") {
+                    state.problems.push(format!("unexpected key `{key}` {:?}", file.tensors[key].shape));
+                }
+            }
+        }
+        if state.problems.is_empty() {
+            Ok(state.bound)
+        } else {
+            Err(Error::WeightMismatch { origin: state.origin, problems: state.problems })
+        }
+    }
+}
+
+/// A path into a [`WeightSource`], like a prefix of PyTorch state-dict keys.
+#[derive(Debug, Clone)]
+pub struct VarBuilder<'a> {
+    source: &'a WeightSource,
+    path: String,
+    device: Device,
+}
+
+impl<'a> VarBuilder<'a> {
+    /// The builder for a child module: `vb.pp("convs").pp(3)` addresses `convs.3.*`.
+    pub fn pp(&self, name: impl Display) -> Self {
+        let path = if self.path.is_empty() { name.to_string() } else { format!("{}.{}", self.path, name) };
+        Self { source: self.source, path, device: self.device.clone() }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn key(&self, name: &str) -> String {
+        if self.path.is_empty() { name.to_string() } else { format!("{}.{}", self.path, name) }
+    }
+
+    fn host(&self, name: &str, shape: &[usize], init: &Init) -> HostTensor {
+        let key = self.key(name);
+        let numel = shape.iter().product::<usize>();
+        let mut state = self.source.state.borrow_mut();
+        let state = &mut *state;
+        let tensor = match &state.loaded {
+            Some(file) => match file.tensors.get(&key) {
+                Some(t) if t.shape == shape => {
+                    state.used.insert(key.clone());
+                    t.clone()
+                }
+                Some(t) => {
+                    state.used.insert(key.clone());
+                    state.problems.push(format!("key `{key}`: shape {:?} in the file, {:?} expected", t.shape, shape));
+                    HostTensor::new(shape.to_vec(), vec![0.0; numel])
+                }
+                None => {
+                    state.problems.push(format!("missing key `{key}` {shape:?}"));
+                    HostTensor::new(shape.to_vec(), vec![0.0; numel])
+                }
+            },
+            None => {
+                let data = match init {
+                    Init::Zeros => vec![0.0; numel],
+                    Init::Ones => vec![1.0; numel],
+                    Init::Constant(v) => vec![*v; numel],
+                    Init::Normal { std } => state.rng.normals(numel).into_iter().map(|v| v * std).collect(),
+                    Init::Uniform { bound } => (0..numel).map(|_| (state.rng.uniform() * 2.0 - 1.0) * bound).collect(),
+                };
+                HostTensor::new(shape.to_vec(), data)
+            }
+        };
+        state.bound.tensors.insert(key, tensor.clone());
+        tensor
+    }
+
+    fn tensor<const D: usize>(&self, t: HostTensor) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(t.data, t.shape), &self.device)
+    }
+
+    /// A trainable parameter.
+    pub fn param<const D: usize>(&self, name: &str, shape: [usize; D], init: Init) -> Param<Tensor<D>> {
+        Param::from_tensor(self.tensor(self.host(name, &shape, &init)))
+    }
+
+    /// A registered buffer (BatchNorm statistics, noise maps): stored, never trained.
+    pub fn buffer<const D: usize>(&self, name: &str, shape: [usize; D], init: Init) -> Tensor<D> {
+        self.tensor(self.host(name, &shape, &init))
+    }
+
+    /// A buffer whose value is fixed by the architecture (FIR kernels). It is regenerated;
+    /// a checkpoint may omit it, and when present it must equal the regenerated value.
+    pub fn constant<const D: usize>(&self, name: &str, shape: [usize; D], values: Vec<f32>) -> Tensor<D> {
+        let key = self.key(name);
+        let mut state = self.source.state.borrow_mut();
+        if let Some(stored) = state.loaded.as_ref().and_then(|f| f.tensors.get(&key)).cloned() {
+            state.used.insert(key.clone());
+            let close = stored.shape == shape && stored.data.iter().zip(&values).all(|(a, b)| (a - b).abs() <= 1e-6);
+            if !close {
+                state.problems.push(format!("key `{key}`: differs from the fixed value this architecture uses"));
+            }
+        }
+        state.bound.tensors.insert(key, HostTensor::new(shape.to_vec(), values.clone()));
+        Tensor::from_data(TensorData::new(values, shape), &self.device)
+    }
+}

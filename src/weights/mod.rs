@@ -1,0 +1,94 @@
+//! Weights on the host: named tensors read from and written to safetensors with the
+//! original PyTorch key names, and the [`VarBuilder`] that binds them to networks.
+
+mod builder;
+
+pub use builder::{Init, VarBuilder, WeightSource};
+
+use std::collections::BTreeMap;
+
+use half::{bf16, f16};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+
+/// A tensor held in host memory as f32, with its PyTorch shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        Self { shape, data }
+    }
+}
+
+/// How a tensor file stores floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredPrecision {
+    F32,
+    F16,
+}
+
+/// A set of named tensors, as in a PyTorch state dict.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TensorFile {
+    pub tensors: BTreeMap<String, HostTensor>,
+}
+
+impl TensorFile {
+    /// Parses safetensors bytes. `origin` names the file in errors.
+    /// Integer tensors (`num_batches_tracked`) are skipped: no network reads them.
+    pub fn from_safetensors(bytes: &[u8], origin: &str) -> Result<Self> {
+        let bad = |reason: String| Error::WeightFile { origin: origin.to_string(), reason };
+        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            let raw = view.data();
+            let data: Vec<f32> = match view.dtype() {
+                Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                Dtype::F16 => raw.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+                Dtype::BF16 => raw.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+                Dtype::F64 => raw
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32)
+                    .collect(),
+                Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL => continue,
+                other => return Err(bad(format!("tensor `{name}` has unsupported dtype {other:?}"))),
+            };
+            if data.iter().any(|v| !v.is_finite()) {
+                return Err(bad(format!("tensor `{name}` holds NaN or infinite values")));
+            }
+            tensors.insert(name, HostTensor::new(view.shape().to_vec(), data));
+        }
+        Ok(Self { tensors })
+    }
+
+    /// Writes safetensors bytes with the keys in sorted order, so the same tensors give
+    /// the same bytes.
+    pub fn to_safetensors(&self, precision: StoredPrecision) -> Vec<u8> {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let raw = match precision {
+                    StoredPrecision::F32 => t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    StoredPrecision::F16 => t.data.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
+                };
+                (name.clone(), t.shape.clone(), raw)
+            })
+            .collect();
+        let dtype = match precision {
+            StoredPrecision::F32 => Dtype::F32,
+            StoredPrecision::F16 => Dtype::F16,
+        };
+        let views = bytes.iter().map(|(name, shape, raw)| {
+            let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), raw).expect("consistent tensor view");
+            (name.as_str(), view)
+        });
+        safetensors::tensor::serialize(views, None).expect("serialising in-memory tensors")
+    }
+}

@@ -1,0 +1,234 @@
+//! The model zoo: a manifest (`zoo.json`) naming each network's role, architecture,
+//! configuration, weight file and input convention, and the loader that builds them.
+//!
+//! Weight bytes come from the caller (a directory natively, `fetch` in the browser), so the
+//! core never touches a file system or the network.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
+use crate::networks::stylegan2::{Generator, GeneratorConfig};
+use crate::networks::xception::{Xception, XceptionConfig};
+use crate::networks::{Detector, DetectorNet, Normalization};
+use crate::search::RowBands;
+use crate::weights::{TensorFile, WeightSource};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Generator,
+    Encoder,
+    Detector,
+}
+
+/// A network's architecture with its configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "architecture", content = "config", rename_all = "snake_case")]
+pub enum Architecture {
+    Stylegan2(GeneratorConfig),
+    E4e(EncoderConfig),
+    Xception(XceptionConfig),
+}
+
+impl Architecture {
+    fn role(&self) -> Role {
+        match self {
+            Architecture::Stylegan2(_) => Role::Generator,
+            Architecture::E4e(_) => Role::Encoder,
+            Architecture::Xception(_) => Role::Detector,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkEntry {
+    pub name: String,
+    pub role: Role,
+    #[serde(flatten)]
+    pub architecture: Architecture,
+    /// Weight file, relative to the manifest.
+    pub file: String,
+    /// Side of the square input (encoder, detectors) or output (generator).
+    pub input_size: usize,
+    #[serde(default = "default_norm")]
+    pub normalization: Normalization,
+}
+
+fn default_norm() -> Normalization {
+    Normalization::MinusOneOne
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Rows of W+ shared by the generator and the encoder.
+    pub n_latent: usize,
+    /// The rows of each level (S, M, D) used by the level-wise search.
+    pub levels: RowBands,
+    pub networks: Vec<NetworkEntry>,
+}
+
+impl Manifest {
+    pub fn from_json(text: &str) -> Result<Self> {
+        let m: Manifest = serde_json::from_str(text).map_err(|e| Error::manifest(e.to_string()))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("manifest serialises")
+    }
+
+    fn one(&self, role: Role) -> Result<&NetworkEntry> {
+        let found: Vec<_> = self.networks.iter().filter(|n| n.role == role).collect();
+        match found.as_slice() {
+            [one] => Ok(one),
+            _ => Err(Error::manifest(format!("needs exactly one {role:?} network, found {}", found.len()))),
+        }
+    }
+
+    pub fn generator(&self) -> Result<&NetworkEntry> {
+        self.one(Role::Generator)
+    }
+
+    pub fn encoder(&self) -> Result<&NetworkEntry> {
+        self.one(Role::Encoder)
+    }
+
+    pub fn detectors(&self) -> impl Iterator<Item = &NetworkEntry> {
+        self.networks.iter().filter(|n| n.role == Role::Detector)
+    }
+
+    /// Every weight file the zoo needs.
+    pub fn files(&self) -> Vec<&str> {
+        self.networks.iter().map(|n| n.file.as_str()).collect()
+    }
+
+    /// Checks what can be checked without weights: roles, row counts, sizes.
+    pub fn validate(&self) -> Result<()> {
+        for n in &self.networks {
+            if n.architecture.role() != n.role {
+                return Err(Error::manifest(format!("network `{}`: a {:?} cannot be a {:?}", n.name, n.architecture.role(), n.role)));
+            }
+            if n.file.is_empty() || n.file.contains("..") || n.file.starts_with('/') {
+                return Err(Error::manifest(format!("network `{}`: file `{}` must be a plain relative path", n.name, n.file)));
+            }
+        }
+        let generator = self.generator()?;
+        let encoder = self.encoder()?;
+        if self.detectors().next().is_none() {
+            return Err(Error::manifest("needs at least one detector"));
+        }
+        let Architecture::Stylegan2(g) = &generator.architecture else { unreachable!("role checked") };
+        let Architecture::E4e(e) = &encoder.architecture else { unreachable!("role checked") };
+        g.validate()?;
+        e.validate()?;
+        if g.size != generator.input_size {
+            return Err(Error::manifest(format!("generator `{}`: input_size {} differs from its size {}", generator.name, generator.input_size, g.size)));
+        }
+        if g.n_latent() != self.n_latent || e.n_latent != self.n_latent {
+            return Err(Error::manifest(format!(
+                "W+ rows disagree: manifest {}, generator {}, encoder {}",
+                self.n_latent,
+                g.n_latent(),
+                e.n_latent
+            )));
+        }
+        if e.style_dim != g.style_dim || e.input_size != encoder.input_size {
+            return Err(Error::manifest(format!("encoder `{}` does not match the generator's style width or its input_size", encoder.name)));
+        }
+        for d in self.detectors() {
+            if d.input_size == 0 || g.size % d.input_size != 0 {
+                return Err(Error::manifest(format!(
+                    "detector `{}`: input_size {} must divide the generator size {}",
+                    d.name, d.input_size, g.size
+                )));
+            }
+        }
+        self.levels.validate(self.n_latent)?;
+        Ok(())
+    }
+}
+
+/// Weight files by their manifest name.
+pub type ZooFiles = BTreeMap<String, Vec<u8>>;
+
+/// A loaded zoo: every network built and bound to its weights on one device.
+#[derive(Debug)]
+pub struct Zoo {
+    pub manifest: Manifest,
+    pub generator: Generator,
+    pub encoder: Encoder4Editing,
+    pub detectors: Vec<(String, Detector)>,
+    pub encoder_size: usize,
+}
+
+fn bind<T>(entry: &NetworkEntry, files: &ZooFiles, build: impl FnOnce(&WeightSource) -> Result<T>) -> Result<T> {
+    let bytes = files
+        .get(&entry.file)
+        .ok_or_else(|| Error::manifest(format!("network `{}`: weight file `{}` is missing", entry.name, entry.file)))?;
+    let source = WeightSource::checkpoint(TensorFile::from_safetensors(bytes, &entry.file)?, entry.file.clone());
+    let net = build(&source)?;
+    source.finish()?;
+    Ok(net)
+}
+
+impl Zoo {
+    pub fn load(manifest: Manifest, files: &ZooFiles, device: &Device) -> Result<Self> {
+        manifest.validate()?;
+        let g = manifest.generator()?;
+        let generator = bind(g, files, |s| match &g.architecture {
+            Architecture::Stylegan2(cfg) => Generator::new(&s.root(device), cfg),
+            _ => unreachable!("validated"),
+        })?;
+        let e = manifest.encoder()?;
+        let encoder = bind(e, files, |s| match &e.architecture {
+            Architecture::E4e(cfg) => Encoder4Editing::new(&s.root(device), cfg),
+            _ => unreachable!("validated"),
+        })?;
+        let mut detectors = Vec::new();
+        for d in manifest.detectors() {
+            let det = bind(d, files, |s| build_detector(d, &s.root(device)))?;
+            detectors.push((d.name.clone(), det));
+        }
+        let encoder_size = e.input_size;
+        Ok(Self { manifest, generator, encoder, detectors, encoder_size })
+    }
+
+    pub fn detector(&self, name: &str) -> Result<&Detector> {
+        self.detectors.iter().find(|(n, _)| n == name).map(|(_, d)| d).ok_or_else(|| {
+            let known: Vec<_> = self.detectors.iter().map(|(n, _)| n.as_str()).collect();
+            Error::config(format!("no detector named `{name}` (the zoo has: {})", known.join(", ")))
+        })
+    }
+}
+
+pub fn build_detector(entry: &NetworkEntry, vb: &crate::weights::VarBuilder) -> Result<Detector> {
+    let net = match &entry.architecture {
+        Architecture::Xception(cfg) => DetectorNet::Xception(Xception::new(vb, cfg)?),
+        other => return Err(Error::manifest(format!("network `{}`: {:?} is not a detector", entry.name, other.role()))),
+    };
+    Ok(Detector { net, input_size: entry.input_size, normalization: entry.normalization })
+}
+
+/// Reads a zoo from a directory holding `zoo.json` and its weight files.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_dir(dir: &std::path::Path) -> Result<(Manifest, ZooFiles)> {
+    let io = |path: &std::path::Path, e: std::io::Error| Error::Io { path: path.display().to_string(), reason: e.to_string() };
+    let mpath = dir.join("zoo.json");
+    let text = std::fs::read_to_string(&mpath).map_err(|e| io(&mpath, e))?;
+    let manifest = Manifest::from_json(&text).map_err(|e| Error::manifest(format!("{}: {e}", mpath.display())))?;
+    let mut files = ZooFiles::new();
+    for f in manifest.files() {
+        let path = dir.join(f);
+        let bytes = std::fs::read(&path).map_err(|e| Error::manifest(format!("weight file {}: {e}", path.display())))?;
+        files.insert(f.to_string(), bytes);
+    }
+    Ok((manifest, files))
+}

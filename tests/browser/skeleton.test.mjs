@@ -1,0 +1,101 @@
+// End to end in a real browser: the page, the worker, the wasm core, on WebGPU and on CPU.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { open, waitState, canvasSpread, ARTIFACTS } from './harness.mjs';
+
+const STEP_TIMEOUT = 600_000;
+
+async function runTenSteps(page) {
+  await page.fill('#steps', '10');
+  await page.fill('#alpha', '0.03');
+  await page.fill('#kappa', '0');
+  await page.click('#run');
+  const state = await waitState(page, ['done', 'error'], STEP_TIMEOUT);
+  assert.equal(state, 'done', await page.textContent('#status'));
+  const before = Number(await page.getAttribute('#summary', 'data-p-fake-before'));
+  const after = Number(await page.getAttribute('#summary', 'data-p-fake-after'));
+  const logged = await page.$$eval('#steps-log li', (li) => li.length);
+  return { before, after, logged };
+}
+
+test('WebGPU: the page loads clean, runs on WebGPU and moves P(fake) toward real', async () => {
+  const { page, base, errors, close } = await open({ webgpu: true });
+  try {
+    await page.goto(base);
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
+    assert.equal(await page.getAttribute('#backend', 'data-backend'), 'webgpu');
+    assert.equal(await page.isVisible('#banner'), false);
+    const { before, after, logged } = await runTenSteps(page);
+    assert.ok(logged >= 1 && logged <= 10, `${logged} steps logged`);
+    assert.ok(after < before, `P(fake) ${before} → ${after}`);
+    for (const id of ['input', 'reconstruction', 'counterfactual', 'residual']) {
+      assert.ok((await canvasSpread(page, id)) > 0.05, `${id} is blank`);
+    }
+    assert.match(await page.textContent('#summary'), /ms per step on webgpu/);
+    await page.screenshot({ path: `${ARTIFACTS}/skeleton-webgpu.png`, fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory', async () => {
+  const { page, base, errors, close } = await open({ webgpu: true });
+  try {
+    await page.goto(base);
+    await waitState(page, ['ready', 'failed'], 120_000);
+    const out = await page.evaluate(async () => {
+      const { default: init, Session } = await import('/pkg/unforge.js');
+      await init();
+      const manifest = await (await fetch('/models/zoo.json')).text();
+      const files = new Map();
+      for (const n of JSON.parse(manifest).networks) files.set(n.file, new Uint8Array(await (await fetch('/models/' + n.file)).arrayBuffer()));
+      const img = new Image();
+      img.src = '/samples/photo-face.png';
+      await img.decode();
+      const c = new OffscreenCanvas(img.naturalWidth, img.naturalHeight);
+      c.getContext('2d').drawImage(img, 0, 0);
+      const { data, width, height } = c.getContext('2d').getImageData(0, 0, c.width, c.height);
+      const result = {};
+      for (const backend of ['webgpu', 'cpu']) {
+        const s = await Session.create(manifest, files, backend);
+        const grad = await s.gradient(new Uint8Array(data.buffer), width, height, s.detectors[0]);
+        const traj = [];
+        await s.explain(new Uint8Array(data.buffer), width, height, { alpha: 0.03, steps: 10, kappa: 0 }, (st) => traj.push(st.pFake));
+        result[backend] = { used: s.backend, grad: Array.from(grad), traj };
+      }
+      return result;
+    });
+    assert.equal(out.webgpu.used, 'webgpu');
+    assert.equal(out.cpu.used, 'cpu');
+    const g = out.webgpu.grad, c = out.cpu.grad;
+    assert.equal(g.length, c.length);
+    const scale = Math.max(...c.map(Math.abs));
+    const maxDiff = Math.max(...g.map((v, i) => Math.abs(v - c[i])));
+    console.log(`first-step gradient: max |Δ| ${maxDiff.toExponential(2)} over max |∇| ${scale.toExponential(2)}`);
+    assert.ok(scale > 0 && maxDiff / scale <= 1e-4, `gradient relative difference ${maxDiff / scale}`);
+    assert.equal(out.webgpu.traj.length, out.cpu.traj.length);
+    out.cpu.traj.forEach((p, i) => assert.ok(Math.abs(p - out.webgpu.traj[i]) <= 1e-2, `step ${i}: ${out.webgpu.traj[i]} vs ${p}`));
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('without WebGPU the same flow runs on the CPU and the page says so', async () => {
+  const { page, base, errors, close } = await open({ webgpu: false });
+  try {
+    await page.goto(base);
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
+    assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
+    assert.ok(await page.isVisible('#banner'));
+    assert.match(await page.textContent('#banner'), /WebGPU is not available/);
+    const { before, after } = await runTenSteps(page);
+    assert.ok(after < before, `P(fake) ${before} → ${after}`);
+    assert.ok((await canvasSpread(page, 'counterfactual')) > 0.05, 'counterfactual is blank');
+    await page.screenshot({ path: `${ARTIFACTS}/skeleton-cpu-fallback.png`, fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});

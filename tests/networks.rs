@@ -1,0 +1,93 @@
+//! Network shapes, FIR resampling against its definition, and determinism.
+
+mod common;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use common::*;
+use unforge::networks::stylegan2::{Generator, GeneratorConfig};
+use unforge::weights::WeightSource;
+
+#[test]
+fn shapes_through_the_pipeline() {
+    let zoo = tiny_zoo();
+    let dev = Device::flex();
+    let inv = zoo.invert(&test_image(40), &dev);
+    assert_eq!(inv.latent.dims(), [1, 8, 16]);
+    assert_eq!(inv.reconstruction.dims(), [1, 3, 32, 32]);
+    let (_, det) = &zoo.detectors[0];
+    assert_eq!(det.logits(inv.reconstruction.clone()).dims(), [1, 2]);
+    let p = to_vec(det.p_fake(inv.reconstruction));
+    assert!(p[0] > 0.0 && p[0] < 1.0);
+    // Batches go through every network.
+    let batch = Tensor::cat(vec![test_image(32).to_tensor(32, &dev), test_image(64).to_tensor(32, &dev)], 0);
+    assert_eq!(zoo.encoder.forward(batch.clone()).dims(), [2, 8, 16]);
+    assert_eq!(det.logits(batch).dims(), [2, 2]);
+}
+
+#[test]
+fn rosinality_config_matches_the_paper_generator() {
+    let cfg = GeneratorConfig::rosinality(1024, 2);
+    assert_eq!(cfg.n_latent(), 18);
+    assert_eq!(cfg.num_layers(), 17);
+    assert_eq!(cfg.channels, vec![512, 512, 512, 512, 512, 256, 128, 64, 32]);
+    assert_eq!(GeneratorConfig::rosinality(256, 1).n_latent(), 14);
+    assert!(GeneratorConfig { size: 48, ..GeneratorConfig::rosinality(64, 1) }.validate().is_err());
+}
+
+/// upfirdn2d by its definition: zero-insert, pad, true convolution (ARCH.md §1.2).
+fn upfirdn_reference(x: &[f32], h: usize, w: usize, k: &[f32], kn: usize, up: usize, p0: usize, p1: usize) -> (Vec<f32>, usize, usize) {
+    let (uh, uw) = (h * up + p0 + p1, w * up + p0 + p1);
+    let mut padded = vec![0f32; uh * uw];
+    for i in 0..h {
+        for j in 0..w {
+            padded[(i * up + p0) * uw + j * up + p0] = x[i * w + j];
+        }
+    }
+    let (oh, ow) = (uh + 1 - kn, uw + 1 - kn);
+    let mut out = vec![0f32; oh * ow];
+    for y in 0..oh {
+        for xx in 0..ow {
+            let mut acc = 0f32;
+            for a in 0..kn {
+                for b in 0..kn {
+                    acc += padded[(y + a) * uw + xx + b] * k[(kn - 1 - a) * kn + (kn - 1 - b)];
+                }
+            }
+            out[y * ow + xx] = acc;
+        }
+    }
+    (out, oh, ow)
+}
+
+#[test]
+fn fir_upsample_and_blur_match_upfirdn2d() {
+    let dev = Device::flex();
+    let source = WeightSource::seeded(1);
+    let g = Generator::new(&source.root(&dev), &GeneratorConfig { size: 16, style_dim: 8, n_mlp: 1, channels: vec![4, 4, 4], lr_mlp: 0.01 }).unwrap();
+    let (h, w) = (5, 7);
+    let x: Vec<f32> = (0..h * w).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
+    let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [1, 1, h, w]), &dev);
+    for fir in [g.to_rgbs[0].upsample.as_ref().unwrap(), g.convs[0].conv.blur.as_ref().unwrap()] {
+        let k = to_vec(fir.kernel.clone());
+        let (want, oh, ow) = upfirdn_reference(&x, h, w, &k, 4, fir.up, fir.pad0, fir.pad1);
+        let got = fir.forward(xt.clone());
+        assert_eq!(got.dims(), [1, 1, oh, ow]);
+        let got = to_vec(got);
+        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(err < 1e-5, "up {}: max error {err}", fir.up);
+    }
+    assert_eq!(g.to_rgbs[0].upsample.as_ref().unwrap().forward(xt).dims(), [1, 1, 10, 14]);
+}
+
+#[test]
+fn same_input_same_bits() {
+    let zoo_a = tiny_zoo();
+    let zoo_b = tiny_zoo();
+    let dev = Device::flex();
+    let img = test_image(32);
+    let a = to_vec(zoo_a.invert(&img, &dev).reconstruction);
+    let b = to_vec(zoo_b.invert(&img, &dev).reconstruction);
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    // The seeded zoo itself is reproducible byte for byte.
+    assert_eq!(tiny_files().1, tiny_files().1);
+}

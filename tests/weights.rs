@@ -1,0 +1,95 @@
+//! Weight files and manifests: every bad input is an error that names the problem.
+
+mod common;
+
+use burn::tensor::Device;
+use common::*;
+use unforge::error::Error;
+use unforge::weights::{StoredPrecision, TensorFile};
+use unforge::zoo::{Manifest, Zoo};
+
+#[test]
+fn safetensors_round_trip_keeps_names_and_values() {
+    let (_, files) = tiny_files();
+    let bytes = &files["generator.safetensors"];
+    let parsed = TensorFile::from_safetensors(bytes, "g").unwrap();
+    assert!(parsed.tensors.contains_key("convs.0.conv.modulation.weight"));
+    assert!(parsed.tensors.contains_key("noises.noise_0"));
+    assert_eq!(parsed.tensors["conv1.conv.weight"].shape, vec![1, 64, 64, 3, 3]);
+    assert_eq!(&parsed.to_safetensors(StoredPrecision::F32), bytes);
+    let half = TensorFile::from_safetensors(&parsed.to_safetensors(StoredPrecision::F16), "g16").unwrap();
+    let (a, b) = (&parsed.tensors["style.1.weight"].data, &half.tensors["style.1.weight"].data);
+    assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-3 * x.abs().max(1.0)));
+}
+
+#[test]
+fn corrupt_and_truncated_files_are_errors() {
+    let (manifest, files) = tiny_files();
+    let good = files["xception.safetensors"].clone();
+    for (what, bytes) in [
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+        ("garbage", b"this is not a tensor file at all".to_vec()),
+        ("bad header", { let mut b = good.clone(); b[10] = b'{'; b[11] = b'!'; b }),
+    ] {
+        let mut files = files.clone();
+        files.insert("xception.safetensors".into(), bytes);
+        match Zoo::load(manifest.clone(), &files, &Device::flex()) {
+            Err(Error::WeightFile { origin, .. }) => assert_eq!(origin, "xception.safetensors", "{what}"),
+            other => panic!("{what}: expected a weight-file error, got {:?}", other.map(|_| ())),
+        }
+    }
+}
+
+#[test]
+fn mismatched_weights_list_every_problem() {
+    let (manifest, mut files) = tiny_files();
+    let mut t = TensorFile::from_safetensors(&files["xception.safetensors"], "x").unwrap();
+    t.tensors.remove("bn1.weight");
+    t.tensors.remove("last_linear.bias");
+    t.tensors.get_mut("conv1.weight").unwrap().shape = vec![1, 8 * 3 * 3 * 3];
+    t.tensors.insert("extra.weight".into(), unforge::weights::HostTensor::new(vec![1], vec![0.0]));
+    files.insert("xception.safetensors".into(), t.to_safetensors(StoredPrecision::F32));
+    let err = Zoo::load(manifest, &files, &Device::flex()).unwrap_err();
+    let Error::WeightMismatch { origin, problems } = &err else { panic!("{err}") };
+    assert_eq!(origin, "xception.safetensors");
+    let text = problems.join("\n");
+    for needle in ["missing key `bn1.weight`", "missing key `last_linear.bias`", "key `conv1.weight`: shape", "unexpected key `extra.weight`"] {
+        assert!(text.contains(needle), "no `{needle}` in:\n{text}");
+    }
+    assert_eq!(problems.len(), 4, "{text}");
+}
+
+#[test]
+fn manifest_naming_a_missing_file_is_an_error() {
+    let (manifest, mut files) = tiny_files();
+    files.remove("encoder.safetensors");
+    let err = Zoo::load(manifest, &files, &Device::flex()).unwrap_err().to_string();
+    assert!(err.contains("encoder.safetensors") && err.contains("missing"), "{err}");
+}
+
+#[test]
+fn inconsistent_manifests_are_rejected() {
+    let (manifest, _) = tiny_files();
+    let json = manifest.to_json();
+    assert_eq!(Manifest::from_json(&json).unwrap(), manifest);
+    assert!(Manifest::from_json("{ not json").is_err());
+    let wrong_rows = json.replacen("\"n_latent\": 8", "\"n_latent\": 9", 1);
+    assert!(Manifest::from_json(&wrong_rows).unwrap_err().to_string().contains("W+ rows"));
+    let escape = json.replace("xception.safetensors", "../../etc/passwd");
+    assert!(Manifest::from_json(&escape).is_err());
+    let mut no_detector = manifest.clone();
+    no_detector.networks.retain(|n| n.role != unforge::zoo::Role::Detector);
+    assert!(no_detector.validate().is_err());
+}
+
+#[test]
+fn bad_images_are_errors() {
+    use unforge::image::RgbaImage;
+    assert!(RgbaImage::decode_png(b"GIF89a....", "x.gif").unwrap_err().to_string().contains("x.gif"));
+    let png = test_image(16).encode_png();
+    assert!(RgbaImage::decode_png(&png[..png.len() - 20], "cut.png").is_err());
+    assert_eq!(RgbaImage::decode_png(&png, "ok.png").unwrap(), test_image(16));
+    assert!(RgbaImage::new(4, 4, vec![0; 10]).is_err());
+    assert!(RgbaImage::new(0, 4, vec![]).is_err());
+}
