@@ -30,7 +30,8 @@ fn corrupt_and_truncated_files_are_errors() {
         ("truncated", good[..good.len() / 2].to_vec()),
         ("empty", Vec::new()),
         ("garbage", b"this is not a tensor file at all".to_vec()),
-        ("bad header", { let mut b = good.clone(); b[10] = b'{'; b[11] = b'!'; b }),
+        ("header length past the end", { let mut b = good.clone(); b[..8].copy_from_slice(&(good.len() as u64).to_le_bytes()); b }),
+        ("header not JSON", { let mut b = good.clone(); b[8] = b'x'; b }),
     ] {
         let mut files = files.clone();
         files.insert("xception.safetensors".into(), bytes);

@@ -84,7 +84,7 @@ worker.onmessage = ({ data }) => {
       const name = data.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
       $('backend').textContent = `Backend: ${name} · zoo ${data.zoo} · loaded in ${(data.loadMs / 1000).toFixed(1)} s`;
       $('backend').dataset.backend = data.backend;
-      showBanner(data.fallbackReason ? `WebGPU is not available in this browser, so Unforge runs on the CPU (slower). ${data.fallbackReason}` : '');
+      showBanner(data.fallbackReason ? `Running on the CPU: ${data.fallbackReason}.` : '');
       setState('ready', 'Ready. Pick an image and press Explain.');
       break;
     }
@@ -120,4 +120,7 @@ worker.onmessage = ({ data }) => {
 
 $('run').addEventListener('click', run);
 $('backend-choice').addEventListener('change', load);
+// `?backend=webgpu|cpu|auto` picks the backend before the first load (talks, tests).
+const wanted = new URLSearchParams(location.search).get('backend');
+if (['auto', 'webgpu', 'cpu'].includes(wanted)) $('backend-choice').value = wanted;
 load();

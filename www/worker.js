@@ -9,8 +9,22 @@ async function fetchBytes(url) {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-async function load({ backend, base = 'models/' }) {
+// `auto` takes WebGPU only when it runs on real hardware: a software fallback adapter
+// (SwiftShader) is far slower than the WebAssembly CPU path.
+async function chooseBackend(preference) {
+  if (preference !== 'auto') return { backend: preference, note: null };
+  if (!('gpu' in navigator)) return { backend: 'cpu', note: 'WebGPU is not available in this browser' };
+  const adapter = await navigator.gpu.requestAdapter().catch(() => null);
+  if (!adapter) return { backend: 'cpu', note: 'WebGPU is not available in this browser (no adapter)' };
+  if (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter) {
+    return { backend: 'cpu', note: 'WebGPU here is a software fallback adapter, slower than the CPU path' };
+  }
+  return { backend: 'auto', note: null };
+}
+
+async function load({ backend: preference, base = 'models/' }) {
   const t0 = performance.now();
+  const { backend, note } = await chooseBackend(preference);
   await init();
   const res = await fetch(base + 'zoo.json');
   if (!res.ok) throw new Error(`${base}zoo.json: HTTP ${res.status}`);
@@ -20,7 +34,7 @@ async function load({ backend, base = 'models/' }) {
   for (const net of manifest.networks) files.set(net.file, await fetchBytes(base + net.file));
   session = await Session.create(manifestText, files, backend);
   return {
-    type: 'loaded', backend: session.backend, fallbackReason: session.fallbackReason ?? null,
+    type: 'loaded', backend: session.backend, fallbackReason: session.fallbackReason ?? note,
     detectors: session.detectors, nLatent: session.nLatent, imageSize: session.imageSize,
     zoo: manifest.name, loadMs: performance.now() - t0,
   };

@@ -50,15 +50,29 @@ pub struct Session {
     inner: Rc<Inner>,
 }
 
+thread_local! {
+    /// The WebGPU device is initialised once per worker and shared by every session.
+    static WEBGPU: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
+}
+
+async fn webgpu_device() -> Result<Device, String> {
+    if let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
+        return Ok(device);
+    }
+    let device = Device::wgpu_options().init_async().await.map_err(|e| format!("{e:?}"))?;
+    WEBGPU.with(|d| *d.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
 /// Picks the device: WebGPU when asked for (or on `auto` when the browser has it), else
 /// Burn's CPU backend. Returns the backend's name and, on fallback, why.
 async fn open_device(preference: &str) -> Result<(Device, String, Option<String>), JsValue> {
     match preference {
         "cpu" => Ok((Device::flex(), "cpu".into(), None)),
-        "webgpu" | "auto" => match Device::wgpu_options().init_async().await {
+        "webgpu" | "auto" => match webgpu_device().await {
             Ok(device) => Ok((device, "webgpu".into(), None)),
-            Err(e) if preference == "auto" => Ok((Device::flex(), "cpu".into(), Some(format!("WebGPU unavailable: {e:?}")))),
-            Err(e) => Err(js_err(format!("WebGPU unavailable: {e:?}"))),
+            Err(e) if preference == "auto" => Ok((Device::flex(), "cpu".into(), Some(format!("WebGPU unavailable: {e}")))),
+            Err(e) => Err(js_err(format!("WebGPU unavailable: {e}"))),
         },
         other => Err(js_err(format!("unknown backend `{other}` (use auto, webgpu or cpu)"))),
     }

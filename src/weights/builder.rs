@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt::Display;
 
-use burn::module::Param;
+use burn::module::{Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::{HostTensor, TensorFile};
@@ -29,10 +29,17 @@ pub enum Init {
 }
 
 #[derive(Debug)]
+enum Mode {
+    Checkpoint(TensorFile),
+    Seeded(SeededRng),
+    /// Names and shapes only: parameters stay uninitialised, nothing is allocated for them.
+    ShapesOnly,
+}
+
+#[derive(Debug)]
 struct State {
     origin: String,
-    loaded: Option<TensorFile>,
-    rng: SeededRng,
+    mode: Mode,
     used: BTreeSet<String>,
     problems: Vec<String>,
     bound: TensorFile,
@@ -47,20 +54,25 @@ pub struct WeightSource {
 impl WeightSource {
     /// Tensors from a checkpoint; `origin` names it in errors.
     pub fn checkpoint(file: TensorFile, origin: impl Into<String>) -> Self {
-        Self::with(Some(file), origin.into(), 0)
+        Self::with(Mode::Checkpoint(file), origin.into())
     }
 
     /// Fresh tensors drawn from `seed`.
     pub fn seeded(seed: u64) -> Self {
-        Self::with(None, format!("seed {seed}"), seed)
+        Self::with(Mode::Seeded(SeededRng::new(seed)), format!("seed {seed}"))
     }
 
-    fn with(loaded: Option<TensorFile>, origin: String, seed: u64) -> Self {
+    /// Only the key names and shapes a network declares (`finish` returns them with empty
+    /// data): how full-size architectures are checked against checkpoint key lists.
+    pub fn shapes_only() -> Self {
+        Self::with(Mode::ShapesOnly, "shapes".into())
+    }
+
+    fn with(mode: Mode, origin: String) -> Self {
         Self {
             state: RefCell::new(State {
                 origin,
-                loaded,
-                rng: SeededRng::new(seed),
+                mode,
                 used: BTreeSet::new(),
                 problems: Vec::new(),
                 bound: TensorFile::default(),
@@ -77,7 +89,7 @@ impl WeightSource {
     /// checkpoint layout, ready to be saved.
     pub fn finish(self) -> Result<TensorFile> {
         let mut state = self.state.into_inner();
-        if let Some(file) = &state.loaded {
+        if let Mode::Checkpoint(file) = &state.mode {
             for key in file.tensors.keys() {
                 if !state.used.contains(key) && !key.ends_with("num_batches_tracked") {
                     state.problems.push(format!("unexpected key `{key}` {:?}", file.tensors[key].shape));
@@ -120,8 +132,9 @@ impl<'a> VarBuilder<'a> {
         let numel = shape.iter().product::<usize>();
         let mut state = self.source.state.borrow_mut();
         let state = &mut *state;
-        let tensor = match &state.loaded {
-            Some(file) => match file.tensors.get(&key) {
+        let tensor = match &mut state.mode {
+            Mode::ShapesOnly => HostTensor { shape: shape.to_vec(), data: Vec::new() },
+            Mode::Checkpoint(file) => match file.tensors.get(&key) {
                 Some(t) if t.shape == shape => {
                     state.used.insert(key.clone());
                     t.clone()
@@ -136,13 +149,13 @@ impl<'a> VarBuilder<'a> {
                     HostTensor::new(shape.to_vec(), vec![0.0; numel])
                 }
             },
-            None => {
+            Mode::Seeded(rng) => {
                 let data = match init {
                     Init::Zeros => vec![0.0; numel],
                     Init::Ones => vec![1.0; numel],
                     Init::Constant(v) => vec![*v; numel],
-                    Init::Normal { std } => state.rng.normals(numel).into_iter().map(|v| v * std).collect(),
-                    Init::Uniform { bound } => (0..numel).map(|_| (state.rng.uniform() * 2.0 - 1.0) * bound).collect(),
+                    Init::Normal { std } => rng.normals(numel).into_iter().map(|v| v * std).collect(),
+                    Init::Uniform { bound } => (0..numel).map(|_| (rng.uniform() * 2.0 - 1.0) * bound).collect(),
                 };
                 HostTensor::new(shape.to_vec(), data)
             }
@@ -152,12 +165,20 @@ impl<'a> VarBuilder<'a> {
     }
 
     fn tensor<const D: usize>(&self, t: HostTensor) -> Tensor<D> {
+        if t.data.is_empty() {
+            return Tensor::zeros(t.shape, &self.device);
+        }
         Tensor::from_data(TensorData::new(t.data, t.shape), &self.device)
     }
 
     /// A trainable parameter.
     pub fn param<const D: usize>(&self, name: &str, shape: [usize; D], init: Init) -> Param<Tensor<D>> {
-        Param::from_tensor(self.tensor(self.host(name, &shape, &init)))
+        let host = self.host(name, &shape, &init);
+        if host.data.is_empty() && shape.iter().product::<usize>() > 0 {
+            let zeros = move |device: &Device, _| Tensor::zeros(shape, device);
+            return Param::uninitialized(ParamId::new(), zeros, self.device.clone(), true, shape.into());
+        }
+        Param::from_tensor(self.tensor(host))
     }
 
     /// A registered buffer (BatchNorm statistics, noise maps): stored, never trained.
@@ -170,7 +191,11 @@ impl<'a> VarBuilder<'a> {
     pub fn constant<const D: usize>(&self, name: &str, shape: [usize; D], values: Vec<f32>) -> Tensor<D> {
         let key = self.key(name);
         let mut state = self.source.state.borrow_mut();
-        if let Some(stored) = state.loaded.as_ref().and_then(|f| f.tensors.get(&key)).cloned() {
+        let stored = match &state.mode {
+            Mode::Checkpoint(file) => file.tensors.get(&key).cloned(),
+            _ => None,
+        };
+        if let Some(stored) = stored {
             state.used.insert(key.clone());
             let close = stored.shape == shape && stored.data.iter().zip(&values).all(|(a, b)| (a - b).abs() <= 1e-6);
             if !close {

@@ -19,6 +19,7 @@ export async function open({ webgpu }) {
   const errors = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('response', (r) => { if (r.status() >= 400) errors.push(`HTTP ${r.status()} ${r.url()}`); });
   const close = async () => { await browser.close(); server.close(); };
   return { page, base, errors, close };
 }

@@ -21,7 +21,7 @@ async function runTenSteps(page) {
 test('WebGPU: the page loads clean, runs on WebGPU and moves P(fake) toward real', async () => {
   const { page, base, errors, close } = await open({ webgpu: true });
   try {
-    await page.goto(base);
+    await page.goto(base + '?backend=webgpu');
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'webgpu');
     assert.equal(await page.isVisible('#banner'), false);
@@ -82,6 +82,23 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
   }
 });
 
+test('"fastest available" skips a software WebGPU adapter and says why', async () => {
+  const { page, base, errors, close } = await open({ webgpu: true });
+  try {
+    await page.goto(base);
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
+    const fallback = await page.evaluate(async () => {
+      const a = await navigator.gpu.requestAdapter();
+      return a.info?.isFallbackAdapter ?? a.isFallbackAdapter;
+    });
+    assert.equal(await page.getAttribute('#backend', 'data-backend'), fallback ? 'cpu' : 'webgpu');
+    if (fallback) assert.match(await page.textContent('#banner'), /software fallback adapter/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
 test('without WebGPU the same flow runs on the CPU and the page says so', async () => {
   const { page, base, errors, close } = await open({ webgpu: false });
   try {
@@ -89,7 +106,7 @@ test('without WebGPU the same flow runs on the CPU and the page says so', async 
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
     assert.ok(await page.isVisible('#banner'));
-    assert.match(await page.textContent('#banner'), /WebGPU is not available/);
+    assert.match(await page.textContent('#banner'), /WebGPU is not available in this browser/);
     const { before, after } = await runTenSteps(page);
     assert.ok(after < before, `P(fake) ${before} → ${after}`);
     assert.ok((await canvasSpread(page, 'counterfactual')) > 0.05, 'counterfactual is blank');
