@@ -53,7 +53,7 @@ build_wasm() {
   ensure_wasm_tools
   say "building the WebAssembly core (release, flex + wgpu)"
   cargo build --lib --release --target wasm32-unknown-unknown
-  wasm-bindgen --target web --no-typescript --out-dir www/pkg \
+  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/pkg \
     "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/unforge.wasm"
   say "www/pkg/unforge_bg.wasm: $(du -h www/pkg/unforge_bg.wasm | cut -f1)"
 }
