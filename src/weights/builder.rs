@@ -32,6 +32,8 @@ pub enum Init {
 enum Mode {
     Checkpoint(TensorFile),
     Seeded(SeededRng),
+    /// Values from the key name and a seed ([`keyed_values`]): reproducible in any language.
+    Keyed(u64),
     /// Names and shapes only: parameters stay uninitialised, nothing is allocated for them.
     ShapesOnly,
 }
@@ -60,6 +62,12 @@ impl WeightSource {
     /// Fresh tensors drawn from `seed`.
     pub fn seeded(seed: u64) -> Self {
         Self::with(Mode::Seeded(SeededRng::new(seed)), format!("seed {seed}"))
+    }
+
+    /// Every tensor filled by [`keyed_values`] from its key: the weights that full-size parity
+    /// fixtures are made with, so a fixture stores inputs and outputs but no weights.
+    pub fn keyed(seed: u64) -> Self {
+        Self::with(Mode::Keyed(seed), format!("keyed seed {seed}"))
     }
 
     /// Only the key names and shapes a network declares (`finish` returns them with empty
@@ -104,6 +112,38 @@ impl WeightSource {
     }
 }
 
+/// FNV-1a, 64 bit.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Deterministic stand-in weights for a state-dict key: standard normals seeded by
+/// `seed ^ fnv1a(key)`, shaped by a rule on the key so every network stays numerically sane
+/// (variances near 1, BatchNorm variances positive, modulation biases near 1).
+/// `tools/fixtures/keyed.py` implements the same rule for the PyTorch side.
+pub fn keyed_values(seed: u64, key: &str, shape: &[usize]) -> Vec<f32> {
+    let numel = shape.iter().product::<usize>();
+    let n = SeededRng::new(seed ^ fnv1a(key)).normals(numel);
+    let name = key.rsplit('.').next().unwrap_or(key);
+    let map = |f: &dyn Fn(f32) -> f32| n.iter().map(|v| f(*v)).collect();
+    if name == "running_var" {
+        map(&|v| 1.0 + 0.5 * v.abs())
+    } else if name == "running_mean" {
+        map(&|v| 0.1 * v)
+    } else if key.ends_with("modulation.bias") {
+        map(&|v| 1.0 + 0.1 * v)
+    } else if name == "bias" {
+        map(&|v| 0.1 * v)
+    } else if shape.len() == 1 && name == "weight" {
+        map(&|v| 1.0 + 0.1 * v)
+    } else if shape.len() == 5 || key.starts_with("noises.") || key == "input.input" || shape.len() < 2 {
+        n
+    } else {
+        let gain = (shape[0] as f32 / numel as f32).sqrt();
+        map(&|v| v * gain)
+    }
+}
+
 /// A path into a [`WeightSource`], like a prefix of PyTorch state-dict keys.
 #[derive(Debug, Clone)]
 pub struct VarBuilder<'a> {
@@ -134,6 +174,7 @@ impl<'a> VarBuilder<'a> {
         let state = &mut *state;
         let tensor = match &mut state.mode {
             Mode::ShapesOnly => HostTensor { shape: shape.to_vec(), data: Vec::new() },
+            Mode::Keyed(seed) => HostTensor::new(shape.to_vec(), keyed_values(*seed, &key, shape)),
             Mode::Checkpoint(file) => match file.tensors.get(&key) {
                 Some(t) if t.shape == shape => {
                     state.used.insert(key.clone());

@@ -3,7 +3,7 @@
 
 mod builder;
 
-pub use builder::{Init, VarBuilder, WeightSource};
+pub use builder::{keyed_values, Init, VarBuilder, WeightSource};
 
 use std::collections::BTreeMap;
 

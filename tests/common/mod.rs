@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod parity;
+
 use burn::tensor::{Device, Tensor, TensorData};
 use unforge::weights::StoredPrecision;
 use unforge::zoo::{Manifest, Zoo, ZooFiles};
@@ -20,7 +22,7 @@ pub fn tiny_zoo() -> Zoo {
 }
 
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("f32 tensor")
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("float tensor")
 }
 
 pub fn tensor3(data: Vec<f32>, shape: [usize; 3]) -> Tensor<3> {
