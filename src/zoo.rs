@@ -56,6 +56,10 @@ pub struct NetworkEntry {
     pub input_size: usize,
     #[serde(default = "default_norm")]
     pub normalization: Normalization,
+    /// Take only the keys under this prefix, stripped (e.g. `decoder.` to load the generator
+    /// from an e4e checkpoint, `backbone.` for DeepfakeBench detectors).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
 }
 
 fn default_norm() -> Normalization {
@@ -173,7 +177,9 @@ fn bind<T>(entry: &NetworkEntry, files: &ZooFiles, build: impl FnOnce(&WeightSou
     let bytes = files
         .get(&entry.file)
         .ok_or_else(|| Error::manifest(format!("network `{}`: weight file `{}` is missing", entry.name, entry.file)))?;
-    let source = WeightSource::checkpoint(TensorFile::from_safetensors(bytes, &entry.file)?, entry.file.clone());
+    let tensors = TensorFile::from_safetensors(bytes, &entry.file)?.select_prefix(&entry.prefix);
+    let origin = if entry.prefix.is_empty() { entry.file.clone() } else { format!("{} (keys under `{}`)", entry.file, entry.prefix) };
+    let source = WeightSource::checkpoint(tensors, origin);
     let net = build(&source)?;
     source.finish()?;
     Ok(net)

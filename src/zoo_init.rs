@@ -50,7 +50,7 @@ impl TinyZooSpec {
     }
 
     pub fn detector(&self) -> XceptionConfig {
-        XceptionConfig { widths: [8, 16, 24, 32, 48, 64, 96, 128], middle_blocks: 1, num_classes: 2 }
+        XceptionConfig { widths: [8, 16, 24, 32, 48, 64, 96, 128], middle_blocks: 1, num_classes: 2, layout: Default::default() }
     }
 
     pub fn manifest(&self) -> Manifest {
@@ -62,6 +62,7 @@ impl TinyZooSpec {
             file: file.into(),
             input_size,
             normalization: Normalization::MinusOneOne,
+            prefix: String::new(),
         };
         Manifest {
             name: "tiny-seeded".into(),

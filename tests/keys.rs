@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use burn::tensor::Device;
 use unforge::networks::e4e::{Encoder4Editing, EncoderConfig};
 use unforge::networks::stylegan2::{Generator, GeneratorConfig};
-use unforge::networks::xception::{Xception, XceptionConfig};
+use unforge::networks::xception::{Xception, XceptionConfig, XceptionLayout};
 use unforge::weights::WeightSource;
 
 fn reference(name: &str) -> BTreeMap<String, Vec<usize>> {
@@ -57,4 +57,26 @@ fn xception_artifact_eraser_keys() {
     let dev = Device::flex();
     let ours = declared(|s| drop(Xception::new(&s.root(&dev), &XceptionConfig::original(2)).unwrap()));
     assert_same(ours, reference("xception_artifact_eraser_2class.keys.tsv"));
+}
+
+#[test]
+fn xception_deepfakebench_keys() {
+    let dev = Device::flex();
+    let cfg = XceptionConfig { layout: XceptionLayout::DeepfakeBench, ..XceptionConfig::original(2) };
+    let ours = declared(|s| drop(Xception::new(&s.root(&dev), &cfg).unwrap()));
+    let mut theirs = reference("xception_artifact_eraser_2class.keys.tsv");
+    // ARCH.md §5.4: the same graph plus the always-registered adjust_channel (283 tensors).
+    theirs.insert("adjust_channel.0.weight".into(), vec![512, 2048, 1, 1]);
+    for k in ["adjust_channel.0.bias", "adjust_channel.1.weight", "adjust_channel.1.bias", "adjust_channel.1.running_mean", "adjust_channel.1.running_var"] {
+        theirs.insert(k.into(), vec![512]);
+    }
+    assert_same(ours, theirs);
+}
+
+#[test]
+fn arcface_ir_se_50_keys() {
+    let dev = Device::flex();
+    let cfg = unforge::networks::arcface::ArcFaceConfig::ir_se_50();
+    let ours = declared(|s| drop(unforge::networks::arcface::ArcFace::new(&s.root(&dev), &cfg).unwrap()));
+    assert_same(ours, reference("arcface_irse50_backbone112.keys.tsv"));
 }

@@ -44,3 +44,13 @@ fn search_gradient_in_float32_is_within_float_noise() {
     let (ours, torch32) = gradient_error(&Device::flex());
     assert!(ours <= 2e-3, "float32 ∇w differs from torch float64 autograd by {ours} (torch float32: {torch32})");
 }
+
+#[test]
+fn arcface_embedding_of_the_e4e_crop() {
+    let (fx, dev) = (fixture(), Device::flex());
+    let source = WeightSource::keyed(SEED);
+    let net = unforge::networks::arcface::ArcFace::new(&source.root(&dev), &unforge::networks::arcface::ArcFaceConfig::ir_se_50()).unwrap();
+    source.finish().unwrap();
+    let emb = net.embed_aligned_256(tensor(&fx.tensors["arcface.input"], &dev));
+    assert_close(&to_vec(emb), &fx.tensors["arcface.embedding"], 1e-4, "arcface embedding");
+}

@@ -94,3 +94,24 @@ fn bad_images_are_errors() {
     assert!(RgbaImage::new(4, 4, vec![0; 10]).is_err());
     assert!(RgbaImage::new(0, 4, vec![]).is_err());
 }
+
+#[test]
+fn prefixes_select_one_network_of_a_checkpoint() {
+    let (manifest, files) = tiny_files();
+    // A DeepfakeBench-style file: every key under `module.backbone.`, plus an unrelated head.
+    let t = TensorFile::from_safetensors(&files["xception.safetensors"], "x").unwrap();
+    let mut wrapped = TensorFile::default();
+    for (k, v) in &t.tensors {
+        wrapped.tensors.insert(format!("module.backbone.{k}"), v.clone());
+    }
+    wrapped.tensors.insert("module.head.weight".into(), unforge::weights::HostTensor::new(vec![1], vec![0.0]));
+    let mut files = files.clone();
+    files.insert("xception.safetensors".into(), wrapped.to_safetensors(StoredPrecision::F32));
+    let mut manifest = manifest.clone();
+    let strict = Zoo::load(manifest.clone(), &files, &Device::flex()).unwrap_err().to_string();
+    assert!(strict.contains("missing key `conv1.weight`"), "{strict}");
+    manifest.networks.iter_mut().find(|n| n.name == "xception").unwrap().prefix = "backbone.".into();
+    let zoo = Zoo::load(manifest, &files, &Device::flex()).unwrap();
+    assert_eq!(zoo.detectors.len(), 1);
+    assert_eq!(t.clone().select_prefix("conv1."), TensorFile { tensors: [("weight".to_string(), t.tensors["conv1.weight"].clone())].into() });
+}

@@ -1,6 +1,7 @@
 //! The networks of the method: generator, encoder and detectors, each in its own file with
 //! its `Config` and the original PyTorch key names.
 
+pub mod arcface;
 pub mod e4e;
 pub mod irse;
 pub mod layers;

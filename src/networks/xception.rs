@@ -12,6 +12,18 @@ use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear};
 use crate::error::{Error, Result};
 use crate::weights::VarBuilder;
 
+/// Which published checkpoint layout the keys follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XceptionLayout {
+    /// Artifact-Eraser's bare state dict (`last_linear`, no `fc`).
+    #[default]
+    ArtifactEraser,
+    /// DeepfakeBench's backbone, which always registers the unused `adjust_channel`
+    /// (Conv2d(2048, 512, 1) + BN) and is saved under `backbone.`.
+    DeepfakeBench,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XceptionConfig {
     /// Widths: conv1, conv2, block1, block2, block3 (= middle), last block, conv3, conv4.
@@ -20,11 +32,13 @@ pub struct XceptionConfig {
     /// Middle-flow blocks (8 in the original: block4 … block11).
     pub middle_blocks: usize,
     pub num_classes: usize,
+    #[serde(default)]
+    pub layout: XceptionLayout,
 }
 
 impl XceptionConfig {
     pub fn original(num_classes: usize) -> Self {
-        Self { widths: [32, 64, 128, 256, 728, 1024, 1536, 2048], middle_blocks: 8, num_classes }
+        Self { widths: [32, 64, 128, 256, 728, 1024, 1536, 2048], middle_blocks: 8, num_classes, layout: XceptionLayout::ArtifactEraser }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -126,6 +140,8 @@ pub struct Xception {
     pub conv4: SeparableConv2d,
     pub bn4: BatchNorm,
     pub last_linear: Linear,
+    /// DeepfakeBench's `adjust_channel`: loaded so checkpoints bind strictly, never run.
+    pub adjust_channel: Option<(Conv2d, BatchNorm)>,
 }
 
 impl Xception {
@@ -152,6 +168,10 @@ impl Xception {
             conv4: SeparableConv2d::new(&vb.pp("conv4"), c3, c4),
             bn4: BatchNorm::new(&vb.pp("bn4"), c4, 1e-5),
             last_linear: Linear::new(&vb.pp("last_linear"), c4, cfg.num_classes),
+            adjust_channel: (cfg.layout == XceptionLayout::DeepfakeBench).then(|| {
+                let a = vb.pp("adjust_channel");
+                (Conv2d::new(&a.pp(0), ConvSpec::new(c4, 512, 1)), BatchNorm::new(&a.pp(1), 512, 1e-5))
+            }),
         })
     }
 

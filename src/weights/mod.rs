@@ -67,6 +67,21 @@ impl TensorFile {
         Ok(Self { tensors })
     }
 
+    /// The tensors under `prefix`, with the prefix removed: how one network is taken out of a
+    /// checkpoint that holds several (`decoder.` and `encoder.` in e4e, `g_ema.` in rosinality,
+    /// `backbone.` in DeepfakeBench). Keys outside the prefix are left out. A leading
+    /// `module.` on every key (saved from `DataParallel`) is removed first.
+    pub fn select_prefix(self, prefix: &str) -> Self {
+        let all_module = !self.tensors.is_empty() && self.tensors.keys().all(|k| k.starts_with("module."));
+        let tensors = self
+            .tensors
+            .into_iter()
+            .map(|(k, t)| (if all_module { k["module.".len()..].to_string() } else { k }, t))
+            .filter_map(|(k, t)| k.strip_prefix(prefix).map(|rest| (rest.to_string(), t)))
+            .collect();
+        Self { tensors }
+    }
+
     /// Writes safetensors bytes with the keys in sorted order, so the same tensors give
     /// the same bytes.
     pub fn to_safetensors(&self, precision: StoredPrecision) -> Vec<u8> {
