@@ -54,3 +54,15 @@ fn arcface_embedding_of_the_e4e_crop() {
     let emb = net.embed_aligned_256(tensor(&fx.tensors["arcface.input"], &dev));
     assert_close(&to_vec(emb), &fx.tensors["arcface.embedding"], 1e-4, "arcface embedding");
 }
+
+#[test]
+fn lpips_alex_distances() {
+    let (fx, dev) = (fixture(), Device::flex());
+    let source = WeightSource::keyed(SEED);
+    let net = unforge::networks::lpips::Lpips::new(&source.root(&dev));
+    source.finish().unwrap();
+    let d = net.forward(tensor(&fx.tensors["lpips.x0"], &dev), tensor(&fx.tensors["lpips.x1"], &dev));
+    assert_close(&to_vec(d), &fx.tensors["lpips.distance"], 1e-4, "lpips");
+    let x = tensor::<4>(&fx.tensors["lpips.x0"], &dev);
+    assert!(to_vec(net.forward(x.clone(), x)).iter().all(|&v| v == 0.0), "LPIPS(x, x) must be 0");
+}

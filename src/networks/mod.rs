@@ -5,6 +5,7 @@ pub mod arcface;
 pub mod e4e;
 pub mod irse;
 pub mod layers;
+pub mod lpips;
 pub mod stylegan2;
 pub mod xception;
 
