@@ -45,6 +45,19 @@ enum Command {
         #[arg(long, default_value_t = 128)]
         size: usize,
     },
+    /// Times one search step on the CPU backend: the rosinality generator (keyed weights) and
+    /// Xception, forward and backward to W+, batch 1. Prints the median over `--steps`.
+    Bench {
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        #[arg(long, default_value_t = 1)]
+        channel_multiplier: usize,
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Print one JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Explains one image: inversion, latent search, counterfactual and residual maps.
     Run {
         /// A PNG face image.
@@ -142,11 +155,69 @@ fn samples(photo: &Path, face: &[usize], out: &Path, size: usize) -> Result<()> 
     Ok(())
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bench(size: usize, cm: usize, steps: usize, json: bool) -> Result<()> {
+    use unforge::networks::stylegan2::{Generator, GeneratorConfig};
+    use unforge::networks::xception::{Xception, XceptionConfig};
+    use unforge::networks::{Detector, DetectorNet, Normalization};
+    use unforge::search::{read_vec, Objective};
+    use unforge::weights::WeightSource;
+
+    let device = burn::tensor::Device::flex();
+    let source = WeightSource::keyed(1);
+    let cfg = GeneratorConfig::rosinality(size, cm);
+    cfg.validate()?;
+    let g = Generator::new(&source.root(&device), &cfg)?;
+    let net = Xception::new(&source.root(&device), &XceptionConfig::original(2))?;
+    let det = Detector { net: DetectorNet::Xception(net), input_size: size, normalization: Normalization::MinusOneOne };
+    let latent = burn::tensor::Tensor::<3>::from_data(
+        burn::tensor::TensorData::new(unforge::rng::SeededRng::new(2).normals(cfg.n_latent() * 512), [1, cfg.n_latent(), 512]),
+        &device,
+    );
+    let objective = Objective { generator: &g, detector: &det, target: 0.0 };
+    let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
+        let t = Instant::now();
+        f()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let sync = |t: burn::tensor::Tensor<1>| unforge::block_on(read_vec(t)).map(|_| ());
+    let (mut gen_fwd, mut full_fwd, mut step) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..steps.max(1) + 1 {
+        let a = time(&|| sync(g.synthesize(latent.clone()).reshape([-1])))?;
+        let b = time(&|| sync(det.p_fake(g.synthesize(latent.clone()))))?;
+        let c = time(&|| {
+            let (_, _, grad) = objective.gradient(&latent);
+            sync((latent.clone() - grad.sign() * 1e-3).reshape([-1]))
+        })?;
+        if i > 0 {
+            // The first round warms caches and allocators.
+            gen_fwd.push(a);
+            full_fwd.push(b);
+            step.push(c);
+        }
+    }
+    let (a, b, c) = (median(gen_fwd), median(full_fwd), median(step));
+    if json {
+        println!("{}", json!({ "size": size, "channel_multiplier": cm, "steps": steps, "generator_forward_s": a, "forward_s": b, "step_s": c }));
+    } else {
+        println!("one search step, flex CPU, batch 1, generator {size} px (channel multiplier {cm}) + Xception at {size} px, median of {steps}:");
+        println!("  generator forward            {a:.3} s");
+        println!("  generator + detector forward {b:.3} s");
+        println!("  forward + backward + update  {c:.3} s");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::InitZoo { out, seed, f32 } => init_zoo(&out, seed, f32),
         Command::Samples { photo, face, out, size } => samples(&photo, &face, &out, size),
+        Command::Bench { size, channel_multiplier, steps, json } => bench(size, channel_multiplier, steps, json),
         Command::Run { image, zoo, detector, levels, alpha, steps, kappa, out } => {
             run(&image, &zoo, detector, &levels, alpha, steps, kappa, &out)
         }

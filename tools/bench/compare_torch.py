@@ -1,0 +1,73 @@
+"""One search step of Unforge (Burn, flex CPU backend) against the original PyTorch modules
+on the same machine and thread count: the rosinality generator (256 px, channel multiplier 1)
+and Artifact-Eraser's Xception at 256 px, batch 1, forward and backward to W+.
+
+    .venv-ref/bin/python tools/bench/compare_torch.py --sources SOURCES [--unforge PATH]
+
+SOURCES is laid out as for tools/fixtures/make_fixtures.py. Prints the medians of both and
+the Burn/PyTorch ratios (both runs in this one script, one after the other).
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+import make_fixtures as mf  # noqa: E402
+
+
+def median_time(fn, steps):
+    fn()  # warm-up
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sources", type=Path, required=True)
+    ap.add_argument("--unforge", default="target/release/unforge")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    g, det = mf.stylegan2(args.sources), mf.xception(args.sources)
+    latent = mf.keyed_normal("bench.latent", [1, 14, 512]).contiguous()
+
+    def gen_forward():
+        with torch.no_grad():
+            g([latent], input_is_latent=True, randomize_noise=False)
+
+    def forward():
+        with torch.no_grad():
+            torch.softmax(det(g([latent], input_is_latent=True, randomize_noise=False)[0]), 1)[:, 1]
+
+    def step():
+        w = latent.clone().requires_grad_(True)
+        p = torch.softmax(det(g([w], input_is_latent=True, randomize_noise=False)[0]), 1)[:, 1]
+        (p ** 2).mean().backward()
+        (w.detach() - 1e-3 * w.grad.sign()).sum().item()
+
+    torch_times = {k: median_time(f, args.steps) for k, f in [("generator_forward_s", gen_forward), ("forward_s", forward), ("step_s", step)]}
+    out = subprocess.run([args.unforge, "bench", "--json", "--steps", str(args.steps)], check=True, capture_output=True, text=True)
+    burn_times = json.loads(out.stdout.strip().splitlines()[-1])
+
+    print(f"one search step, batch 1, {args.threads} threads, median of {args.steps} (torch {torch.__version__})")
+    print(f"{'':30s} {'Burn flex':>10s} {'PyTorch':>10s} {'ratio':>7s}")
+    for key, label in [("generator_forward_s", "generator forward"), ("forward_s", "generator + detector forward"), ("step_s", "forward + backward + update")]:
+        b, t = burn_times[key], torch_times[key]
+        print(f"{label:30s} {b:9.3f}s {t:9.3f}s {b / t:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()
