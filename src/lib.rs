@@ -7,6 +7,8 @@
 //! This crate is the backend-agnostic core (networks, search, explanations, image I/O) plus
 //! two thin fronts: the browser binding (`web`, wasm32 only) and the `unforge` CLI.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod convert;
 pub mod error;
 pub mod explain;
 pub mod image;

@@ -45,6 +45,32 @@ enum Command {
         #[arg(long, default_value_t = 128)]
         size: usize,
     },
+    /// Converts a checkpoint (.pt/.pth zip format, or .safetensors) into one network's
+    /// safetensors with the original key names, and prints its zoo.json entry.
+    Convert {
+        checkpoint: PathBuf,
+        /// generator, encoder or detector.
+        #[arg(long)]
+        role: String,
+        /// Output safetensors file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Network name in the manifest (default: the output file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Input side for encoders and detectors (default 256).
+        #[arg(long)]
+        input_size: Option<usize>,
+        /// minus_one_one or image_net (detectors).
+        #[arg(long, default_value = "minus_one_one")]
+        normalization: String,
+        /// Store as f16 (half the size).
+        #[arg(long)]
+        f16: bool,
+        /// Add (or replace) the entry in this zoo.json.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
     /// Times one search step on the CPU backend: the rosinality generator (keyed weights) and
     /// Xception, forward and backward to W+, batch 1. Prints the median over `--steps`.
     Bench {
@@ -155,6 +181,35 @@ fn samples(photo: &Path, face: &[usize], out: &Path, size: usize) -> Result<()> 
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
+fn convert(checkpoint: &Path, role: &str, out: &Path, name: Option<String>, input_size: Option<usize>, normalization: &str, f16: bool, manifest: Option<PathBuf>) -> Result<()> {
+    use unforge::zoo::{Manifest, Role};
+    let role: Role = serde_json::from_value(json!(role)).map_err(|_| Error::config(format!("--role `{role}`: use generator, encoder or detector")))?;
+    let normalization = serde_json::from_value(json!(normalization))
+        .map_err(|_| Error::config(format!("--normalization `{normalization}`: use minus_one_one or image_net")))?;
+    let file = out.file_name().and_then(|f| f.to_str()).ok_or_else(|| Error::config(format!("--out {}: not a file name", out.display())))?;
+    let name = name.unwrap_or_else(|| out.file_stem().and_then(|s| s.to_str()).unwrap_or("network").to_string());
+    let all = unforge::convert::read_checkpoint(checkpoint)?;
+    let converted = unforge::convert::convert(all, role, &name, file, input_size, normalization)?;
+    let precision = if f16 { StoredPrecision::F16 } else { StoredPrecision::F32 };
+    write(out, &converted.tensors.to_safetensors(precision))?;
+    let entry = serde_json::to_string_pretty(&converted.entry).expect("json");
+    if let Some(path) = manifest {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
+        let mut m: Manifest = serde_json::from_str(&text).map_err(|e| Error::manifest(format!("{}: {e}", path.display())))?;
+        let e = converted.entry.clone();
+        match m.networks.iter_mut().find(|n| n.name == e.name || (e.role != Role::Detector && n.role == e.role)) {
+            Some(slot) => *slot = e,
+            None => m.networks.push(e),
+        }
+        m.validate().map_err(|e| Error::manifest(format!("{} after adding `{name}`: {e}", path.display())))?;
+        write(&path, m.to_json().as_bytes())?;
+    }
+    println!("{entry}");
+    eprintln!("wrote {} ({} tensors)", out.display(), converted.tensors.tensors.len());
+    Ok(())
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -218,6 +273,9 @@ fn main() -> ExitCode {
         Command::InitZoo { out, seed, f32 } => init_zoo(&out, seed, f32),
         Command::Samples { photo, face, out, size } => samples(&photo, &face, &out, size),
         Command::Bench { size, channel_multiplier, steps, json } => bench(size, channel_multiplier, steps, json),
+        Command::Convert { checkpoint, role, out, name, input_size, normalization, f16, manifest } => {
+            convert(&checkpoint, &role, &out, name, input_size, &normalization, f16, manifest)
+        }
         Command::Run { image, zoo, detector, levels, alpha, steps, kappa, out } => {
             run(&image, &zoo, detector, &levels, alpha, steps, kappa, &out)
         }

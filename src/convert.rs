@@ -1,0 +1,177 @@
+//! Checkpoint conversion: PyTorch `.pt`/`.pth` (zip format) or safetensors in, one network's
+//! tensors under the original key names plus its manifest entry out. The configuration is
+//! inferred from the shapes and then proven by binding the tensors strictly.
+
+use std::path::Path;
+
+use half::{bf16, f16};
+use pytorch_reader::{DType, PytorchReader};
+
+use crate::error::{Error, Result};
+use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
+use crate::networks::irse::IrSeConfig;
+use crate::networks::stylegan2::{Generator, GeneratorConfig};
+use crate::networks::xception::{Xception, XceptionConfig, XceptionLayout};
+use crate::networks::Normalization;
+use crate::weights::{HostTensor, TensorFile, WeightSource};
+use crate::zoo::{Architecture, NetworkEntry, Role};
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::WeightFile { origin: path.display().to_string(), reason: reason.into() }
+}
+
+/// Every float tensor of a checkpoint, keyed by its full dotted path.
+pub fn read_checkpoint(path: &Path) -> Result<TensorFile> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
+    if bytes.len() > 8 && !bytes.starts_with(b"PK\x03\x04") && bytes[8] == b'{' {
+        return TensorFile::from_safetensors(&bytes, &path.display().to_string());
+    }
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return Err(bad(
+            path,
+            format!(
+                "not a zip-format PyTorch checkpoint (saved by torch < 1.6, or not a checkpoint at all). \
+                 Re-save it once with PyTorch ≥ 1.6: python -c \"import torch; torch.save(torch.load('{0}', map_location='cpu', weights_only=False), '{0}.zip.pt')\"",
+                path.display()
+            ),
+        ));
+    }
+    let reader = PytorchReader::new(path).map_err(|e| bad(path, e.to_string()))?;
+    let mut tensors = TensorFile::default();
+    for (name, t) in reader.tensors() {
+        let raw = t.read().map_err(|e| bad(path, format!("tensor `{name}`: {e}")))?;
+        let data: Vec<f32> = match t.dtype() {
+            DType::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            DType::F16 => raw.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            DType::BF16 => raw.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            DType::F64 => raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect(),
+            _ => continue,
+        };
+        if data.len() != t.num_elements() {
+            return Err(bad(path, format!("tensor `{name}`: {} values for shape {:?}", data.len(), t.shape())));
+        }
+        tensors.tensors.insert(name.clone(), HostTensor::new(t.shape().to_vec(), data));
+    }
+    if tensors.tensors.is_empty() {
+        return Err(bad(path, "holds no float tensors"));
+    }
+    Ok(tensors)
+}
+
+/// The prefix under which `probe` sits, among `candidates` (the first that matches).
+fn find_prefix(t: &TensorFile, probe: &str, candidates: &[&str]) -> Option<String> {
+    candidates.iter().find(|p| t.tensors.contains_key(&format!("{p}{probe}"))).map(|p| p.to_string())
+}
+
+fn shape<'a>(t: &'a TensorFile, key: &str) -> Result<&'a [usize]> {
+    t.tensors.get(key).map(|h| h.shape.as_slice()).ok_or_else(|| Error::config(format!("the checkpoint has no `{key}`")))
+}
+
+fn count(t: &TensorFile, pattern: impl Fn(usize) -> String) -> usize {
+    (0..).take_while(|i| t.tensors.contains_key(&pattern(*i))).count()
+}
+
+/// The IR-SE stages from the body's shapes: consecutive units of one depth form a stage.
+fn infer_irse(t: &TensorFile, prefix: &str) -> Result<IrSeConfig> {
+    let stem = shape(t, &format!("{prefix}input_layer.0.weight"))?[0];
+    let units = count(t, |i| format!("{prefix}body.{i}.res_layer.1.weight"));
+    let mut stages: Vec<(usize, usize)> = Vec::new();
+    for i in 0..units {
+        let depth = shape(t, &format!("{prefix}body.{i}.res_layer.1.weight"))?[0];
+        match stages.last_mut() {
+            Some((d, n)) if *d == depth => *n += 1,
+            _ => stages.push((depth, 1)),
+        }
+    }
+    let fc1 = shape(t, &format!("{prefix}body.0.res_layer.5.fc1.weight"))?;
+    let cfg = IrSeConfig { stem, stages, se_reduction: fc1[1] / fc1[0].max(1) };
+    cfg.validate().map_err(|e| Error::config(format!("cannot infer the IR-SE backbone from the body's shapes: {e}")))?;
+    Ok(cfg)
+}
+
+/// A converted network: its tensors (prefix removed) and its manifest entry.
+pub struct Converted {
+    pub tensors: TensorFile,
+    pub entry: NetworkEntry,
+}
+
+/// Infers the configuration of a `role` network in `all`, then binds it strictly.
+pub fn convert(all: TensorFile, role: Role, name: &str, file: &str, input_size: Option<usize>, normalization: Normalization) -> Result<Converted> {
+    let device = burn::tensor::Device::flex();
+    let (architecture, tensors, size) = match role {
+        Role::Generator => {
+            let p = find_prefix(&all, "conv1.conv.weight", &["g_ema.", "decoder.", "state_dict.decoder.", "module.", ""])
+                .ok_or_else(|| Error::config("no StyleGAN2 generator in this checkpoint (looked for `conv1.conv.weight` under g_ema., decoder., …)"))?;
+            let t = all.select_prefix(&p);
+            let n_up = count(&t, |k| format!("to_rgbs.{k}.conv.weight"));
+            let style_dim = shape(&t, "style.1.weight")?[1];
+            let mut channels = vec![shape(&t, "conv1.conv.weight")?[1]];
+            for k in 0..n_up {
+                channels.push(shape(&t, &format!("convs.{}.conv.weight", 2 * k))?[1]);
+            }
+            let cfg = GeneratorConfig { size: 4 << n_up, style_dim, n_mlp: count(&t, |i| format!("style.{}.weight", i + 1)), channels, lr_mlp: 0.01 };
+            let size = cfg.size;
+            (Architecture::Stylegan2(cfg), t, size)
+        }
+        Role::Encoder => {
+            let p = find_prefix(&all, "encoder.input_layer.0.weight", &["state_dict.", "module.", ""])
+                .ok_or_else(|| Error::config("no e4e encoder in this checkpoint (looked for `encoder.input_layer.0.weight`)"))?;
+            let mut t = all.clone().select_prefix(&p);
+            t.tensors.retain(|k, _| k.starts_with("encoder."));
+            let n_latent = count(&t, |i| format!("encoder.styles.{i}.linear.weight"));
+            let style_dim = shape(&t, "encoder.styles.0.linear.weight")?[0];
+            let avg = all.tensors.get("latent_avg").cloned().ok_or_else(|| Error::config("the e4e checkpoint has no top-level `latent_avg`"))?;
+            // rosinality checkpoints keep a [512] average; e4e repeats it per row.
+            let avg = match avg.shape.as_slice() {
+                [n, d] if *n == n_latent && *d == style_dim => avg,
+                [d] if *d == style_dim => HostTensor::new(vec![n_latent, style_dim], avg.data.repeat(n_latent)),
+                other => return Err(Error::config(format!("`latent_avg` has shape {other:?}, expected [{n_latent}, {style_dim}]"))),
+            };
+            t.tensors.insert("latent_avg".into(), avg);
+            let cfg = EncoderConfig { backbone: infer_irse(&t, "encoder.")?, n_latent, style_dim, input_size: input_size.unwrap_or(256), ..EncoderConfig::e4e(1024) };
+            let size = cfg.input_size;
+            (Architecture::E4e(cfg), t, size)
+        }
+        Role::Detector => {
+            let p = find_prefix(&all, "block1.rep.0.conv1.weight", &["backbone.", "module.backbone.", "module.", "model.", ""])
+                .ok_or_else(|| Error::config("no Xception in this checkpoint (looked for `block1.rep.0.conv1.weight`); EfficientNet detectors are not supported yet"))?;
+            let t = all.select_prefix(&p);
+            if t.tensors.contains_key("last_linear.1.weight") {
+                return Err(Error::config("this Xception has a dropout head (`last_linear.1.weight`); re-save it without dropout"));
+            }
+            let layout = if t.tensors.contains_key("adjust_channel.0.weight") { XceptionLayout::DeepfakeBench } else { XceptionLayout::ArtifactEraser };
+            let blocks = (1..).take_while(|n| t.tensors.keys().any(|k| k.starts_with(&format!("block{n}.")))).count();
+            if blocks < 4 {
+                return Err(Error::config(format!("this Xception has {blocks} blocks; at least 4 expected")));
+            }
+            let out = |key: &str| shape(&t, key).map(|s| s[0]);
+            let widths = [
+                out("conv1.weight")?,
+                out("conv2.weight")?,
+                out("block1.skip.weight")?,
+                out("block2.skip.weight")?,
+                out("block3.skip.weight")?,
+                out(&format!("block{blocks}.skip.weight"))?,
+                out("conv3.pointwise.weight")?,
+                out("conv4.pointwise.weight")?,
+            ];
+            let cfg = XceptionConfig { widths, middle_blocks: blocks - 4, num_classes: out("last_linear.weight")?, layout };
+            (Architecture::Xception(cfg), t, input_size.unwrap_or(256))
+        }
+    };
+    let source = WeightSource::checkpoint(tensors, file.to_string());
+    let root = source.root(&device);
+    match &architecture {
+        Architecture::Stylegan2(cfg) => drop(Generator::new(&root, cfg)?),
+        Architecture::E4e(cfg) => drop(Encoder4Editing::new(&root, cfg)?),
+        Architecture::Xception(cfg) => drop(Xception::new(&root, cfg)?),
+    }
+    let tensors = source.finish()?;
+    let entry = NetworkEntry { name: name.into(), role, architecture, file: file.into(), input_size: size, normalization, prefix: String::new() };
+    Ok(Converted { tensors, entry })
+}
+
+/// Whether a file looks like a PyTorch checkpoint (by extension).
+pub fn is_pytorch(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("pt" | "pth" | "ckpt"))
+}

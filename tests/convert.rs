@@ -1,0 +1,70 @@
+//! `unforge convert`: original PyTorch containers in, strict safetensors and manifest entries
+//! out; legacy pickles are refused with the command that re-saves them.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/convert").join(name)
+}
+
+fn unforge(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).output().expect("runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn converted_zoo_loads_and_matches_the_original_tensors() {
+    let dir = std::env::temp_dir().join(format!("unforge-convert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Start from the seeded zoo's manifest, then replace every network by its conversion.
+    let zoo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    std::fs::copy(zoo.join("zoo.json"), dir.join("zoo.json")).unwrap();
+    let manifest = dir.join("zoo.json");
+    for (ckpt, role, out, name, extra) in [
+        ("stylegan2_rosinality.pt", "generator", "g.safetensors", "stylegan2", vec![]),
+        ("e4e.pt", "encoder", "e.safetensors", "e4e", vec!["--input-size", "64"]),
+        ("xception_deepfakebench.pth", "detector", "x.safetensors", "xception", vec!["--input-size", "64", "--f16"]),
+    ] {
+        let (c, o, m) = (fixture(ckpt), dir.join(out), manifest.to_str().unwrap().to_string());
+        let mut args = vec!["convert", c.to_str().unwrap(), "--role", role, "--out", o.to_str().unwrap(), "--name", name, "--manifest", &m];
+        args.extend(extra);
+        let (ok, stdout, err) = unforge(&args);
+        assert!(ok, "{ckpt}: {err}");
+        let entry: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(entry["role"], role);
+    }
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let det = m["networks"].as_array().unwrap().iter().find(|n| n["role"] == "detector").unwrap();
+    assert_eq!(det["config"]["layout"], "deepfake_bench");
+    let generator = m["networks"].as_array().unwrap().iter().find(|n| n["role"] == "generator").unwrap();
+    assert_eq!(generator["config"]["size"], 64);
+    assert_eq!(generator["file"], "g.safetensors");
+    // The converted zoo loads and produces the same reconstruction as the original zoo.
+    let (m1, f1) = unforge::zoo::read_dir(&dir).unwrap();
+    let (m0, f0) = unforge::zoo::read_dir(&zoo).unwrap();
+    let dev = burn::tensor::Device::flex();
+    let (z1, z0) = (unforge::zoo::Zoo::load(m1, &f1, &dev).unwrap(), unforge::zoo::Zoo::load(m0, &f0, &dev).unwrap());
+    let img = unforge::image::RgbaImage::decode_png(&std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/samples/photo-face.png")).unwrap(), "x").unwrap();
+    let a = z1.invert(&img, &dev).reconstruction.into_data().try_to_vec::<f32>().unwrap();
+    let b = z0.invert(&img, &dev).reconstruction.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn legacy_and_unsuitable_checkpoints_are_clear_errors() {
+    let out = std::env::temp_dir().join(format!("unforge-convert-bad-{}.safetensors", std::process::id()));
+    let o = out.to_str().unwrap();
+    let legacy = fixture("stylegan2_legacy.pt");
+    let (ok, _, err) = unforge(&["convert", legacy.to_str().unwrap(), "--role", "generator", "--out", o]);
+    assert!(!ok);
+    assert!(err.contains("torch.save(torch.load(") && err.contains("stylegan2_legacy.pt"), "{err}");
+    let xc = fixture("xception_deepfakebench.pth");
+    let (ok, _, err) = unforge(&["convert", xc.to_str().unwrap(), "--role", "generator", "--out", o]);
+    assert!(!ok && err.contains("no StyleGAN2 generator"), "{err}");
+    let (ok, _, err) = unforge(&["convert", xc.to_str().unwrap(), "--role", "painter", "--out", o]);
+    assert!(!ok && err.contains("--role"), "{err}");
+    let (ok, _, err) = unforge(&["convert", "/no/such.pt", "--role", "detector", "--out", o]);
+    assert!(!ok && err.contains("/no/such.pt"), "{err}");
+}
