@@ -40,6 +40,7 @@ impl TinyZooSpec {
 
     pub fn encoder(&self) -> EncoderConfig {
         EncoderConfig {
+            variant: Default::default(),
             backbone: IrSeConfig { stem: 16, stages: vec![(16, 1), (24, 1), (32, 1), (48, 1)], se_reduction: 4 },
             input_size: self.size,
             n_latent: self.generator().n_latent(),

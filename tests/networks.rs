@@ -91,3 +91,29 @@ fn same_input_same_bits() {
     // The seeded zoo itself is reproducible byte for byte.
     assert_eq!(tiny_files().1, tiny_files().1);
 }
+
+#[test]
+fn truncation_and_style_mixing() {
+    let zoo = tiny_zoo();
+    let dev = Device::flex();
+    let g = &zoo.generator;
+    let w = g.map(Tensor::from_data(TensorData::new(unforge::rng::SeededRng::new(4).normals(2 * 16), [2, 16]), &dev));
+    let avg = g.mean_latent(64, 1, &dev).reshape([1, 16]);
+    let same = Generator::truncate(w.clone(), avg.clone(), 1.0);
+    assert!(to_vec(same).iter().zip(to_vec(w.clone())).all(|(a, b)| (a - b).abs() < 1e-6));
+    let centre = Generator::truncate(w.clone(), avg.clone(), 0.0);
+    assert!(to_vec(centre).iter().zip(to_vec(avg.expand([2, 16]))).all(|(a, b)| (a - b).abs() < 1e-6));
+    let (a, b) = (w.clone().narrow(0, 0, 1), w.narrow(0, 1, 1));
+    let mixed = to_vec(g.style_mix(a.clone(), b.clone(), 3).unwrap());
+    let (ra, rb) = (to_vec(a), to_vec(b));
+    for row in 0..8 {
+        let want = if row < 3 { &ra } else { &rb };
+        assert_eq!(&mixed[row * 16..(row + 1) * 16], want.as_slice(), "row {row}");
+    }
+    assert!(g.style_mix(w_row(&ra), w_row(&rb), 0).is_err());
+    assert!(g.style_mix(w_row(&ra), w_row(&rb), 8).is_err());
+}
+
+fn w_row(v: &[f32]) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [1, v.len()]), &Device::flex())
+}

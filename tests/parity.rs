@@ -7,7 +7,7 @@ mod common;
 use burn::tensor::Device;
 use common::parity::*;
 use common::to_vec;
-use unforge::networks::e4e::{Encoder4Editing, EncoderConfig};
+use unforge::networks::e4e::{Encoder4Editing, EncoderConfig, EncoderVariant};
 use unforge::weights::WeightSource;
 
 #[test]
@@ -17,7 +17,11 @@ fn stylegan2_256_synthesis_and_mapping() {
     let image = g.synthesize(tensor(&fx.tensors["stylegan2.latent"], &dev));
     assert_close(&to_vec(image), &fx.tensors["stylegan2.image"], 1e-4, "generator image");
     let w = g.map(tensor(&fx.tensors["stylegan2.z"], &dev));
-    assert_close(&to_vec(w), &fx.tensors["stylegan2.w"], 1e-4, "mapping w");
+    assert_close(&to_vec(w.clone()), &fx.tensors["stylegan2.w"], 1e-4, "mapping w");
+    let avg = tensor::<2>(&fx.tensors["stylegan2.w_avg"], &dev);
+    let t = |w: burn::tensor::Tensor<2>| unforge::networks::stylegan2::Generator::truncate(w, avg.clone(), 0.7);
+    let mixed = g.style_mix(t(w.clone().narrow(0, 0, 1)), t(w.narrow(0, 1, 1)), 5).unwrap();
+    assert_close(&to_vec(g.synthesize(mixed)), &fx.tensors["stylegan2.mixed_image"], 1e-4, "mixed, truncated image");
 }
 
 #[test]
@@ -28,13 +32,15 @@ fn xception_logits() {
 }
 
 #[test]
-fn e4e_codes() {
+fn e4e_and_psp_codes() {
     let (fx, dev) = (fixture(), Device::flex());
-    let source = WeightSource::keyed(SEED);
-    let enc = Encoder4Editing::new(&source.root(&dev), &EncoderConfig::e4e(256)).unwrap();
-    source.finish().unwrap();
-    let codes = enc.forward(tensor(&fx.tensors["e4e.input"], &dev));
-    assert_close(&to_vec(codes), &fx.tensors["e4e.codes"], 1e-4, "e4e codes");
+    for (variant, key) in [(EncoderVariant::Encoder4Editing, "e4e.codes"), (EncoderVariant::GradualStyleEncoder, "psp.codes")] {
+        let source = WeightSource::keyed(SEED);
+        let enc = Encoder4Editing::new(&source.root(&dev), &EncoderConfig { variant, ..EncoderConfig::e4e(256) }).unwrap();
+        source.finish().unwrap();
+        let codes = enc.forward(tensor(&fx.tensors["e4e.input"], &dev));
+        assert_close(&to_vec(codes), &fx.tensors[key], 1e-4, key);
+    }
 }
 
 #[test]

@@ -17,8 +17,21 @@ use super::stylegan2::EqualLinear;
 use crate::error::{Error, Result};
 use crate::weights::{Init, VarBuilder};
 
+/// Which encoder of the pSp family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderVariant {
+    /// e4e: `w0` from the first head, every other head adds an offset to it.
+    #[default]
+    Encoder4Editing,
+    /// pSp: every head predicts its row on its own.
+    GradualStyleEncoder,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncoderConfig {
+    #[serde(default)]
+    pub variant: EncoderVariant,
     pub backbone: IrSeConfig,
     /// Side of the (square) input image; 256 in the original.
     pub input_size: usize,
@@ -35,6 +48,7 @@ impl EncoderConfig {
     /// `Encoder4Editing(50, 'ir_se')` for a generator of `stylegan_size`.
     pub fn e4e(stylegan_size: usize) -> Self {
         Self {
+            variant: EncoderVariant::Encoder4Editing,
             backbone: IrSeConfig::ir_se_50(),
             input_size: 256,
             n_latent: 2 * stylegan_size.trailing_zeros() as usize - 2,
@@ -94,6 +108,8 @@ pub struct Encoder4Editing {
     pub taps: Vec<usize>,
     pub coarse_ind: usize,
     pub middle_ind: usize,
+    #[module(skip)]
+    pub variant: EncoderVariant,
 }
 
 impl Encoder4Editing {
@@ -125,6 +141,7 @@ impl Encoder4Editing {
             taps: vec![ends[1], ends[2], ends[3]],
             coarse_ind: cfg.coarse_ind,
             middle_ind: cfg.middle_ind,
+            variant: cfg.variant,
         })
     }
 
@@ -152,7 +169,11 @@ impl Encoder4Editing {
             } else {
                 p1.clone()
             };
-            rows.push(w0.clone() + head.forward(features));
+            let row = head.forward(features);
+            rows.push(match self.variant {
+                EncoderVariant::Encoder4Editing => w0.clone() + row,
+                EncoderVariant::GradualStyleEncoder => row,
+            });
         }
         let w = Tensor::stack::<3>(rows, 1);
         w + self.latent_avg.val().reshape([1, n, sd]).expand([b, n, sd])

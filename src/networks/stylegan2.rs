@@ -339,6 +339,35 @@ impl Generator {
         self.style.iter().fold(pixel_norm(z), |x, layer| layer.forward(x))
     }
 
+    /// `w_avg + ψ·(w − w_avg)`, applied per style before broadcasting (truncation trick).
+    pub fn truncate(w: Tensor<2>, w_avg: Tensor<2>, psi: f32) -> Tensor<2> {
+        w_avg.clone() + (w - w_avg) * psi
+    }
+
+    /// The mean of `n` mapped z drawn from `seed`: the truncation centre.
+    pub fn mean_latent(&self, n: usize, seed: u64, device: &Device) -> Tensor<2> {
+        let mut rng = SeededRng::new(seed);
+        let sd = self.style_dim;
+        let z = Tensor::<2>::from_data(TensorData::new(rng.normals(n * sd), [n, sd]), device);
+        self.map(z).mean_dim(0)
+    }
+
+    /// One style `[B, style_dim]` repeated to W+ `[B, n_latent, style_dim]`.
+    pub fn broadcast(&self, w: Tensor<2>) -> Tensor<3> {
+        let [b, sd] = w.dims();
+        w.reshape([b, 1, sd]).expand([b, self.n_latent, sd])
+    }
+
+    /// Style mixing: rows below `inject_index` from `first`, the rest from `second`.
+    pub fn style_mix(&self, first: Tensor<2>, second: Tensor<2>, inject_index: usize) -> Result<Tensor<3>> {
+        if inject_index == 0 || inject_index >= self.n_latent {
+            return Err(Error::config(format!("inject_index {inject_index} must be in 1..{}", self.n_latent)));
+        }
+        let a = self.broadcast(first).narrow(1, 0, inject_index);
+        let b = self.broadcast(second).narrow(1, inject_index, self.n_latent - inject_index);
+        Ok(Tensor::cat(vec![a, b], 1))
+    }
+
     /// Noise maps drawn from `seed`, shaped like the buffers (batch 1, broadcast).
     pub fn seeded_noise(&self, seed: u64, device: &Device) -> Vec<Tensor<4>> {
         let mut rng = SeededRng::new(seed);
