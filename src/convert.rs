@@ -9,12 +9,17 @@ use pytorch_reader::{DType, PytorchReader};
 
 use crate::error::{Error, Result};
 use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
+use crate::networks::efficientnet::{EfficientNet, EfficientNetConfig, EfficientNetLayout};
 use crate::networks::irse::IrSeConfig;
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::networks::xception::{Xception, XceptionConfig, XceptionLayout};
 use crate::networks::Normalization;
 use crate::weights::{HostTensor, TensorFile, WeightSource};
 use crate::zoo::{Architecture, NetworkEntry, Role};
+
+/// Where detector checkpoints keep their network: DeepfakeBench's `backbone.` (under
+/// `module.` when saved from DDP), or nothing.
+const DETECTOR_PREFIXES: &[&str] = &["backbone.", "module.backbone.", "module.", "model.", ""];
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {
     Error::WeightFile { origin: path.display().to_string(), reason: reason.into() }
@@ -132,9 +137,28 @@ pub fn convert(all: TensorFile, role: Role, name: &str, file: &str, input_size: 
             let size = cfg.input_size;
             (Architecture::E4e(cfg), t, size)
         }
+        Role::Detector if find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).is_none() => {
+            let (p, layout, stem) = if let Some(p) = find_prefix(&all, "efficientnet._conv_stem.weight", DETECTOR_PREFIXES) {
+                (p, EfficientNetLayout::DeepfakeBench, "efficientnet._conv_stem.weight")
+            } else if let Some(p) = find_prefix(&all, "encoder.conv_stem.weight", DETECTOR_PREFIXES) {
+                (p, EfficientNetLayout::ArtifactEraserTimm, "encoder.conv_stem.weight")
+            } else {
+                return Err(Error::config(
+                    "no detector in this checkpoint: looked for Xception (`block1.rep.0.conv1.weight`), DeepfakeBench EfficientNet \
+                     (`efficientnet._conv_stem.weight`) and Artifact-Eraser timm EfficientNet (`encoder.conv_stem.weight`)",
+                ));
+            };
+            let t = all.select_prefix(&p);
+            let mut cfg = match shape(&t, stem)?[0] {
+                48 => EfficientNetConfig::b4(layout),
+                64 => EfficientNetConfig::b7(layout),
+                other => return Err(Error::config(format!("EfficientNet stem of {other} channels: only B4 (48) and B7 (64) are known"))),
+            };
+            cfg.num_classes = shape(&t, if layout == EfficientNetLayout::DeepfakeBench { "last_layer.weight" } else { "fc.weight" })?[0];
+            (Architecture::Efficientnet(cfg), t, input_size.unwrap_or(256))
+        }
         Role::Detector => {
-            let p = find_prefix(&all, "block1.rep.0.conv1.weight", &["backbone.", "module.backbone.", "module.", "model.", ""])
-                .ok_or_else(|| Error::config("no Xception in this checkpoint (looked for `block1.rep.0.conv1.weight`); EfficientNet detectors are not supported yet"))?;
+            let p = find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).expect("checked by the arm above");
             let t = all.select_prefix(&p);
             if t.tensors.contains_key("last_linear.1.weight") {
                 return Err(Error::config("this Xception has a dropout head (`last_linear.1.weight`); re-save it without dropout"));
@@ -165,6 +189,7 @@ pub fn convert(all: TensorFile, role: Role, name: &str, file: &str, input_size: 
         Architecture::Stylegan2(cfg) => drop(Generator::new(&root, cfg)?),
         Architecture::E4e(cfg) => drop(Encoder4Editing::new(&root, cfg)?),
         Architecture::Xception(cfg) => drop(Xception::new(&root, cfg)?),
+        Architecture::Efficientnet(cfg) => drop(EfficientNet::new(&root, cfg)?),
     }
     let tensors = source.finish()?;
     let entry = NetworkEntry { name: name.into(), role, architecture, file: file.into(), input_size: size, normalization, prefix: String::new() };

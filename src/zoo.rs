@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
+use crate::networks::efficientnet::{EfficientNet, EfficientNetConfig};
 use crate::networks::xception::{Xception, XceptionConfig};
 use crate::networks::{Detector, DetectorNet, Normalization};
 use crate::search::RowBands;
@@ -32,6 +33,7 @@ pub enum Architecture {
     Stylegan2(GeneratorConfig),
     E4e(EncoderConfig),
     Xception(XceptionConfig),
+    Efficientnet(EfficientNetConfig),
 }
 
 impl Architecture {
@@ -39,7 +41,7 @@ impl Architecture {
         match self {
             Architecture::Stylegan2(_) => Role::Generator,
             Architecture::E4e(_) => Role::Encoder,
-            Architecture::Xception(_) => Role::Detector,
+            Architecture::Xception(_) | Architecture::Efficientnet(_) => Role::Detector,
         }
     }
 }
@@ -218,6 +220,7 @@ impl Zoo {
 pub fn build_detector(entry: &NetworkEntry, vb: &crate::weights::VarBuilder) -> Result<Detector> {
     let net = match &entry.architecture {
         Architecture::Xception(cfg) => DetectorNet::Xception(Xception::new(vb, cfg)?),
+        Architecture::Efficientnet(cfg) => DetectorNet::EfficientNet(EfficientNet::new(vb, cfg)?),
         other => return Err(Error::manifest(format!("network `{}`: {:?} is not a detector", entry.name, other.role()))),
     };
     Ok(Detector { net, input_size: entry.input_size, normalization: entry.normalization })

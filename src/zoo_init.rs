@@ -93,7 +93,7 @@ impl TinyZooSpec {
             match &entry.architecture {
                 Architecture::Stylegan2(cfg) => drop(Generator::new(&vb, cfg)?),
                 Architecture::E4e(cfg) => drop(Encoder4Editing::new(&vb, cfg)?),
-                Architecture::Xception(_) => drop(build_detector(entry, &vb)?),
+                Architecture::Xception(_) | Architecture::Efficientnet(_) => drop(build_detector(entry, &vb)?),
             }
             let tensors: TensorFile = source.finish()?;
             files.insert(entry.file.clone(), tensors.to_safetensors(StoredPrecision::F32));

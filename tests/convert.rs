@@ -68,3 +68,26 @@ fn legacy_and_unsuitable_checkpoints_are_clear_errors() {
     let (ok, _, err) = unforge(&["convert", "/no/such.pt", "--role", "detector", "--out", o]);
     assert!(!ok && err.contains("/no/such.pt"), "{err}");
 }
+
+#[test]
+fn efficientnet_layouts_and_sizes_are_inferred() {
+    use unforge::networks::efficientnet::{EfficientNet, EfficientNetConfig, EfficientNetLayout};
+    use unforge::weights::{TensorFile, WeightSource};
+    use unforge::zoo::{Architecture, Role};
+    let dev = burn::tensor::Device::flex();
+    for (cfg, prefix) in [
+        (EfficientNetConfig::b4(EfficientNetLayout::DeepfakeBench), "module.backbone."),
+        (EfficientNetConfig::b7(EfficientNetLayout::ArtifactEraserTimm), ""),
+    ] {
+        let source = WeightSource::keyed(1);
+        drop(EfficientNet::new(&source.root(&dev), &cfg).unwrap());
+        let tensors = source.finish().unwrap();
+        let mut wrapped = TensorFile::default();
+        for (k, v) in tensors.tensors {
+            wrapped.tensors.insert(format!("{prefix}{k}"), v);
+        }
+        let converted = unforge::convert::convert(wrapped, Role::Detector, "det", "det.safetensors", None, unforge::networks::Normalization::MinusOneOne).unwrap();
+        assert_eq!(converted.entry.architecture, Architecture::Efficientnet(cfg));
+        assert_eq!(converted.entry.input_size, 256);
+    }
+}

@@ -80,3 +80,22 @@ fn arcface_ir_se_50_keys() {
     let ours = declared(|s| drop(unforge::networks::arcface::ArcFace::new(&s.root(&dev), &cfg).unwrap()));
     assert_same(ours, reference("arcface_irse50_backbone112.keys.tsv"));
 }
+
+fn efficientnet_keys(layout: unforge::networks::efficientnet::EfficientNetLayout, prefix: &str) -> BTreeMap<String, Vec<usize>> {
+    use unforge::networks::efficientnet::{EfficientNet, EfficientNetConfig};
+    let dev = Device::flex();
+    let ours = declared(|s| drop(EfficientNet::new(&s.root(&dev), &EfficientNetConfig::b4(layout)).unwrap()));
+    ours.into_iter().filter_map(|(k, s)| k.strip_prefix(prefix).map(|k| (k.to_string(), s))).collect()
+}
+
+#[test]
+fn efficientnet_b4_deepfakebench_keys() {
+    use unforge::networks::efficientnet::EfficientNetLayout;
+    assert_same(efficientnet_keys(EfficientNetLayout::DeepfakeBench, "efficientnet."), reference("efficientnet_pytorch_b4_deepfakebench_inner.keys.tsv"));
+}
+
+#[test]
+fn efficientnet_b4_timm_keys() {
+    use unforge::networks::efficientnet::EfficientNetLayout;
+    assert_same(efficientnet_keys(EfficientNetLayout::ArtifactEraserTimm, "encoder."), reference("timm_tf_efficientnet_b4_ns.keys.tsv"));
+}

@@ -72,3 +72,22 @@ fn lpips_alex_distances() {
     let x = tensor::<4>(&fx.tensors["lpips.x0"], &dev);
     assert!(to_vec(net.forward(x.clone(), x)).iter().all(|&v| v == 0.0), "LPIPS(x, x) must be 0");
 }
+
+#[test]
+fn efficientnet_b4_both_layouts_and_b7() {
+    use unforge::networks::efficientnet::{EfficientNet, EfficientNetConfig, EfficientNetLayout};
+    let (fx, dev) = (fixture(), Device::flex());
+    let b4 = EfficientNetConfig::b4;
+    let b7 = EfficientNetConfig::b7;
+    for (cfg, key) in [
+        (b4(EfficientNetLayout::DeepfakeBench), "efficientnet_dfb_b4.logits"),
+        (b4(EfficientNetLayout::ArtifactEraserTimm), "efficientnet_timm_b4.logits"),
+        (b7(EfficientNetLayout::ArtifactEraserTimm), "efficientnet_timm_b7.logits"),
+    ] {
+        let source = WeightSource::keyed(SEED);
+        let net = EfficientNet::new(&source.root(&dev), &cfg).unwrap();
+        source.finish().unwrap();
+        let logits = net.forward(tensor(&fx.tensors["efficientnet.input"], &dev));
+        assert_close(&to_vec(logits), &fx.tensors[key], 1e-4, key);
+    }
+}

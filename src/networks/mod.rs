@@ -3,6 +3,7 @@
 
 pub mod arcface;
 pub mod e4e;
+pub mod efficientnet;
 pub mod irse;
 pub mod layers;
 pub mod lpips;
@@ -16,6 +17,7 @@ use burn::tensor::ops::AvgPoolOptions;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use efficientnet::EfficientNet;
 use xception::Xception;
 
 /// How a detector expects its input, given images in [-1, 1].
@@ -46,6 +48,7 @@ impl Normalization {
 #[derive(Module, Debug)]
 pub enum DetectorNet {
     Xception(Xception),
+    EfficientNet(EfficientNet),
 }
 
 /// A forgery detector with its input convention: logits `[B, 2]`, P(fake) = softmax[:, 1].
@@ -76,6 +79,7 @@ impl Detector {
         let x = self.prepare(images);
         match &self.net {
             DetectorNet::Xception(net) => net.forward(x),
+            DetectorNet::EfficientNet(net) => net.forward(x),
         }
     }
 
