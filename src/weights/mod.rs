@@ -70,9 +70,10 @@ impl TensorFile {
     /// The tensors under `prefix`, with the prefix removed: how one network is taken out of a
     /// checkpoint that holds several (`decoder.` and `encoder.` in e4e, `g_ema.` in rosinality,
     /// `backbone.` in DeepfakeBench). Keys outside the prefix are left out. A leading
-    /// `module.` on every key (saved from `DataParallel`) is removed first.
+    /// `module.` on every key (saved from `DataParallel`) is removed first, unless the prefix
+    /// itself names it.
     pub fn select_prefix(self, prefix: &str) -> Self {
-        let all_module = !self.tensors.is_empty() && self.tensors.keys().all(|k| k.starts_with("module."));
+        let all_module = !prefix.starts_with("module.") && !self.tensors.is_empty() && self.tensors.keys().all(|k| k.starts_with("module."));
         let tensors = self
             .tensors
             .into_iter()
