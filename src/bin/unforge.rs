@@ -240,7 +240,12 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool) -> Result<()> {
         Ok(t.elapsed().as_secs_f64())
     };
     let sync = |t: burn::tensor::Tensor<1>| unforge::block_on(read_vec(t)).map(|_| ());
-    let (mut gen_fwd, mut full_fwd, mut step) = (Vec::new(), Vec::new(), Vec::new());
+    let gen_grad = || {
+        let w = latent.clone().autodiff().require_grad();
+        let grads = g.synthesize(w.clone()).mean().backward();
+        sync(w.grad(&grads).expect("grad").reshape([-1]))
+    };
+    let (mut gen_fwd, mut full_fwd, mut step, mut gen_step) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..steps.max(1) + 1 {
         let a = time(&|| sync(g.synthesize(latent.clone()).reshape([-1])))?;
         let b = time(&|| sync(det.p_fake(g.synthesize(latent.clone()))))?;
@@ -248,20 +253,23 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool) -> Result<()> {
             let (_, _, grad) = objective.gradient(&latent);
             sync((latent.clone() - grad.sign() * 1e-3).reshape([-1]))
         })?;
+        let d = time(&gen_grad)?;
         if i > 0 {
             // The first round warms caches and allocators.
+            gen_step.push(d);
             gen_fwd.push(a);
             full_fwd.push(b);
             step.push(c);
         }
     }
-    let (a, b, c) = (median(gen_fwd), median(full_fwd), median(step));
+    let (a, b, c, d) = (median(gen_fwd), median(full_fwd), median(step), median(gen_step));
     if json {
-        println!("{}", json!({ "size": size, "channel_multiplier": cm, "steps": steps, "generator_forward_s": a, "forward_s": b, "step_s": c }));
+        println!("{}", json!({ "size": size, "channel_multiplier": cm, "steps": steps, "generator_forward_s": a, "forward_s": b, "step_s": c, "generator_backward_s": d }));
     } else {
         println!("one search step, flex CPU, batch 1, generator {size} px (channel multiplier {cm}) + Xception at {size} px, median of {steps}:");
         println!("  generator forward            {a:.3} s");
         println!("  generator + detector forward {b:.3} s");
+        println!("  generator forward + backward {d:.3} s");
         println!("  forward + backward + update  {c:.3} s");
     }
     Ok(())

@@ -196,16 +196,31 @@ impl Session {
         })
     }
 
-    /// ∇_w of the search loss at the image's inversion, flattened `[n_latent × style_dim]`:
-    /// what the first step of the search sees (used to compare backends).
-    pub fn gradient(&self, data: Vec<u8>, width: usize, height: usize, detector: String) -> js_sys::Promise {
+    /// The image's W+ inversion, flattened `[n_latent × style_dim]`.
+    pub fn invert(&self, data: Vec<u8>, width: usize, height: usize) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let image = image_from(&data, width, height)?;
+            let latent = read_vec(inner.zoo.invert(&image, &inner.device).latent).await.map_err(js_err)?;
+            Ok(Float32Array::from(latent.as_slice()).into())
+        })
+    }
+
+    /// ∇_w of the search loss at a given W+ (`[n_latent × style_dim]`, flattened): what the
+    /// first step of the search sees. Used to compare backends on identical inputs.
+    #[wasm_bindgen(js_name = gradientAt)]
+    pub fn gradient_at(&self, latent: Vec<f32>, detector: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
             let det = inner.zoo.detector(&detector).map_err(js_err)?;
-            let inversion = inner.zoo.invert(&image, &inner.device);
+            let n = inner.zoo.manifest.n_latent;
+            if latent.is_empty() || latent.len() % n != 0 {
+                return Err(js_err(format!("a latent of {} values is not [{n} × style_dim]", latent.len())));
+            }
+            let sd = latent.len() / n;
+            let w = burn::tensor::Tensor::<3>::from_data(burn::tensor::TensorData::new(latent, [1, n, sd]), &inner.device);
             let objective = Objective { generator: &inner.zoo.generator, detector: det, target: 0.0 };
-            let (_, _, grad) = objective.gradient(&inversion.latent);
+            let (_, _, grad) = objective.gradient(&w);
             let grad = read_vec(grad).await.map_err(js_err)?;
             Ok(Float32Array::from(grad.as_slice()).into())
         })

@@ -57,12 +57,15 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
       c.getContext('2d').drawImage(img, 0, 0);
       const { data, width, height } = c.getContext('2d').getImageData(0, 0, c.width, c.height);
       const result = {};
-      for (const backend of ['webgpu', 'cpu']) {
-        const s = await Session.create(manifest, files, backend);
-        const grad = await s.gradient(new Uint8Array(data.buffer), width, height, s.detectors[0]);
+      const sessions = { webgpu: await Session.create(manifest, files, 'webgpu'), cpu: await Session.create(manifest, files, 'cpu') };
+      // One latent for both: the gradients are compared on identical inputs.
+      const latent = await sessions.cpu.invert(new Uint8Array(data.buffer), width, height);
+      for (const [backend, s] of Object.entries(sessions)) {
+        const inverted = await s.invert(new Uint8Array(data.buffer), width, height);
+        const grad = await s.gradientAt(latent, s.detectors[0]);
         const traj = [];
         await s.explain(new Uint8Array(data.buffer), width, height, { alpha: 0.03, steps: 10, kappa: 0 }, (st) => traj.push(st.pFake));
-        result[backend] = { used: s.backend, grad: Array.from(grad), traj };
+        result[backend] = { used: s.backend, grad: Array.from(grad), latent: Array.from(inverted), traj };
       }
       return result;
     });
@@ -72,8 +75,15 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
     assert.equal(g.length, c.length);
     const scale = Math.max(...c.map(Math.abs));
     const maxDiff = Math.max(...g.map((v, i) => Math.abs(v - c[i])));
-    console.log(`first-step gradient: max |Δ| ${maxDiff.toExponential(2)} over max |∇| ${scale.toExponential(2)}`);
+    const l2 = (v) => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+    const relL2 = l2(g.map((v, i) => v - c[i])) / l2(c);
+    console.log(`first-step gradient: max |Δ| ${maxDiff.toExponential(2)} over max |∇| ${scale.toExponential(2)}, relative L2 ${relL2.toExponential(2)}`);
     assert.ok(scale > 0 && maxDiff / scale <= 1e-4, `gradient relative difference ${maxDiff / scale}`);
+    // The inversions themselves (the encoder on each backend) agree too.
+    const lw = out.webgpu.latent, lc = out.cpu.latent;
+    const invDiff = l2(lw.map((v, i) => v - lc[i])) / l2(lc);
+    console.log(`inversion: relative L2 difference ${invDiff.toExponential(2)}`);
+    assert.ok(invDiff <= 1e-4, `inversion relative difference ${invDiff}`);
     assert.equal(out.webgpu.traj.length, out.cpu.traj.length);
     out.cpu.traj.forEach((p, i) => assert.ok(Math.abs(p - out.webgpu.traj[i]) <= 1e-2, `step ${i}: ${out.webgpu.traj[i]} vs ${p}`));
     assert.deepEqual(errors, []);

@@ -52,19 +52,24 @@ def main():
         with torch.no_grad():
             torch.softmax(det(g([latent], input_is_latent=True, randomize_noise=False)[0]), 1)[:, 1]
 
+    def gen_backward():
+        w = latent.clone().requires_grad_(True)
+        g([w], input_is_latent=True, randomize_noise=False)[0].mean().backward()
+        w.grad.sum().item()
+
     def step():
         w = latent.clone().requires_grad_(True)
         p = torch.softmax(det(g([w], input_is_latent=True, randomize_noise=False)[0]), 1)[:, 1]
         (p ** 2).mean().backward()
         (w.detach() - 1e-3 * w.grad.sign()).sum().item()
 
-    torch_times = {k: median_time(f, args.steps) for k, f in [("generator_forward_s", gen_forward), ("forward_s", forward), ("step_s", step)]}
+    torch_times = {k: median_time(f, args.steps) for k, f in [("generator_forward_s", gen_forward), ("forward_s", forward), ("generator_backward_s", gen_backward), ("step_s", step)]}
     out = subprocess.run([args.unforge, "bench", "--json", "--steps", str(args.steps)], check=True, capture_output=True, text=True)
     burn_times = json.loads(out.stdout.strip().splitlines()[-1])
 
     print(f"one search step, batch 1, {args.threads} threads, median of {args.steps} (torch {torch.__version__})")
     print(f"{'':30s} {'Burn flex':>10s} {'PyTorch':>10s} {'ratio':>7s}")
-    for key, label in [("generator_forward_s", "generator forward"), ("forward_s", "generator + detector forward"), ("step_s", "forward + backward + update")]:
+    for key, label in [("generator_forward_s", "generator forward"), ("forward_s", "generator + detector forward"), ("generator_backward_s", "generator forward + backward"), ("step_s", "forward + backward + update")]:
         b, t = burn_times[key], torch_times[key]
         print(f"{label:30s} {b:9.3f}s {t:9.3f}s {b / t:6.2f}x")
 
