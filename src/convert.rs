@@ -8,7 +8,7 @@ use half::{bf16, f16};
 use pytorch_reader::{DType, PytorchReader};
 
 use crate::error::{Error, Result};
-use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
+use crate::networks::e4e::{Encoder4Editing, EncoderConfig, EncoderVariant};
 use crate::networks::efficientnet::{EfficientNet, EfficientNetConfig, EfficientNetLayout};
 use crate::networks::irse::IrSeConfig;
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
@@ -100,8 +100,24 @@ pub struct Converted {
     pub entry: NetworkEntry,
 }
 
-/// Infers the configuration of a `role` network in `all`, then binds it strictly.
-pub fn convert(all: TensorFile, role: Role, name: &str, file: &str, input_size: Option<usize>, normalization: Normalization) -> Result<Converted> {
+/// What the caller knows about a network that its tensors do not say.
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    pub role: Role,
+    /// Name in the manifest.
+    pub name: String,
+    /// Weight file name in the manifest.
+    pub file: String,
+    /// Input side of encoders and detectors (default 256).
+    pub input_size: Option<usize>,
+    pub normalization: Normalization,
+    /// e4e and pSp encoders have the same keys; only the forward differs.
+    pub encoder_variant: EncoderVariant,
+}
+
+/// Infers the configuration of a network in `all`, then binds it strictly.
+pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
+    let (role, input_size) = (opts.role, opts.input_size);
     let device = burn::tensor::Device::flex();
     let (architecture, tensors, size) = match role {
         Role::Generator => {
@@ -133,7 +149,14 @@ pub fn convert(all: TensorFile, role: Role, name: &str, file: &str, input_size: 
                 other => return Err(Error::config(format!("`latent_avg` has shape {other:?}, expected [{n_latent}, {style_dim}]"))),
             };
             t.tensors.insert("latent_avg".into(), avg);
-            let cfg = EncoderConfig { backbone: infer_irse(&t, "encoder.")?, n_latent, style_dim, input_size: input_size.unwrap_or(256), ..EncoderConfig::e4e(1024) };
+            let cfg = EncoderConfig {
+                variant: opts.encoder_variant,
+                backbone: infer_irse(&t, "encoder.")?,
+                n_latent,
+                style_dim,
+                input_size: input_size.unwrap_or(256),
+                ..EncoderConfig::e4e(1024)
+            };
             let size = cfg.input_size;
             (Architecture::E4e(cfg), t, size)
         }
@@ -183,7 +206,7 @@ pub fn convert(all: TensorFile, role: Role, name: &str, file: &str, input_size: 
             (Architecture::Xception(cfg), t, input_size.unwrap_or(256))
         }
     };
-    let source = WeightSource::checkpoint(tensors, file.to_string());
+    let source = WeightSource::checkpoint(tensors, opts.file.clone());
     let root = source.root(&device);
     match &architecture {
         Architecture::Stylegan2(cfg) => drop(Generator::new(&root, cfg)?),
@@ -192,7 +215,15 @@ pub fn convert(all: TensorFile, role: Role, name: &str, file: &str, input_size: 
         Architecture::Efficientnet(cfg) => drop(EfficientNet::new(&root, cfg)?),
     }
     let tensors = source.finish()?;
-    let entry = NetworkEntry { name: name.into(), role, architecture, file: file.into(), input_size: size, normalization, prefix: String::new() };
+    let entry = NetworkEntry {
+        name: opts.name.clone(),
+        role,
+        architecture,
+        file: opts.file.clone(),
+        input_size: size,
+        normalization: opts.normalization,
+        prefix: String::new(),
+    };
     Ok(Converted { tensors, entry })
 }
 

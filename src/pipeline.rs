@@ -25,10 +25,6 @@ impl Zoo {
         let reconstruction = self.generator.synthesize(latent.clone());
         Inversion { latent, reconstruction }
     }
-
-    pub fn generator_size(&self) -> usize {
-        self.generator.noises.last().map(|n| n.dims()[3]).unwrap_or(0)
-    }
 }
 
 /// Reads `[B, 3, H, W]` images in [-1, 1] back as planar vectors, one per image.
@@ -69,7 +65,7 @@ pub async fn explain(
     mut on_step: impl FnMut(&StepReport),
 ) -> Result<Counterfactual> {
     let det = zoo.detector(detector)?;
-    let size = zoo.generator_size();
+    let size = zoo.generator.size;
     let inversion = zoo.invert(image, device);
     let mut search = LatentSearch::new(&zoo.generator, det, inversion.latent, mask, config.clone())?;
     let mut history = Vec::new();

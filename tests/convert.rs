@@ -67,6 +67,21 @@ fn legacy_and_unsuitable_checkpoints_are_clear_errors() {
     assert!(!ok && err.contains("--role"), "{err}");
     let (ok, _, err) = unforge(&["convert", "/no/such.pt", "--role", "detector", "--out", o]);
     assert!(!ok && err.contains("/no/such.pt"), "{err}");
+    let e4e = fixture("e4e.pt");
+    let (ok, _, err) = unforge(&["convert", e4e.to_str().unwrap(), "--role", "encoder", "--encoder-variant", "pixel2style", "--out", o]);
+    assert!(!ok && err.contains("--encoder-variant"), "{err}");
+}
+
+#[test]
+fn psp_encoders_are_named_by_the_user() {
+    let out = std::env::temp_dir().join(format!("unforge-convert-psp-{}.safetensors", std::process::id()));
+    let e4e = fixture("e4e.pt");
+    let (ok, stdout, err) =
+        unforge(&["convert", e4e.to_str().unwrap(), "--role", "encoder", "--encoder-variant", "psp", "--input-size", "64", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let entry: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(entry["config"]["variant"], "gradual_style_encoder");
+    assert_eq!(entry["config"]["n_latent"], 10);
 }
 
 #[test]
@@ -86,7 +101,15 @@ fn efficientnet_layouts_and_sizes_are_inferred() {
         for (k, v) in tensors.tensors {
             wrapped.tensors.insert(format!("{prefix}{k}"), v);
         }
-        let converted = unforge::convert::convert(wrapped, Role::Detector, "det", "det.safetensors", None, unforge::networks::Normalization::MinusOneOne).unwrap();
+        let opts = unforge::convert::ConvertOptions {
+            role: Role::Detector,
+            name: "det".into(),
+            file: "det.safetensors".into(),
+            input_size: None,
+            normalization: unforge::networks::Normalization::MinusOneOne,
+            encoder_variant: Default::default(),
+        };
+        let converted = unforge::convert::convert(wrapped, &opts).unwrap();
         assert_eq!(converted.entry.architecture, Architecture::Efficientnet(cfg));
         assert_eq!(converted.entry.input_size, 256);
     }

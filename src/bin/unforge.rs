@@ -67,6 +67,10 @@ enum Command {
         /// Store as f16 (half the size).
         #[arg(long)]
         f16: bool,
+        /// Encoders: e4e (`Encoder4Editing`) or psp (`GradualStyleEncoder`); their keys are
+        /// the same, so the checkpoint cannot tell.
+        #[arg(long, default_value = "e4e")]
+        encoder_variant: String,
         /// Add (or replace) the entry in this zoo.json.
         #[arg(long)]
         manifest: Option<PathBuf>,
@@ -182,15 +186,32 @@ fn samples(photo: &Path, face: &[usize], out: &Path, size: usize) -> Result<()> 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn convert(checkpoint: &Path, role: &str, out: &Path, name: Option<String>, input_size: Option<usize>, normalization: &str, f16: bool, manifest: Option<PathBuf>) -> Result<()> {
+fn convert(
+    checkpoint: &Path,
+    role: &str,
+    out: &Path,
+    name: Option<String>,
+    input_size: Option<usize>,
+    normalization: &str,
+    f16: bool,
+    encoder_variant: &str,
+    manifest: Option<PathBuf>,
+) -> Result<()> {
+    use unforge::networks::e4e::EncoderVariant;
     use unforge::zoo::{Manifest, Role};
+    let encoder_variant = match encoder_variant {
+        "e4e" => EncoderVariant::Encoder4Editing,
+        "psp" => EncoderVariant::GradualStyleEncoder,
+        other => return Err(Error::config(format!("--encoder-variant `{other}`: use e4e or psp"))),
+    };
     let role: Role = serde_json::from_value(json!(role)).map_err(|_| Error::config(format!("--role `{role}`: use generator, encoder or detector")))?;
     let normalization = serde_json::from_value(json!(normalization))
         .map_err(|_| Error::config(format!("--normalization `{normalization}`: use minus_one_one or image_net")))?;
     let file = out.file_name().and_then(|f| f.to_str()).ok_or_else(|| Error::config(format!("--out {}: not a file name", out.display())))?;
     let name = name.unwrap_or_else(|| out.file_stem().and_then(|s| s.to_str()).unwrap_or("network").to_string());
     let all = unforge::convert::read_checkpoint(checkpoint)?;
-    let converted = unforge::convert::convert(all, role, &name, file, input_size, normalization)?;
+    let opts = unforge::convert::ConvertOptions { role, name: name.clone(), file: file.to_string(), input_size, normalization, encoder_variant };
+    let converted = unforge::convert::convert(all, &opts)?;
     let precision = if f16 { StoredPrecision::F16 } else { StoredPrecision::F32 };
     write(out, &converted.tensors.to_safetensors(precision))?;
     let entry = serde_json::to_string_pretty(&converted.entry).expect("json");
@@ -281,8 +302,8 @@ fn main() -> ExitCode {
         Command::InitZoo { out, seed, f32 } => init_zoo(&out, seed, f32),
         Command::Samples { photo, face, out, size } => samples(&photo, &face, &out, size),
         Command::Bench { size, channel_multiplier, steps, json } => bench(size, channel_multiplier, steps, json),
-        Command::Convert { checkpoint, role, out, name, input_size, normalization, f16, manifest } => {
-            convert(&checkpoint, &role, &out, name, input_size, &normalization, f16, manifest)
+        Command::Convert { checkpoint, role, out, name, input_size, normalization, f16, encoder_variant, manifest } => {
+            convert(&checkpoint, &role, &out, name, input_size, &normalization, f16, &encoder_variant, manifest)
         }
         Command::Run { image, zoo, detector, levels, alpha, steps, kappa, out } => {
             run(&image, &zoo, detector, &levels, alpha, steps, kappa, &out)

@@ -303,6 +303,8 @@ pub struct Generator {
     pub noises: Vec<Tensor<4>>,
     pub n_latent: usize,
     pub style_dim: usize,
+    /// Output side in pixels.
+    pub size: usize,
 }
 
 impl Generator {
@@ -331,7 +333,7 @@ impl Generator {
                 vb.pp("noises").buffer(&format!("noise_{i}"), [1, 1, res, res], Init::Normal { std: 1.0 })
             })
             .collect();
-        Ok(Self { style, input, conv1, to_rgb1, convs, to_rgbs, noises, n_latent: cfg.n_latent(), style_dim: sd })
+        Ok(Self { style, input, conv1, to_rgb1, convs, to_rgbs, noises, n_latent: cfg.n_latent(), style_dim: sd, size: cfg.size })
     }
 
     /// The mapping network: z `[B, style_dim]` → w `[B, style_dim]`.

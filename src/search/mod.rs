@@ -221,9 +221,10 @@ impl<'a> LatentSearch<'a> {
     /// One step: evaluate, stop the images that reached the goal, move the others.
     /// The readback is async so the browser never blocks on the GPU.
     pub async fn step(&mut self) -> Result<StepReport> {
-        let (loss, p, grad) = self.objective.gradient(&self.latent);
+        let (_, p, grad) = self.objective.gradient(&self.latent);
+        // One readback per step: the loss follows from P(fake) on the host.
         let p_fake: Vec<f32> = read_vec(p).await?;
-        let loss = read_vec(loss.reshape([1])).await?[0];
+        let loss = p_fake.iter().map(|p| (p - self.config.target).powi(2)).sum::<f32>() / p_fake.len() as f32;
         for (a, &p) in self.active.iter_mut().zip(&p_fake) {
             if self.config.reached(p) {
                 *a = false;

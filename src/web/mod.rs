@@ -173,7 +173,7 @@ impl Session {
 
     #[wasm_bindgen(getter, js_name = imageSize)]
     pub fn image_size(&self) -> u32 {
-        self.inner.zoo.generator_size() as u32
+        self.inner.zoo.generator.size as u32
     }
 
     /// Explains one RGBA image. `options`: `{ detector, levels: "S,M", rows: [..], alpha,
