@@ -20,7 +20,7 @@ fn run_writes_images_and_report() {
     let (ok, _, err) = unforge(&["init-zoo", "--out", zoo.to_str().unwrap(), "--seed", "5"]);
     assert!(ok, "{err}");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png");
-    let (ok, stdout, err) = unforge(&["run", sample, "--zoo", zoo.to_str().unwrap(), "--steps", "3", "--alpha", "0.03", "--levels", "S,M", "--out", out.to_str().unwrap()]);
+    let (ok, stdout, err) = unforge(&["run", sample, "--zoo", zoo.to_str().unwrap(), "--steps", "3", "--alpha", "0.03", "--levels", "S,M", "--method", "mifgsm", "--out", out.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(stdout.contains("P(fake)"), "{stdout}");
     for f in ["input.png", "reconstruction.png", "counterfactual.png", "residual_signed.png", "residual_magnitude.png"] {
@@ -37,7 +37,9 @@ fn bad_input_is_a_one_line_error() {
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png");
     let not_png = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
+        (&["run", sample, "--zoo", zoo, "--method", "xgsm"], "unknown method `xgsm`"),
+        (&["run", sample, "--zoo", zoo, "--loss", "hinge"], "unknown loss `hinge`"),
         (&["run", "/no/such/image.png", "--zoo", zoo], "/no/such/image.png"),
         (&["run", not_png, "--zoo", zoo], "not a PNG"),
         (&["run", sample, "--zoo", "/no/such/zoo"], "zoo.json"),

@@ -5,7 +5,7 @@ mod common;
 use burn::tensor::Device;
 use common::*;
 use unforge::block_on;
-use unforge::search::{Level, LatentSearch, Objective, RowMask, SearchConfig};
+use unforge::search::{LatentSearch, Level, Loss, Method, Objective, RowMask, SearchConfig};
 
 fn start_latent(zoo: &unforge::zoo::Zoo) -> burn::tensor::Tensor<3> {
     zoo.invert(&test_image(48), &Device::flex()).latent
@@ -16,7 +16,7 @@ fn one_step_lowers_the_loss() {
     let zoo = tiny_zoo();
     let (_, det) = &zoo.detectors[0];
     let latent = start_latent(&zoo);
-    let config = SearchConfig { alpha: 0.01, max_steps: 2, kappa: 0.0, target: 0.0 };
+    let config = SearchConfig { alpha: 0.01, max_steps: 2, kappa: 0.0, ..SearchConfig::default() };
     let mut search = LatentSearch::new(&zoo.generator, det, latent, &RowMask::full(zoo.manifest.n_latent), config).unwrap();
     let first = block_on(search.step()).unwrap();
     let second = block_on(search.step()).unwrap();
@@ -31,7 +31,7 @@ fn rows_outside_the_mask_are_bit_identical() {
     let latent = start_latent(&zoo);
     let before = to_vec(latent.clone());
     let mask = RowMask::from_levels(&[Level::Middle], &zoo.manifest.levels, zoo.manifest.n_latent).unwrap();
-    let config = SearchConfig { alpha: 0.05, max_steps: 3, kappa: 0.0, target: 0.0 };
+    let config = SearchConfig { alpha: 0.05, max_steps: 3, kappa: 0.0, ..SearchConfig::default() };
     let mut search = LatentSearch::new(&zoo.generator, det, latent, &mask, config).unwrap();
     while !search.is_done() {
         block_on(search.step()).unwrap();
@@ -55,7 +55,7 @@ fn gradient_matches_finite_differences() {
     let zoo = tiny_zoo();
     let (_, det) = &zoo.detectors[0];
     let latent = start_latent(&zoo);
-    let objective = Objective { generator: &zoo.generator, detector: det, target: 0.0 };
+    let objective = Objective { generator: &zoo.generator, detector: det, target: 0.0, loss: Loss::Mse };
     let (_, _, grad) = objective.gradient(&latent);
     let shape = latent.dims();
     let g = to_vec(grad);
@@ -89,7 +89,7 @@ fn gradient_matches_finite_differences() {
 fn early_stop_fires_at_the_first_step_past_kappa() {
     let zoo = tiny_zoo();
     let (_, det) = &zoo.detectors[0];
-    let config = SearchConfig { alpha: 0.1, max_steps: 60, kappa: 0.1, target: 0.0 };
+    let config = SearchConfig { alpha: 0.1, max_steps: 60, kappa: 0.1, ..SearchConfig::default() };
     let mut search =
         LatentSearch::new(&zoo.generator, det, start_latent(&zoo), &RowMask::full(zoo.manifest.n_latent), config.clone()).unwrap();
     let mut reports = Vec::new();
@@ -110,7 +110,7 @@ fn batched_search_stops_images_independently() {
     let (_, det) = &zoo.detectors[0];
     let one = start_latent(&zoo);
     let batch = burn::tensor::Tensor::cat(vec![one.clone(), one.clone() * 1.5], 0);
-    let config = SearchConfig { alpha: 0.05, max_steps: 30, kappa: 0.0, target: 0.0 };
+    let config = SearchConfig { alpha: 0.05, max_steps: 30, kappa: 0.0, ..SearchConfig::default() };
     let mut search = LatentSearch::new(&zoo.generator, det, batch, &RowMask::full(zoo.manifest.n_latent), config.clone()).unwrap();
     let mut stopped_at = [None, None];
     while !search.is_done() {
@@ -152,4 +152,56 @@ fn level_bands_are_thirds_like_the_paper() {
     assert_eq!(b.shallow, (0..6).collect::<Vec<_>>());
     assert_eq!(b.middle, (6..12).collect::<Vec<_>>());
     assert_eq!(b.deep, (12..18).collect::<Vec<_>>());
+}
+
+fn run_search(config: SearchConfig) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let zoo = tiny_zoo();
+    let (_, det) = &zoo.detectors[0];
+    let start = start_latent(&zoo);
+    let mut search = LatentSearch::new(&zoo.generator, det, start.clone(), &RowMask::full(zoo.manifest.n_latent), config).unwrap();
+    let mut losses = Vec::new();
+    while !search.is_done() {
+        losses.push(block_on(search.step()).unwrap().loss);
+    }
+    (losses, to_vec(start), to_vec(search.latent()))
+}
+
+#[test]
+fn every_method_lowers_the_loss() {
+    for method in [Method::Ifgsm, Method::Mifgsm { mu: 1.0 }, Method::Nifgsm { mu: 1.0 }, Method::Pgd { beta: 0.05 }] {
+        let config = SearchConfig { method, alpha: 0.01, max_steps: 4, kappa: 0.0, ..SearchConfig::default() };
+        let (losses, _, _) = run_search(config);
+        assert!(losses.last().unwrap() < &losses[0], "{method:?}: {losses:?}");
+    }
+}
+
+#[test]
+fn momentum_changes_the_path_and_pgd_stays_in_its_ball() {
+    let base = SearchConfig { alpha: 0.02, max_steps: 5, kappa: 0.0, target: 0.0, ..SearchConfig::default() };
+    let (_, _, plain) = run_search(base.clone());
+    let (_, _, momentum) = run_search(SearchConfig { method: Method::Mifgsm { mu: 1.0 }, ..base.clone() });
+    assert_ne!(plain, momentum);
+    let beta = 0.03;
+    let (_, start, end) = run_search(SearchConfig { method: Method::Pgd { beta }, ..base });
+    let far = start.iter().zip(&end).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(far <= beta + 1e-6, "PGD left its L∞ ball: {far}");
+    assert!(far > beta * 0.5, "PGD barely moved: {far}");
+}
+
+#[test]
+fn cross_entropy_loss_is_reported_and_followed() {
+    let config = SearchConfig { loss: Loss::CrossEntropy, alpha: 0.01, max_steps: 3, kappa: 0.0, ..SearchConfig::default() };
+    let zoo = tiny_zoo();
+    let (_, det) = &zoo.detectors[0];
+    let mut search = LatentSearch::new(&zoo.generator, det, start_latent(&zoo), &RowMask::full(zoo.manifest.n_latent), config).unwrap();
+    let first = block_on(search.step()).unwrap();
+    assert!((first.loss - (-(1.0 - first.p_fake[0]).ln())).abs() < 1e-5, "{first:?}");
+    let mut last = first.clone();
+    while !search.is_done() {
+        last = block_on(search.step()).unwrap();
+    }
+    assert!(last.loss < first.loss);
+    assert!(Method::from_name("xgsm", 1.0, 0.1).is_err());
+    assert!("hinge".parse::<Loss>().is_err());
+    assert!(SearchConfig { method: Method::Pgd { beta: 0.0 }, ..SearchConfig::default() }.validate().is_err());
 }

@@ -69,6 +69,8 @@ async function run() {
   setState('running', 'Inverting and searching…');
   const image = await readSample(sample);
   const options = {
+    method: $('method').value,
+    beta: Number($('beta').value),
     levels: $('levels').value,
     alpha: Number($('alpha').value),
     steps: Number($('steps').value),

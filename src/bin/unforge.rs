@@ -106,6 +106,18 @@ enum Command {
         steps: usize,
         #[arg(long, default_value_t = 0.2)]
         kappa: f32,
+        /// ifgsm (Eq. 3), mifgsm, nifgsm or pgd.
+        #[arg(long, default_value = "ifgsm")]
+        method: String,
+        /// Momentum of MI/NI-FGSM.
+        #[arg(long, default_value_t = 1.0)]
+        mu: f32,
+        /// L∞ bound of PGD around the inversion.
+        #[arg(long, default_value_t = 0.05)]
+        beta: f32,
+        /// mse (the paper's) or ce.
+        #[arg(long, default_value = "mse")]
+        loss: String,
         #[arg(long, default_value = "out")]
         out: PathBuf,
     },
@@ -132,8 +144,20 @@ fn init_zoo(out: &Path, seed: u64, f32: bool) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, levels: &[String], alpha: f32, steps: usize, kappa: f32, out: &Path) -> Result<()> {
+/// The search settings a `run` asks for.
+struct RunSearch<'a> {
+    levels: &'a [String],
+    alpha: f32,
+    steps: usize,
+    kappa: f32,
+    method: &'a str,
+    mu: f32,
+    beta: f32,
+    loss: &'a str,
+}
+
+fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, s: RunSearch, out: &Path) -> Result<()> {
+    let RunSearch { levels, alpha, steps, kappa, .. } = s;
     let bytes = std::fs::read(image).map_err(|e| Error::Io { path: image.display().to_string(), reason: e.to_string() })?;
     let img = RgbaImage::decode_png(&bytes, &image.display().to_string())?;
     let device = burn::tensor::Device::flex();
@@ -142,7 +166,14 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, levels: &[String]
     let detector = detector.unwrap_or_else(|| zoo.detectors[0].0.clone());
     let levels: Vec<Level> = levels.iter().map(|l| l.parse()).collect::<Result<_>>()?;
     let mask = RowMask::from_levels(&levels, &zoo.manifest.levels, zoo.manifest.n_latent)?;
-    let config = SearchConfig { alpha, max_steps: steps, kappa, ..SearchConfig::default() };
+    let config = SearchConfig {
+        method: unforge::search::Method::from_name(s.method, s.mu, s.beta)?,
+        loss: s.loss.parse()?,
+        alpha,
+        max_steps: steps,
+        kappa,
+        ..SearchConfig::default()
+    };
     config.validate()?;
     let start = Instant::now();
     let result = unforge::block_on(explain(&zoo, &img, &detector, &mask, &config, &device, |r| {
@@ -254,7 +285,7 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool) -> Result<()> {
         burn::tensor::TensorData::new(unforge::rng::SeededRng::new(2).normals(cfg.n_latent() * 512), [1, cfg.n_latent(), 512]),
         &device,
     );
-    let objective = Objective { generator: &g, detector: &det, target: 0.0 };
+    let objective = Objective { generator: &g, detector: &det, target: 0.0, loss: unforge::search::Loss::Mse };
     let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
         let t = Instant::now();
         f()?;
@@ -305,8 +336,9 @@ fn main() -> ExitCode {
         Command::Convert { checkpoint, role, out, name, input_size, normalization, f16, encoder_variant, manifest } => {
             convert(&checkpoint, &role, &out, name, input_size, &normalization, f16, &encoder_variant, manifest)
         }
-        Command::Run { image, zoo, detector, levels, alpha, steps, kappa, out } => {
-            run(&image, &zoo, detector, &levels, alpha, steps, kappa, &out)
+        Command::Run { image, zoo, detector, levels, alpha, steps, kappa, method, mu, beta, loss, out } => {
+            let search = RunSearch { levels: &levels, alpha, steps, kappa, method: &method, mu, beta, loss: &loss };
+            run(&image, &zoo, detector, search, &out)
         }
     };
     match outcome {

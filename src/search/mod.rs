@@ -101,9 +101,74 @@ impl RowMask {
     }
 }
 
+/// How a step turns the gradient into a move.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum Method {
+    /// I-FGSM, Eq. 3: `w ← w − α·sign(∇)`.
+    Ifgsm,
+    /// MI-FGSM: `g ← μ·g + ∇/mean|∇|`, `w ← w − α·sign(g)`.
+    Mifgsm { mu: f32 },
+    /// NI-FGSM: the gradient is taken at the look-ahead `w − α·μ·g`, then as MI-FGSM.
+    Nifgsm { mu: f32 },
+    /// PGD: `w ← clamp(w − α·∇/max|∇|, w₀ − β, w₀ + β)` (an L∞ ball around the inversion).
+    Pgd { beta: f32 },
+}
+
+impl Method {
+    /// From a name (`ifgsm`, `mifgsm`, `nifgsm`, `pgd`) and its parameters, as the CLI and the
+    /// page give them.
+    pub fn from_name(name: &str, mu: f32, beta: f32) -> Result<Self> {
+        match name.to_ascii_lowercase().replace('-', "").as_str() {
+            "ifgsm" | "fgsm" => Ok(Method::Ifgsm),
+            "mifgsm" => Ok(Method::Mifgsm { mu }),
+            "nifgsm" => Ok(Method::Nifgsm { mu }),
+            "pgd" => Ok(Method::Pgd { beta }),
+            other => Err(Error::config(format!("unknown method `{other}` (use ifgsm, mifgsm, nifgsm or pgd)"))),
+        }
+    }
+}
+
+impl std::str::FromStr for Loss {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "mse" => Ok(Loss::Mse),
+            "ce" | "cross_entropy" | "crossentropy" => Ok(Loss::CrossEntropy),
+            other => Err(Error::config(format!("unknown loss `{other}` (use mse or ce)"))),
+        }
+    }
+}
+
+/// The search loss on P(fake).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// MSE(P_fake, target), the paper's choice.
+    #[default]
+    Mse,
+    /// Cross-entropy against the target class (real when target < 0.5).
+    CrossEntropy,
+}
+
+impl Loss {
+    /// The loss of one image from its P(fake).
+    pub fn of(self, p_fake: f32, target: f32) -> f32 {
+        match self {
+            Loss::Mse => (p_fake - target).powi(2),
+            Loss::CrossEntropy if target < 0.5 => -(1.0 - p_fake).max(f32::MIN_POSITIVE).ln(),
+            Loss::CrossEntropy => -p_fake.max(f32::MIN_POSITIVE).ln(),
+        }
+    }
+}
+
 /// Settings of one search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchConfig {
+    #[serde(default = "default_method")]
+    pub method: Method,
+    #[serde(default)]
+    pub loss: Loss,
     /// Step size α of Eq. 3.
     pub alpha: f32,
     /// Most steps per image.
@@ -114,10 +179,14 @@ pub struct SearchConfig {
     pub target: f32,
 }
 
+fn default_method() -> Method {
+    Method::Ifgsm
+}
+
 impl Default for SearchConfig {
-    /// The official README's settings: α 2e-4, 50 steps, κ 0.2.
+    /// The official README's settings: I-FGSM, MSE, α 2e-4, 50 steps, κ 0.2.
     fn default() -> Self {
-        Self { alpha: 2e-4, max_steps: 50, kappa: 0.2, target: 0.0 }
+        Self { method: Method::Ifgsm, loss: Loss::Mse, alpha: 2e-4, max_steps: 50, kappa: 0.2, target: 0.0 }
     }
 }
 
@@ -132,7 +201,13 @@ impl SearchConfig {
         if !(0.0..=1.0).contains(&self.target) {
             return Err(Error::config(format!("target must be in [0, 1], got {}", self.target)));
         }
-        Ok(())
+        match self.method {
+            Method::Mifgsm { mu } | Method::Nifgsm { mu } if !(mu.is_finite() && mu >= 0.0) => {
+                Err(Error::config(format!("momentum mu must be ≥ 0, got {mu}")))
+            }
+            Method::Pgd { beta } if !(beta.is_finite() && beta > 0.0) => Err(Error::config(format!("PGD bound beta must be positive, got {beta}"))),
+            _ => Ok(()),
+        }
     }
 
     /// Whether an image with this P(fake) has reached the goal.
@@ -152,19 +227,30 @@ pub struct StepReport {
     pub active: Vec<bool>,
 }
 
-/// The differentiable objective: MSE(P_fake(D(G(w))), target), and its gradient in W+.
+/// The differentiable objective: MSE(P_fake(D(G(w))), target) (or cross-entropy), and its
+/// gradient in W+.
 pub struct Objective<'a> {
     pub generator: &'a Generator,
     pub detector: &'a Detector,
     pub target: f32,
+    pub loss: Loss,
 }
 
 impl Objective<'_> {
     /// Loss, P(fake) `[B]` and ∇_w `[B, n_latent, style_dim]` at `latent`.
     pub fn gradient(&self, latent: &Tensor<3>) -> (Tensor<1>, Tensor<1>, Tensor<3>) {
         let w = latent.clone().autodiff().require_grad();
-        let p = self.detector.p_fake(self.generator.synthesize(w.clone()));
-        let loss = (p.clone() - self.target).square().mean();
+        let logits = self.detector.logits(self.generator.synthesize(w.clone()));
+        let b = logits.dims()[0];
+        let p = burn::tensor::activation::softmax(logits.clone(), 1).narrow(1, 1, 1).reshape([b]);
+        let loss = match self.loss {
+            Loss::Mse => (p.clone() - self.target).square().mean(),
+            Loss::CrossEntropy => {
+                let class = if self.target < 0.5 { 0 } else { 1 };
+                let logp = burn::tensor::activation::log_softmax(logits, 1).narrow(1, class, 1);
+                logp.mean().neg()
+            }
+        };
         let grads = loss.backward();
         let g = w.grad(&grads).expect("the latent requires grad");
         (loss.without_autodiff(), p.without_autodiff(), g)
@@ -180,6 +266,10 @@ pub struct LatentSearch<'a> {
     row_mask: Tensor<3, Bool>,
     active: Vec<bool>,
     step: usize,
+    /// The inversion, centre of PGD's ball.
+    origin: Tensor<3>,
+    /// MI/NI-FGSM's accumulated direction.
+    momentum: Option<Tensor<3>>,
 }
 
 impl<'a> LatentSearch<'a> {
@@ -191,13 +281,16 @@ impl<'a> LatentSearch<'a> {
         }
         let row_mask = row_mask_tensor(mask, &latent.device());
         let b = latent.dims()[0];
+        let latent = latent.without_autodiff();
         Ok(Self {
-            objective: Objective { generator, detector, target: config.target },
+            objective: Objective { generator, detector, target: config.target, loss: config.loss },
             config,
-            latent: latent.without_autodiff(),
+            origin: latent.clone(),
+            latent,
             row_mask,
             active: vec![true; b],
             step: 0,
+            momentum: None,
         })
     }
 
@@ -221,10 +314,16 @@ impl<'a> LatentSearch<'a> {
     /// One step: evaluate, stop the images that reached the goal, move the others.
     /// The readback is async so the browser never blocks on the GPU.
     pub async fn step(&mut self) -> Result<StepReport> {
-        let (_, p, grad) = self.objective.gradient(&self.latent);
+        let alpha = self.config.alpha;
+        let at = match (self.config.method, &self.momentum) {
+            (Method::Nifgsm { mu }, Some(g)) => self.latent.clone() - g.clone() * (alpha * mu),
+            _ => self.latent.clone(),
+        };
+        let (_, p, grad) = self.objective.gradient(&at);
         // One readback per step: the loss follows from P(fake) on the host.
         let p_fake: Vec<f32> = read_vec(p).await?;
-        let loss = p_fake.iter().map(|p| (p - self.config.target).powi(2)).sum::<f32>() / p_fake.len() as f32;
+        let (loss_fn, target) = (self.config.loss, self.config.target);
+        let loss = p_fake.iter().map(|p| loss_fn.of(*p, target)).sum::<f32>() / p_fake.len() as f32;
         for (a, &p) in self.active.iter_mut().zip(&p_fake) {
             if self.config.reached(p) {
                 *a = false;
@@ -235,7 +334,24 @@ impl<'a> LatentSearch<'a> {
         let active: Vec<bool> = self.active.clone();
         let image_mask = Tensor::<3, Bool>::from_data(TensorData::new(active.clone(), [b, 1, 1]), &device).expand([b, n, sd]);
         let mask = self.row_mask.clone().expand([b, n, sd]).bool_and(image_mask);
-        let moved = self.latent.clone() - grad.sign() * self.config.alpha;
+        let moved = match self.config.method {
+            Method::Ifgsm => self.latent.clone() - grad.sign() * alpha,
+            Method::Mifgsm { mu } | Method::Nifgsm { mu } => {
+                let l1 = grad.clone().abs().mean_dims(&[1, 2]) + 1e-12;
+                let g = match self.momentum.take() {
+                    Some(m) => m * mu + grad / l1,
+                    None => grad / l1,
+                };
+                self.momentum = Some(g.clone());
+                self.latent.clone() - g.sign() * alpha
+            }
+            Method::Pgd { beta } => {
+                let linf = grad.clone().abs().max_dim(1).max_dim(2) + 1e-12;
+                let stepped = self.latent.clone() - grad / linf * alpha;
+                let (lo, hi) = (self.origin.clone() - beta, self.origin.clone() + beta);
+                stepped.max_pair(lo).min_pair(hi)
+            }
+        };
         self.latent = self.latent.clone().mask_where(mask, moved);
         let report = StepReport { step: self.step, p_fake, loss, active };
         self.step += 1;

@@ -12,7 +12,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::error::Error;
 use crate::image::RgbaImage;
 use crate::pipeline::{explain, Counterfactual};
-use crate::search::{read_vec, Level, Objective, RowMask, SearchConfig};
+use crate::search::{read_vec, Level, Loss, Method, Objective, RowMask, SearchConfig};
 use crate::zoo::{Manifest, Zoo, ZooFiles};
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
@@ -81,7 +81,12 @@ async fn open_device(preference: &str) -> Result<(Device, String, Option<String>
 fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, SearchConfig), JsValue> {
     let num = |key: &str, default: f64| get(options, key).and_then(|v| v.as_f64()).unwrap_or(default);
     let defaults = SearchConfig::default();
+    let text = |key: &str, default: &str| get(options, key).and_then(|v| v.as_string()).unwrap_or_else(|| default.to_string());
+    let method = Method::from_name(&text("method", "ifgsm"), num("mu", 1.0) as f32, num("beta", 0.05) as f32).map_err(js_err)?;
+    let loss: Loss = text("loss", "mse").parse().map_err(js_err)?;
     let config = SearchConfig {
+        method,
+        loss,
         alpha: num("alpha", defaults.alpha as f64) as f32,
         max_steps: num("steps", defaults.max_steps as f64).max(0.0) as usize,
         kappa: num("kappa", defaults.kappa as f64) as f32,
@@ -176,8 +181,8 @@ impl Session {
         self.inner.zoo.generator.size as u32
     }
 
-    /// Explains one RGBA image. `options`: `{ detector, levels: "S,M", rows: [..], alpha,
-    /// steps, kappa }`. `on_step` is called with `{ step, pFake, loss }` after every step.
+    /// Explains one RGBA image. `options`: `{ detector, levels: "S,M", rows: [..], method:
+    /// "ifgsm" | "mifgsm" | "nifgsm" | "pgd", mu, beta, loss: "mse" | "ce", alpha, steps, kappa }`. `on_step` is called with `{ step, pFake, loss }` after every step.
     pub fn explain(&self, data: Vec<u8>, width: usize, height: usize, options: JsValue, on_step: Function) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -219,7 +224,7 @@ impl Session {
             }
             let sd = latent.len() / n;
             let w = burn::tensor::Tensor::<3>::from_data(burn::tensor::TensorData::new(latent, [1, n, sd]), &inner.device);
-            let objective = Objective { generator: &inner.zoo.generator, detector: det, target: 0.0 };
+            let objective = Objective { generator: &inner.zoo.generator, detector: det, target: 0.0, loss: Loss::Mse };
             let (_, _, grad) = objective.gradient(&w);
             let grad = read_vec(grad).await.map_err(js_err)?;
             Ok(Float32Array::from(grad.as_slice()).into())

@@ -121,6 +121,12 @@ test('without WebGPU the same flow runs on the CPU and the page says so', async 
     assert.ok(after < before, `P(fake) ${before} → ${after}`);
     assert.ok((await canvasSpread(page, 'counterfactual')) > 0.05, 'counterfactual is blank');
     await page.screenshot({ path: `${ARTIFACTS}/skeleton-cpu-fallback.png`, fullPage: true });
+    // The other methods reach the core through the same options.
+    for (const method of ['mifgsm', 'pgd']) {
+      await page.selectOption('#method', method);
+      const run = await runTenSteps(page);
+      assert.ok(run.after < run.before, `${method}: P(fake) ${run.before} → ${run.after}`);
+    }
     assert.deepEqual(errors, []);
   } finally {
     await close();
