@@ -12,6 +12,7 @@ pub mod convert;
 pub mod error;
 pub mod explain;
 pub mod image;
+pub mod metrics;
 pub mod networks;
 pub mod pipeline;
 pub mod rng;
