@@ -34,6 +34,33 @@ pub async fn read_planar(images: Tensor<4>) -> Result<Vec<Vec<f32>>> {
     Ok(flat.chunks(c * h * w).take(b).map(|s| s.to_vec()).collect())
 }
 
+/// Image quality of the counterfactual against the reconstruction (network-free metrics of
+/// the paper's Table 1; images in [0, 1]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Quality {
+    pub psnr_db: f64,
+    /// Artifact-Eraser's TV (squared, count-normalised, × 255).
+    pub tv_reconstruction: f64,
+    pub tv_counterfactual: f64,
+    /// ESNLE σ in 8-bit units (one strip, the whole image); `None` when the search finds none.
+    pub esnle_reconstruction: Option<f64>,
+    pub esnle_counterfactual: Option<f64>,
+}
+
+impl Quality {
+    pub fn measure(reconstruction: &[f32], counterfactual: &[f32], size: usize) -> Self {
+        use crate::metrics::{esnle_255, psnr, to_unit_range, tv_artifact_eraser};
+        let (rec, cf) = (to_unit_range(reconstruction), to_unit_range(counterfactual));
+        Self {
+            psnr_db: psnr(&rec, &cf, 1.0),
+            tv_reconstruction: tv_artifact_eraser(&rec, 1, 3, size, size),
+            tv_counterfactual: tv_artifact_eraser(&cf, 1, 3, size, size),
+            esnle_reconstruction: esnle_255(&rec, 3, size, size, 1)[0],
+            esnle_counterfactual: esnle_255(&cf, 3, size, size, 1)[0],
+        }
+    }
+}
+
 /// The outcome of one explanation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Counterfactual {
@@ -50,6 +77,7 @@ pub struct Counterfactual {
     pub p_fake_counterfactual: f32,
     pub steps: usize,
     pub success: bool,
+    pub quality: Quality,
     pub history: Vec<StepReport>,
 }
 
@@ -92,6 +120,7 @@ pub async fn explain(
         p_fake_counterfactual: p_after,
         steps: search.steps_taken(),
         success: config.reached(p_after),
+        quality: Quality::measure(&rec, &cf, size),
         history,
     })
 }

@@ -30,6 +30,9 @@ fn run_writes_images_and_report() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["result"]["history"].as_array().unwrap().len(), report["result"]["steps"].as_u64().unwrap() as usize);
     assert!(report["result"]["p_fake_counterfactual"].as_f64().is_some());
+    let q = &report["result"]["quality"];
+    assert!(q["psnr_db"].as_f64().is_some_and(|p| p > 0.0 && p.is_finite()), "{q}");
+    assert!(q["tv_counterfactual"].as_f64().unwrap() > 0.0, "{q}");
 }
 
 #[test]

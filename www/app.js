@@ -109,6 +109,8 @@ worker.onmessage = ({ data }) => {
       const later = state.stepMs.slice(1);
       const mean = later.length ? later.reduce((a, b) => a + b, 0) / later.length : state.stepMs[0] ?? 0;
       $('summary').textContent = `${r.detector}: P(fake) ${r.pFakeBefore.toFixed(4)} → ${r.pFakeAfter.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}. First step ${(state.stepMs[0] ?? 0).toFixed(0)} ms (includes inversion), then ${mean.toFixed(0)} ms per step on ${state.backend}.`;
+      const esnle = (v) => (v == null ? 'n/a' : v.toFixed(2));
+      $('summary').textContent += ` Quality vs reconstruction: PSNR ${r.psnr.toFixed(1)} dB, TV ${r.tvReconstruction.toFixed(2)} → ${r.tvCounterfactual.toFixed(2)}, ESNLE ${esnle(r.esnleReconstruction)} → ${esnle(r.esnleCounterfactual)}.`;
       $('summary').dataset.pFakeBefore = r.pFakeBefore;
       $('summary').dataset.pFakeAfter = r.pFakeAfter;
       setState('done', 'Done.');

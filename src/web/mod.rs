@@ -131,6 +131,12 @@ fn result_object(r: &Counterfactual) -> Object {
     set(&out, "pFakeAfter", r.p_fake_counterfactual);
     set(&out, "steps", r.steps as u32);
     set(&out, "success", r.success);
+    let q = &r.quality;
+    set(&out, "psnr", q.psnr_db);
+    set(&out, "tvReconstruction", q.tv_reconstruction);
+    set(&out, "tvCounterfactual", q.tv_counterfactual);
+    set(&out, "esnleReconstruction", q.esnle_reconstruction.map(JsValue::from).unwrap_or(JsValue::NULL));
+    set(&out, "esnleCounterfactual", q.esnle_counterfactual.map(JsValue::from).unwrap_or(JsValue::NULL));
     out
 }
 

@@ -32,6 +32,7 @@ test('WebGPU: the page loads clean, runs on WebGPU and moves P(fake) toward real
       assert.ok((await canvasSpread(page, id)) > 0.05, `${id} is blank`);
     }
     assert.match(await page.textContent('#summary'), /ms per step on webgpu/);
+    assert.match(await page.textContent('#summary'), /PSNR \d+\.\d dB, TV /);
     await page.screenshot({ path: `${ARTIFACTS}/skeleton-webgpu.png`, fullPage: true });
     assert.deepEqual(errors, []);
   } finally {
