@@ -23,7 +23,7 @@ fn run_writes_images_and_report() {
     let (ok, stdout, err) = unforge(&["run", sample, "--zoo", zoo.to_str().unwrap(), "--steps", "3", "--alpha", "0.03", "--levels", "S,M", "--method", "mifgsm", "--out", out.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(stdout.contains("P(fake)"), "{stdout}");
-    for f in ["input.png", "reconstruction.png", "counterfactual.png", "residual_signed.png", "residual_magnitude.png"] {
+    for f in ["input.png", "reconstruction.png", "counterfactual.png", "residual_signed.png", "residual_magnitude.png", "cam_reconstruction.png", "cam_counterfactual.png"] {
         let bytes = std::fs::read(out.join(f)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{f}");
     }
@@ -40,7 +40,8 @@ fn bad_input_is_a_one_line_error() {
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png");
     let not_png = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
+        (&["run", sample, "--zoo", zoo, "--cam", "saliency"], "--cam `saliency`"),
         (&["run", sample, "--zoo", zoo, "--method", "xgsm"], "unknown method `xgsm`"),
         (&["run", sample, "--zoo", zoo, "--loss", "hinge"], "unknown loss `hinge`"),
         (&["run", "/no/such/image.png", "--zoo", zoo], "/no/such/image.png"),

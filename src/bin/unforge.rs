@@ -118,6 +118,9 @@ enum Command {
         /// mse (the paper's) or ce.
         #[arg(long, default_value = "mse")]
         loss: String,
+        /// CAM of the victim before and after: grad_cam, grad_cam_plus_plus or layer_cam.
+        #[arg(long, default_value = "grad_cam")]
+        cam: String,
         #[arg(long, default_value = "out")]
         out: PathBuf,
     },
@@ -154,10 +157,14 @@ struct RunSearch<'a> {
     mu: f32,
     beta: f32,
     loss: &'a str,
+    cam: &'a str,
 }
 
 fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, s: RunSearch, out: &Path) -> Result<()> {
     let RunSearch { levels, alpha, steps, kappa, .. } = s;
+    // Every flag is checked before any work starts.
+    let cam_method: unforge::explain::CamMethod =
+        serde_json::from_value(json!(s.cam)).map_err(|_| Error::config(format!("--cam `{}`: use grad_cam, grad_cam_plus_plus or layer_cam", s.cam)))?;
     let bytes = std::fs::read(image).map_err(|e| Error::Io { path: image.display().to_string(), reason: e.to_string() })?;
     let img = RgbaImage::decode_png(&bytes, &image.display().to_string())?;
     let device = burn::tensor::Device::flex();
@@ -186,7 +193,13 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, s: RunSearch, out
     write(&out.join("counterfactual.png"), &result.counterfactual.encode_png())?;
     write(&out.join("residual_signed.png"), &result.residual.signed_rgba(gain).encode_png())?;
     write(&out.join("residual_magnitude.png"), &result.residual.magnitude_rgba(gain).encode_png())?;
-    let report = json!({ "image": image.display().to_string(), "zoo": zoo.manifest.name, "search": config, "result": result });
+    let det = zoo.detector(&detector)?;
+    for (name, img) in [("reconstruction", &result.reconstruction), ("counterfactual", &result.counterfactual)] {
+        let x = img.to_tensor(img.width, &device);
+        let cam = unforge::block_on(unforge::explain::class_activation(det, x, 1, cam_method))?;
+        write(&out.join(format!("cam_{name}.png")), &cam.overlay(img, 0.5).encode_png())?;
+    }
+    let report = json!({ "image": image.display().to_string(), "zoo": zoo.manifest.name, "search": config, "cam": cam_method, "result": result });
     write(&out.join("report.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
     println!(
         "{}: P(fake) {:.4} → {:.4} in {} steps ({}), written to {}",
@@ -336,8 +349,8 @@ fn main() -> ExitCode {
         Command::Convert { checkpoint, role, out, name, input_size, normalization, f16, encoder_variant, manifest } => {
             convert(&checkpoint, &role, &out, name, input_size, &normalization, f16, &encoder_variant, manifest)
         }
-        Command::Run { image, zoo, detector, levels, alpha, steps, kappa, method, mu, beta, loss, out } => {
-            let search = RunSearch { levels: &levels, alpha, steps, kappa, method: &method, mu, beta, loss: &loss };
+        Command::Run { image, zoo, detector, levels, alpha, steps, kappa, method, mu, beta, loss, cam, out } => {
+            let search = RunSearch { levels: &levels, alpha, steps, kappa, method: &method, mu, beta, loss: &loss, cam: &cam };
             run(&image, &zoo, detector, search, &out)
         }
     };

@@ -1,5 +1,7 @@
 //! What the search changed, shown so a person can read it.
 
+pub mod cam;
 pub mod residual;
 
+pub use cam::{class_activation, feature_map, Cam, CamMethod};
 pub use residual::ResidualMap;

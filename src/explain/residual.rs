@@ -22,7 +22,7 @@ const INFERNO: [[f32; 3]; 5] = [
     [0.988, 1.000, 0.644],
 ];
 
-fn inferno(t: f32) -> [u8; 3] {
+pub(crate) fn inferno(t: f32) -> [u8; 3] {
     let t = t.clamp(0.0, 1.0) * (INFERNO.len() - 1) as f32;
     let i = (t.floor() as usize).min(INFERNO.len() - 2);
     let f = t - i as f32;

@@ -76,10 +76,23 @@ impl Detector {
 
     /// Logits for images in [-1, 1] at any multiple of the input size.
     pub fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.head(self.features(images))
+    }
+
+    /// The last convolutional block's output, the default layer of the CAMs.
+    pub fn features(&self, images: Tensor<4>) -> Tensor<4> {
         let x = self.prepare(images);
         match &self.net {
-            DetectorNet::Xception(net) => net.forward(x),
-            DetectorNet::EfficientNet(net) => net.forward(x),
+            DetectorNet::Xception(net) => net.features(x),
+            DetectorNet::EfficientNet(net) => net.features(x),
+        }
+    }
+
+    /// From the last block's output to logits.
+    pub fn head(&self, features: Tensor<4>) -> Tensor<2> {
+        match &self.net {
+            DetectorNet::Xception(net) => net.head(features),
+            DetectorNet::EfficientNet(net) => net.head(features),
         }
     }
 
