@@ -124,3 +124,21 @@ pub async fn explain(
         history,
     })
 }
+
+/// The victim's CAM for "fake" on the reconstruction and on the counterfactual, as overlays:
+/// where the detector looked before and after the search.
+pub async fn cam_overlays(
+    zoo: &Zoo,
+    result: &Counterfactual,
+    method: crate::explain::CamMethod,
+    device: &Device,
+) -> Result<(RgbaImage, RgbaImage)> {
+    let det = zoo.detector(&result.detector)?;
+    let mut out = Vec::with_capacity(2);
+    for img in [&result.reconstruction, &result.counterfactual] {
+        let cam = crate::explain::class_activation(det, img.to_tensor(img.width, device), 1, method).await?;
+        out.push(cam.overlay(img, 0.5));
+    }
+    let counterfactual = out.pop().expect("two overlays");
+    Ok((out.pop().expect("two overlays"), counterfactual))
+}

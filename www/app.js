@@ -106,6 +106,8 @@ worker.onmessage = ({ data }) => {
       draw('reconstruction', r.reconstruction, r.size);
       draw('counterfactual', r.counterfactual, r.size);
       draw('residual', r.residualMagnitude, r.size);
+      draw('cam-before', r.camReconstruction, r.size);
+      draw('cam-after', r.camCounterfactual, r.size);
       const later = state.stepMs.slice(1);
       const mean = later.length ? later.reduce((a, b) => a + b, 0) / later.length : state.stepMs[0] ?? 0;
       $('summary').textContent = `${r.detector}: P(fake) ${r.pFakeBefore.toFixed(4)} → ${r.pFakeAfter.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}. First step ${(state.stepMs[0] ?? 0).toFixed(0)} ms (includes inversion), then ${mean.toFixed(0)} ms per step on ${state.backend}.`;

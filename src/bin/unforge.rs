@@ -193,12 +193,9 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, s: RunSearch, out
     write(&out.join("counterfactual.png"), &result.counterfactual.encode_png())?;
     write(&out.join("residual_signed.png"), &result.residual.signed_rgba(gain).encode_png())?;
     write(&out.join("residual_magnitude.png"), &result.residual.magnitude_rgba(gain).encode_png())?;
-    let det = zoo.detector(&detector)?;
-    for (name, img) in [("reconstruction", &result.reconstruction), ("counterfactual", &result.counterfactual)] {
-        let x = img.to_tensor(img.width, &device);
-        let cam = unforge::block_on(unforge::explain::class_activation(det, x, 1, cam_method))?;
-        write(&out.join(format!("cam_{name}.png")), &cam.overlay(img, 0.5).encode_png())?;
-    }
+    let (cam_rec, cam_cf) = unforge::block_on(unforge::pipeline::cam_overlays(&zoo, &result, cam_method, &device))?;
+    write(&out.join("cam_reconstruction.png"), &cam_rec.encode_png())?;
+    write(&out.join("cam_counterfactual.png"), &cam_cf.encode_png())?;
     let report = json!({ "image": image.display().to_string(), "zoo": zoo.manifest.name, "search": config, "cam": cam_method, "result": result });
     write(&out.join("report.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
     println!(

@@ -11,7 +11,8 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::Error;
 use crate::image::RgbaImage;
-use crate::pipeline::{explain, Counterfactual};
+use crate::explain::CamMethod;
+use crate::pipeline::{cam_overlays, explain, Counterfactual};
 use crate::search::{read_vec, Level, Loss, Method, Objective, RowMask, SearchConfig};
 use crate::zoo::{Manifest, Zoo, ZooFiles};
 
@@ -203,7 +204,11 @@ impl Session {
             })
             .await
             .map_err(js_err)?;
-            Ok(result_object(&result).into())
+            let out = result_object(&result);
+            let (before, after) = cam_overlays(&inner.zoo, &result, CamMethod::GradCam, &inner.device).await.map_err(js_err)?;
+            set(&out, "camReconstruction", rgba(&before));
+            set(&out, "camCounterfactual", rgba(&after));
+            Ok(out.into())
         })
     }
 

@@ -28,7 +28,7 @@ test('WebGPU: the page loads clean, runs on WebGPU and moves P(fake) toward real
     const { before, after, logged } = await runTenSteps(page);
     assert.ok(logged >= 1 && logged <= 10, `${logged} steps logged`);
     assert.ok(after < before, `P(fake) ${before} → ${after}`);
-    for (const id of ['input', 'reconstruction', 'counterfactual', 'residual']) {
+    for (const id of ['input', 'reconstruction', 'counterfactual', 'residual', 'cam-before', 'cam-after']) {
       assert.ok((await canvasSpread(page, id)) > 0.05, `${id} is blank`);
     }
     assert.match(await page.textContent('#summary'), /ms per step on webgpu/);
