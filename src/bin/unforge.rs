@@ -9,7 +9,7 @@ use serde_json::json;
 use unforge::error::{Error, Result};
 use unforge::image::RgbaImage;
 use unforge::pipeline::explain;
-use unforge::search::{Level, RowMask, SearchConfig};
+use unforge::search::{RowMask, SearchConfig};
 use unforge::weights::StoredPrecision;
 use unforge::zoo::{read_dir, Zoo};
 use unforge::zoo_init::TinyZooSpec;
@@ -98,8 +98,8 @@ enum Command {
         #[arg(long)]
         detector: Option<String>,
         /// Levels of W+ to move: S, M, D or full (comma-separated).
-        #[arg(long, default_value = "full", value_delimiter = ',')]
-        levels: Vec<String>,
+        #[arg(long, default_value = "full")]
+        levels: String,
         #[arg(long, default_value_t = 2e-4)]
         alpha: f32,
         #[arg(long, default_value_t = 50)]
@@ -149,7 +149,7 @@ fn init_zoo(out: &Path, seed: u64, f32: bool) -> Result<()> {
 
 /// The search settings a `run` asks for.
 struct RunSearch<'a> {
-    levels: &'a [String],
+    levels: &'a str,
     alpha: f32,
     steps: usize,
     kappa: f32,
@@ -171,8 +171,7 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, s: RunSearch, out
     let (manifest, files) = read_dir(zoo_dir)?;
     let zoo = Zoo::load(manifest, &files, &device)?;
     let detector = detector.unwrap_or_else(|| zoo.detectors[0].0.clone());
-    let levels: Vec<Level> = levels.iter().map(|l| l.parse()).collect::<Result<_>>()?;
-    let mask = RowMask::from_levels(&levels, &zoo.manifest.levels, zoo.manifest.n_latent)?;
+    let mask = RowMask::from_level_names(levels, &zoo.manifest.levels, zoo.manifest.n_latent)?;
     let config = SearchConfig {
         method: unforge::search::Method::from_name(s.method, s.mu, s.beta)?,
         loss: s.loss.parse()?,

@@ -5,25 +5,30 @@ pub mod esnle;
 
 pub use esnle::{esnle, esnle_255};
 
-/// Artifact-Eraser's TV (`eval_metric2.py::TV`): squared differences, each direction divided by
-/// its count, averaged over the batch, × 255. Not the torchmetrics definition.
-pub fn tv_artifact_eraser(images: &[f32], n: usize, c: usize, h: usize, w: usize) -> f64 {
+/// Every vertical and horizontal neighbour difference of planar images, through `f`, summed:
+/// `(Σ f(∂h), Σ f(∂w))`.
+fn neighbour_sums(images: &[f32], h: usize, w: usize, f: impl Fn(f64) -> f64) -> (f64, f64) {
     let (mut dh, mut dw) = (0f64, 0f64);
-    for img in images.chunks(c * h * w).take(n) {
-        for ch in img.chunks(h * w) {
-            for y in 0..h {
-                for x in 0..w {
-                    let v = ch[y * w + x] as f64;
-                    if y + 1 < h {
-                        dh += (ch[(y + 1) * w + x] as f64 - v).powi(2);
-                    }
-                    if x + 1 < w {
-                        dw += (ch[y * w + x + 1] as f64 - v).powi(2);
-                    }
+    for ch in images.chunks(h * w) {
+        for y in 0..h {
+            for x in 0..w {
+                let v = ch[y * w + x] as f64;
+                if y + 1 < h {
+                    dh += f(ch[(y + 1) * w + x] as f64 - v);
+                }
+                if x + 1 < w {
+                    dw += f(ch[y * w + x + 1] as f64 - v);
                 }
             }
         }
     }
+    (dh, dw)
+}
+
+/// Artifact-Eraser's TV (`eval_metric2.py::TV`): squared differences, each direction divided by
+/// its count, averaged over the batch, × 255. Not the torchmetrics definition.
+pub fn tv_artifact_eraser(images: &[f32], n: usize, c: usize, h: usize, w: usize) -> f64 {
+    let (dh, dw) = neighbour_sums(&images[..n * c * h * w], h, w, |d| d * d);
     let count_h = ((h - 1) * w * c) as f64;
     let count_w = (h * (w - 1) * c) as f64;
     255.0 * (dh / count_h + dw / count_w) / n as f64
@@ -31,21 +36,8 @@ pub fn tv_artifact_eraser(images: &[f32], n: usize, c: usize, h: usize, w: usize
 
 /// torchmetrics `TotalVariation` for one image: the L1 sum of both differences over C, H, W.
 pub fn tv_l1_sum(image: &[f32], c: usize, h: usize, w: usize) -> f64 {
-    let mut total = 0f64;
-    for ch in image.chunks(h * w).take(c) {
-        for y in 0..h {
-            for x in 0..w {
-                let v = ch[y * w + x] as f64;
-                if y + 1 < h {
-                    total += (ch[(y + 1) * w + x] as f64 - v).abs();
-                }
-                if x + 1 < w {
-                    total += (ch[y * w + x + 1] as f64 - v).abs();
-                }
-            }
-        }
-    }
-    total
+    let (dh, dw) = neighbour_sums(&image[..c * h * w], h, w, f64::abs);
+    dh + dw
 }
 
 /// PSNR in dB for images with values in `[0, data_range]`; infinite for identical images.

@@ -92,6 +92,12 @@ impl RowMask {
         Self::from_rows(&rows, n_latent)
     }
 
+    /// From comma-separated level names (`"S,M"`, `"full"`), as the CLI and the page give them.
+    pub fn from_level_names(names: &str, bands: &RowBands, n_latent: usize) -> Result<Self> {
+        let levels = names.split(',').map(|l| l.trim().parse::<Level>()).collect::<Result<Vec<_>>>()?;
+        Self::from_levels(&levels, bands, n_latent)
+    }
+
     pub fn n_latent(&self) -> usize {
         self.rows.len()
     }

@@ -9,11 +9,10 @@ use js_sys::{Array, Float32Array, Function, Object, Reflect, Uint8Array, Uint8Cl
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::error::Error;
 use crate::image::RgbaImage;
 use crate::explain::CamMethod;
 use crate::pipeline::{cam_overlays, explain, Counterfactual};
-use crate::search::{read_vec, Level, Loss, Method, Objective, RowMask, SearchConfig};
+use crate::search::{read_vec, Loss, Method, Objective, RowMask, SearchConfig};
 use crate::zoo::{Manifest, Zoo, ZooFiles};
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
@@ -103,11 +102,7 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
         }
         None => {
             let levels = get(options, "levels").and_then(|v| v.as_string()).unwrap_or_else(|| "full".into());
-            levels
-                .split(',')
-                .map(|l| l.trim().parse::<Level>())
-                .collect::<Result<Vec<_>, Error>>()
-                .and_then(|levels| RowMask::from_levels(&levels, &zoo.manifest.levels, n))
+            RowMask::from_level_names(&levels, &zoo.manifest.levels, n)
         }
     }
     .map_err(js_err)?;
