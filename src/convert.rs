@@ -8,11 +8,12 @@ use half::{bf16, f16};
 use pytorch_reader::{DType, PytorchReader};
 
 use crate::error::{Error, Result};
-use crate::networks::e4e::{Encoder4Editing, EncoderConfig, EncoderVariant};
-use crate::networks::efficientnet::{EfficientNet, EfficientNetConfig, EfficientNetLayout};
+use crate::networks::arcface::ArcFaceConfig;
+use crate::networks::e4e::{EncoderConfig, EncoderVariant};
+use crate::networks::efficientnet::{EfficientNetConfig, EfficientNetLayout};
 use crate::networks::irse::IrSeConfig;
-use crate::networks::stylegan2::{Generator, GeneratorConfig};
-use crate::networks::xception::{Xception, XceptionConfig, XceptionLayout};
+use crate::networks::stylegan2::GeneratorConfig;
+use crate::networks::xception::{XceptionConfig, XceptionLayout};
 use crate::networks::Normalization;
 use crate::weights::{HostTensor, TensorFile, WeightSource};
 use crate::zoo::{Architecture, NetworkEntry, Role};
@@ -160,6 +161,23 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
             let size = cfg.input_size;
             (Architecture::E4e(cfg), t, size)
         }
+        Role::Identity => {
+            let p = find_prefix(&all, "output_layer.3.weight", &["facenet.", "state_dict.", "module.", ""])
+                .ok_or_else(|| Error::config("no ArcFace in this checkpoint (looked for `output_layer.3.weight`)"))?;
+            let t = all.select_prefix(&p);
+            let backbone = infer_irse(&t, "")?;
+            let [embedding, flat] = shape(&t, "output_layer.3.weight")?[..] else {
+                return Err(Error::config("`output_layer.3.weight` is not a matrix"));
+            };
+            let side = ((flat / backbone.stages[3].0) as f64).sqrt().round() as usize;
+            let cfg = ArcFaceConfig { backbone, input_size: side * 16, embedding };
+            (Architecture::Arcface(cfg), t, input_size.unwrap_or(side * 16))
+        }
+        Role::Perceptual => {
+            let p = find_prefix(&all, "lin0.model.1.weight", &["state_dict.", "module.", ""])
+                .ok_or_else(|| Error::config("no LPIPS in this checkpoint (looked for `lin0.model.1.weight` beside `net.slice1.0.weight`)"))?;
+            (Architecture::Lpips, all.select_prefix(&p), input_size.unwrap_or(256))
+        }
         Role::Detector if find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).is_none() => {
             let (p, layout, stem) = if let Some(p) = find_prefix(&all, "efficientnet._conv_stem.weight", DETECTOR_PREFIXES) {
                 (p, EfficientNetLayout::DeepfakeBench, "efficientnet._conv_stem.weight")
@@ -207,14 +225,6 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
         }
     };
     let source = WeightSource::checkpoint(tensors, opts.file.clone());
-    let root = source.root(&device);
-    match &architecture {
-        Architecture::Stylegan2(cfg) => drop(Generator::new(&root, cfg)?),
-        Architecture::E4e(cfg) => drop(Encoder4Editing::new(&root, cfg)?),
-        Architecture::Xception(cfg) => drop(Xception::new(&root, cfg)?),
-        Architecture::Efficientnet(cfg) => drop(EfficientNet::new(&root, cfg)?),
-    }
-    let tensors = source.finish()?;
     let entry = NetworkEntry {
         name: opts.name.clone(),
         role,
@@ -224,6 +234,8 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
         normalization: opts.normalization,
         prefix: String::new(),
     };
+    crate::zoo::bind_only(&entry, &source.root(&device))?;
+    let tensors = source.finish()?;
     Ok(Converted { tensors, entry })
 }
 

@@ -10,6 +10,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
 pub mod error;
+pub mod eval;
 pub mod explain;
 pub mod image;
 pub mod metrics;

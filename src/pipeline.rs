@@ -3,12 +3,12 @@
 //! drive this one function.
 
 use burn::tensor::{Device, Tensor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::explain::ResidualMap;
 use crate::image::RgbaImage;
-use crate::search::{read_vec, LatentSearch, RowMask, SearchConfig, StepReport};
+use crate::search::{read_vec, LatentSearch, QualityNetworks, RowMask, SearchConfig, StepReport};
 use crate::zoo::Zoo;
 
 /// An image's place in W+ and the generator's rendering of it.
@@ -34,31 +34,84 @@ pub async fn read_planar(images: Tensor<4>) -> Result<Vec<Vec<f32>>> {
     Ok(flat.chunks(c * h * w).take(b).map(|s| s.to_vec()).collect())
 }
 
-/// Image quality of the counterfactual against the reconstruction (network-free metrics of
-/// the paper's Table 1; images in [0, 1]).
-#[derive(Debug, Clone, Serialize)]
+/// Image quality of a changed image against its reference (Table 1): the counterfactual
+/// against the reconstruction, or a pixel attack's output against the input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
     pub psnr_db: f64,
-    /// Artifact-Eraser's TV (squared, count-normalised, × 255).
-    pub tv_reconstruction: f64,
-    pub tv_counterfactual: f64,
-    /// ESNLE σ in 8-bit units (one strip, the whole image); `None` when the search finds none.
-    pub esnle_reconstruction: Option<f64>,
-    pub esnle_counterfactual: Option<f64>,
+    /// scikit-image SSIM on the 8-bit images; `None` below 7 px.
+    pub ssim: Option<f64>,
+    /// Artifact-Eraser's TV (squared, count-normalised, × 255) of the reference and the change.
+    pub tv_reference: f64,
+    pub tv_changed: f64,
+    /// torchmetrics' TV (L1 sum over C, H, W, on [0, 1]) of both.
+    pub tv_l1_reference: f64,
+    pub tv_l1_changed: f64,
+    /// ESNLE σ in 8-bit units (one strip, the whole image); `None` when none is found.
+    pub esnle_reference: Option<f64>,
+    pub esnle_changed: Option<f64>,
+    /// LPIPS-alex between the two, when the zoo has a perceptual network.
+    pub lpips: Option<f64>,
+    /// ArcFace cosine similarity (e4e crop), when the zoo has an identity network.
+    pub id_similarity: Option<f64>,
 }
 
 impl Quality {
-    pub fn measure(reconstruction: &[f32], counterfactual: &[f32], size: usize) -> Self {
-        use crate::metrics::{esnle_255, psnr, to_unit_range, tv_artifact_eraser};
-        let (rec, cf) = (to_unit_range(reconstruction), to_unit_range(counterfactual));
+    /// The network-free metrics of two planar RGB images in [-1, 1].
+    pub fn measure(reference: &[f32], changed: &[f32], size: usize) -> Self {
+        use crate::metrics::{esnle_255, psnr, ssim, to_unit_range, tv_artifact_eraser, tv_l1_sum};
+        let (a, b) = (to_unit_range(reference), to_unit_range(changed));
+        let eight_bit = |v: &[f32]| v.iter().map(|x| (x * 255.0).round() / 255.0).collect::<Vec<f32>>();
         Self {
-            psnr_db: psnr(&rec, &cf, 1.0),
-            tv_reconstruction: tv_artifact_eraser(&rec, 1, 3, size, size),
-            tv_counterfactual: tv_artifact_eraser(&cf, 1, 3, size, size),
-            esnle_reconstruction: esnle_255(&rec, 3, size, size, 1)[0],
-            esnle_counterfactual: esnle_255(&cf, 3, size, size, 1)[0],
+            psnr_db: psnr(&a, &b, 1.0),
+            ssim: ssim(&eight_bit(&a), &eight_bit(&b), 3, size, size, 1.0),
+            tv_reference: tv_artifact_eraser(&a, 1, 3, size, size),
+            tv_changed: tv_artifact_eraser(&b, 1, 3, size, size),
+            tv_l1_reference: tv_l1_sum(&a, 3, size, size),
+            tv_l1_changed: tv_l1_sum(&b, 3, size, size),
+            esnle_reference: esnle_255(&a, 3, size, size, 1)[0],
+            esnle_changed: esnle_255(&b, 3, size, size, 1)[0],
+            lpips: None,
+            id_similarity: None,
         }
     }
+}
+
+impl Zoo {
+    /// Every metric of `changed` against `reference` (`[1, 3, S, S]` in [-1, 1]); LPIPS and ID
+    /// when the zoo has their networks.
+    pub async fn quality(&self, reference: Tensor<4>, changed: Tensor<4>) -> Result<Quality> {
+        let size = reference.dims()[2];
+        let lpips = match &self.perceptual {
+            Some(net) => Some(read_vec(net.forward(reference.clone(), changed.clone())).await?[0] as f64),
+            None => None,
+        };
+        let id_similarity = match &self.identity {
+            Some(net) => Some(read_vec(net.similarity(reference.clone(), changed.clone())).await?[0] as f64),
+            None => None,
+        };
+        let (a, b) = (read_planar(reference).await?.remove(0), read_planar(changed).await?.remove(0));
+        Ok(Quality { lpips, id_similarity, ..Quality::measure(&a, &b, size) })
+    }
+
+    /// P(fake) of `image` under every detector, in the zoo's order.
+    pub async fn score_all(&self, image: Tensor<4>) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.detectors.len());
+        for (_, det) in &self.detectors {
+            out.push(read_vec(det.p_fake(image.clone())).await?[0]);
+        }
+        Ok(out)
+    }
+}
+
+/// One detector's P(fake) on the input, the reconstruction and the counterfactual: the
+/// victim's row shows the attack, the others show transfer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorScores {
+    pub detector: String,
+    pub input: f32,
+    pub reconstruction: f32,
+    pub counterfactual: f32,
 }
 
 /// The outcome of one explanation.
@@ -70,14 +123,24 @@ pub struct Counterfactual {
     pub reconstruction: RgbaImage,
     #[serde(skip)]
     pub counterfactual: RgbaImage,
+    /// Counterfactual − reconstruction: what the search changed.
     #[serde(skip)]
     pub residual: ResidualMap,
+    /// Reconstruction − input: what inversion lost, shown apart so it is never read as an
+    /// artifact.
+    #[serde(skip)]
+    pub inversion_error: ResidualMap,
     pub detector: String,
     pub p_fake_reconstruction: f32,
     pub p_fake_counterfactual: f32,
+    /// Every detector of the zoo, the victim included.
+    pub scores: Vec<DetectorScores>,
     pub steps: usize,
     pub success: bool,
+    /// The counterfactual against the reconstruction.
     pub quality: Quality,
+    /// PSNR of the reconstruction against the input (inversion fidelity).
+    pub inversion_psnr_db: f64,
     pub history: Vec<StepReport>,
 }
 
@@ -95,50 +158,67 @@ pub async fn explain(
     let det = zoo.detector(detector)?;
     let size = zoo.generator.size;
     let inversion = zoo.invert(image, device);
-    let mut search = LatentSearch::new(&zoo.generator, det, inversion.latent, mask, config.clone())?;
+    let networks = QualityNetworks { perceptual: zoo.perceptual.as_ref(), identity: zoo.identity.as_ref() };
+    let mut search = LatentSearch::new(&zoo.generator, det, inversion.latent, mask, config.clone())?.with_regularisers(networks)?;
     let mut history = Vec::new();
     while !search.is_done() {
         let report = search.step().await?;
         on_step(&report);
         history.push(report);
     }
+    search.refine().await?;
     let counterfactual = zoo.generator.synthesize(search.latent());
-    let p_after = read_vec(det.p_fake(counterfactual.clone())).await?[0];
-    let p_before = match history.first() {
-        Some(first) => first.p_fake[0],
-        None => read_vec(det.p_fake(inversion.reconstruction.clone())).await?[0],
-    };
+    let input = image.center_square().resize(size, size);
+    let input_tensor = input.to_tensor(size, device);
+    let (s_in, s_rec, s_cf) = (
+        zoo.score_all(input_tensor.clone()).await?,
+        zoo.score_all(inversion.reconstruction.clone()).await?,
+        zoo.score_all(counterfactual.clone()).await?,
+    );
+    let victim = zoo.detectors.iter().position(|(n, _)| n == detector).expect("the victim is in the zoo");
+    let scores = zoo
+        .detectors
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| DetectorScores { detector: name.clone(), input: s_in[i], reconstruction: s_rec[i], counterfactual: s_cf[i] })
+        .collect();
+    let quality = zoo.quality(inversion.reconstruction.clone(), counterfactual.clone()).await?;
     let rec = read_planar(inversion.reconstruction).await?.remove(0);
     let cf = read_planar(counterfactual).await?.remove(0);
+    let inp = read_planar(input_tensor).await?.remove(0);
+    let unit = crate::metrics::to_unit_range;
     Ok(Counterfactual {
-        input: image.center_square().resize(size, size),
+        input,
         reconstruction: RgbaImage::from_planar(&rec, size, size),
         counterfactual: RgbaImage::from_planar(&cf, size, size),
         residual: ResidualMap::new(&rec, &cf, size, size),
+        inversion_error: ResidualMap::new(&inp, &rec, size, size),
         detector: detector.to_string(),
-        p_fake_reconstruction: p_before,
-        p_fake_counterfactual: p_after,
+        p_fake_reconstruction: s_rec[victim],
+        p_fake_counterfactual: s_cf[victim],
+        scores,
         steps: search.steps_taken(),
-        success: config.reached(p_after),
-        quality: Quality::measure(&rec, &cf, size),
+        success: config.reached(s_cf[victim]),
+        quality,
+        inversion_psnr_db: crate::metrics::psnr(&unit(&inp), &unit(&rec), 1.0),
         history,
     })
 }
 
-/// The victim's CAM for "fake" on the reconstruction and on the counterfactual, as overlays:
-/// where the detector looked before and after the search.
+/// The victim's CAM for `target` on the input, the reconstruction and the counterfactual, as
+/// overlays: where the detector looked before and after the search.
 pub async fn cam_overlays(
     zoo: &Zoo,
     result: &Counterfactual,
     method: crate::explain::CamMethod,
+    target: &crate::explain::CamTarget,
     device: &Device,
-) -> Result<(RgbaImage, RgbaImage)> {
+) -> Result<[RgbaImage; 3]> {
     let det = zoo.detector(&result.detector)?;
-    let mut out = Vec::with_capacity(2);
-    for img in [&result.reconstruction, &result.counterfactual] {
-        let cam = crate::explain::class_activation(det, img.to_tensor(img.width, device), 1, method).await?;
+    let mut out = Vec::with_capacity(3);
+    for img in [&result.input, &result.reconstruction, &result.counterfactual] {
+        let cam = crate::explain::class_activation(det, img.to_tensor(img.width, device), target, method).await?;
         out.push(cam.overlay(img, 0.5));
     }
-    let counterfactual = out.pop().expect("two overlays");
-    Ok((out.pop().expect("two overlays"), counterfactual))
+    Ok(out.try_into().expect("three overlays"))
 }

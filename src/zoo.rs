@@ -10,7 +10,9 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::networks::arcface::{ArcFace, ArcFaceConfig};
 use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
+use crate::networks::lpips::Lpips;
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::networks::efficientnet::{EfficientNet, EfficientNetConfig};
 use crate::networks::xception::{Xception, XceptionConfig};
@@ -24,6 +26,10 @@ pub enum Role {
     Generator,
     Encoder,
     Detector,
+    /// ArcFace, for the ID metric and regulariser (optional).
+    Identity,
+    /// LPIPS, for the perceptual metric and regulariser (optional).
+    Perceptual,
 }
 
 /// A network's architecture with its configuration.
@@ -34,6 +40,9 @@ pub enum Architecture {
     E4e(EncoderConfig),
     Xception(XceptionConfig),
     Efficientnet(EfficientNetConfig),
+    Arcface(ArcFaceConfig),
+    /// LPIPS v0.1 on AlexNet (no configuration).
+    Lpips,
 }
 
 impl Architecture {
@@ -42,6 +51,8 @@ impl Architecture {
             Architecture::Stylegan2(_) => Role::Generator,
             Architecture::E4e(_) => Role::Encoder,
             Architecture::Xception(_) | Architecture::Efficientnet(_) => Role::Detector,
+            Architecture::Arcface(_) => Role::Identity,
+            Architecture::Lpips => Role::Perceptual,
         }
     }
 }
@@ -107,6 +118,16 @@ impl Manifest {
         self.one(Role::Encoder)
     }
 
+    /// The network of an optional role, if the zoo has one (never more than one).
+    pub fn optional(&self, role: Role) -> Result<Option<&NetworkEntry>> {
+        let found: Vec<_> = self.networks.iter().filter(|n| n.role == role).collect();
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            _ => Err(Error::manifest(format!("has {} {role:?} networks, at most one is allowed", found.len()))),
+        }
+    }
+
     pub fn detectors(&self) -> impl Iterator<Item = &NetworkEntry> {
         self.networks.iter().filter(|n| n.role == Role::Detector)
     }
@@ -157,6 +178,16 @@ impl Manifest {
                 )));
             }
         }
+        let mut names: Vec<&str> = self.networks.iter().map(|n| n.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::manifest(format!("two networks are named `{}`", w[0])));
+        }
+        self.optional(Role::Identity)?;
+        self.optional(Role::Perceptual)?;
+        if let Some(Architecture::Arcface(cfg)) = self.optional(Role::Identity)?.map(|n| &n.architecture) {
+            cfg.validate()?;
+        }
         self.levels.validate(self.n_latent)?;
         Ok(())
     }
@@ -173,6 +204,10 @@ pub struct Zoo {
     pub encoder: Encoder4Editing,
     pub detectors: Vec<(String, Detector)>,
     pub encoder_size: usize,
+    /// ArcFace for ID similarity, when the zoo has one.
+    pub identity: Option<ArcFace>,
+    /// LPIPS, when the zoo has it.
+    pub perceptual: Option<Lpips>,
 }
 
 fn bind<T>(entry: &NetworkEntry, files: &ZooFiles, build: impl FnOnce(&WeightSource) -> Result<T>) -> Result<T> {
@@ -205,8 +240,19 @@ impl Zoo {
             let det = bind(d, files, |s| build_detector(d, &s.root(device)))?;
             detectors.push((d.name.clone(), det));
         }
+        let identity = match manifest.optional(Role::Identity)? {
+            Some(n) => Some(bind(n, files, |s| match &n.architecture {
+                Architecture::Arcface(cfg) => ArcFace::new(&s.root(device), cfg),
+                _ => unreachable!("validated"),
+            })?),
+            None => None,
+        };
+        let perceptual = match manifest.optional(Role::Perceptual)? {
+            Some(n) => Some(bind(n, files, |s| Ok(Lpips::new(&s.root(device))))?),
+            None => None,
+        };
         let encoder_size = e.input_size;
-        Ok(Self { manifest, generator, encoder, detectors, encoder_size })
+        Ok(Self { manifest, generator, encoder, detectors, encoder_size, identity, perceptual })
     }
 
     pub fn detector(&self, name: &str) -> Result<&Detector> {
@@ -224,6 +270,19 @@ pub fn build_detector(entry: &NetworkEntry, vb: &crate::weights::VarBuilder) -> 
         other => return Err(Error::manifest(format!("network `{}`: {:?} is not a detector", entry.name, other.role()))),
     };
     Ok(Detector { net, input_size: entry.input_size, normalization: entry.normalization })
+}
+
+/// Builds the network an entry describes on `vb` and drops it: binds a checkpoint strictly
+/// (or draws seeded weights) without keeping the network.
+pub fn bind_only(entry: &NetworkEntry, vb: &crate::weights::VarBuilder) -> Result<()> {
+    match &entry.architecture {
+        Architecture::Stylegan2(cfg) => drop(Generator::new(vb, cfg)?),
+        Architecture::E4e(cfg) => drop(Encoder4Editing::new(vb, cfg)?),
+        Architecture::Xception(_) | Architecture::Efficientnet(_) => drop(build_detector(entry, vb)?),
+        Architecture::Arcface(cfg) => drop(ArcFace::new(vb, cfg)?),
+        Architecture::Lpips => drop(Lpips::new(vb)),
+    }
+    Ok(())
 }
 
 /// Reads a zoo from a directory holding `zoo.json` and its weight files.

@@ -7,14 +7,16 @@ use burn::tensor::Device;
 use crate::error::Result;
 use crate::image::RgbaImage;
 use crate::rng::SeededRng;
-use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
+use crate::networks::arcface::ArcFaceConfig;
+use crate::networks::e4e::EncoderConfig;
+use crate::networks::efficientnet::{EfficientNetConfig, EfficientNetLayout};
 use crate::networks::irse::IrSeConfig;
-use crate::networks::stylegan2::{Generator, GeneratorConfig};
+use crate::networks::stylegan2::GeneratorConfig;
 use crate::networks::xception::XceptionConfig;
 use crate::networks::Normalization;
 use crate::search::RowBands;
 use crate::weights::{StoredPrecision, TensorFile, WeightSource};
-use crate::zoo::{build_detector, Architecture, Manifest, NetworkEntry, Role, Zoo, ZooFiles};
+use crate::zoo::{bind_only, Architecture, Manifest, NetworkEntry, Role, Zoo, ZooFiles};
 
 /// Sizes of the seeded zoo.
 #[derive(Debug, Clone)]
@@ -23,11 +25,13 @@ pub struct TinyZooSpec {
     pub style_dim: usize,
     pub seed: u64,
     pub precision: StoredPrecision,
+    /// Add a small ArcFace and LPIPS (for the ID and LPIPS metrics and regularisers).
+    pub metric_networks: bool,
 }
 
 impl Default for TinyZooSpec {
     fn default() -> Self {
-        Self { size: 64, style_dim: 32, seed: 7, precision: StoredPrecision::F16 }
+        Self { size: 64, style_dim: 32, seed: 7, precision: StoredPrecision::F16, metric_networks: false }
     }
 }
 
@@ -54,6 +58,18 @@ impl TinyZooSpec {
         XceptionConfig { widths: [8, 16, 24, 32, 48, 64, 96, 128], middle_blocks: 1, num_classes: 2, layout: Default::default() }
     }
 
+    /// A narrow, shallow EfficientNet (B0's stages at width 0.25, depth 0.34) in the
+    /// DeepfakeBench layout. Its stem has no padding, so the blocks see ⌊(S−1)/2⌋ pixels; static
+    /// pads computed for S − 2 match that size exactly.
+    pub fn efficientnet(&self) -> EfficientNetConfig {
+        EfficientNetConfig { width: 0.25, depth: 0.34, layout: EfficientNetLayout::DeepfakeBench, num_classes: 2, assumed_size: self.size - 2 }
+    }
+
+    /// IR-SE with one unit per stage at 32 px: an ArcFace with the real layout, toy-sized.
+    pub fn arcface(&self) -> ArcFaceConfig {
+        ArcFaceConfig { backbone: IrSeConfig { stem: 16, stages: vec![(16, 1), (24, 1), (32, 1), (48, 1)], se_reduction: 4 }, input_size: 32, embedding: 64 }
+    }
+
     pub fn manifest(&self) -> Manifest {
         let n_latent = self.generator().n_latent();
         let entry = |name: &str, role, architecture, file: &str, input_size| NetworkEntry {
@@ -73,11 +89,20 @@ impl TinyZooSpec {
             ),
             n_latent,
             levels: RowBands::thirds(n_latent),
-            networks: vec![
+            networks: [
                 entry("stylegan2", Role::Generator, Architecture::Stylegan2(self.generator()), "generator.safetensors", self.size),
                 entry("e4e", Role::Encoder, Architecture::E4e(self.encoder()), "encoder.safetensors", self.size),
                 entry("xception", Role::Detector, Architecture::Xception(self.detector()), "xception.safetensors", self.size),
-            ],
+                entry("efficientnet", Role::Detector, Architecture::Efficientnet(self.efficientnet()), "efficientnet.safetensors", self.size),
+            ]
+            .into_iter()
+            .chain(self.metric_networks.then(|| {
+                [
+                    entry("arcface", Role::Identity, Architecture::Arcface(self.arcface()), "arcface.safetensors", 32),
+                    entry("lpips", Role::Perceptual, Architecture::Lpips, "lpips.safetensors", self.size),
+                ]
+            }).into_iter().flatten())
+            .collect(),
         }
     }
 
@@ -89,13 +114,16 @@ impl TinyZooSpec {
         let mut files = ZooFiles::new();
         for (i, entry) in manifest.networks.iter().enumerate() {
             let source = WeightSource::seeded(self.seed.wrapping_mul(1000).wrapping_add(i as u64));
-            let vb = source.root(&device);
-            match &entry.architecture {
-                Architecture::Stylegan2(cfg) => drop(Generator::new(&vb, cfg)?),
-                Architecture::E4e(cfg) => drop(Encoder4Editing::new(&vb, cfg)?),
-                Architecture::Xception(_) | Architecture::Efficientnet(_) => drop(build_detector(entry, &vb)?),
+            bind_only(entry, &source.root(&device))?;
+            let mut tensors: TensorFile = source.finish()?;
+            if entry.architecture == Architecture::Lpips {
+                // LPIPS's linear heads are non-negative (the package clamps them), so a distance
+                // is never negative.
+                for (key, t) in tensors.tensors.iter_mut().filter(|(k, _)| k.starts_with("lin")) {
+                    debug_assert!(key.ends_with("weight"));
+                    t.data.iter_mut().for_each(|v| *v = v.abs());
+                }
             }
-            let tensors: TensorFile = source.finish()?;
             files.insert(entry.file.clone(), tensors.to_safetensors(StoredPrecision::F32));
         }
         self.calibrate_heads(&manifest, &mut files)?;
@@ -124,9 +152,13 @@ impl TinyZooSpec {
             let std = (margins.iter().map(|m| (m - mean).powi(2)).sum::<f32>() / n).sqrt().max(1e-6);
             let scale = 1.0 / std;
             let mut t = TensorFile::from_safetensors(&files[&entry.file], &entry.file)?;
-            let w = t.tensors.get_mut("last_linear.weight").expect("xception head");
+            let head = match entry.architecture {
+                Architecture::Xception(_) => "last_linear",
+                _ => "last_layer",
+            };
+            let w = t.tensors.get_mut(&format!("{head}.weight")).expect("detector head");
             w.data.iter_mut().for_each(|v| *v *= scale);
-            let b = t.tensors.get_mut("last_linear.bias").expect("xception head");
+            let b = t.tensors.get_mut(&format!("{head}.bias")).expect("detector head");
             b.data.iter_mut().for_each(|v| *v *= scale);
             b.data[1] += HEAD_MEAN - scale * mean;
             files.insert(entry.file.clone(), t.to_safetensors(StoredPrecision::F32));

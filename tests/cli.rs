@@ -23,7 +23,17 @@ fn run_writes_images_and_report() {
     let (ok, stdout, err) = unforge(&["run", sample, "--zoo", zoo.to_str().unwrap(), "--steps", "3", "--alpha", "0.03", "--levels", "S,M", "--method", "mifgsm", "--out", out.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(stdout.contains("P(fake)"), "{stdout}");
-    for f in ["input.png", "reconstruction.png", "counterfactual.png", "residual_signed.png", "residual_magnitude.png", "cam_reconstruction.png", "cam_counterfactual.png"] {
+    for f in [
+        "input.png",
+        "reconstruction.png",
+        "counterfactual.png",
+        "residual_signed.png",
+        "residual_magnitude.png",
+        "inversion_error.png",
+        "cam_input.png",
+        "cam_reconstruction.png",
+        "cam_counterfactual.png",
+    ] {
         let bytes = std::fs::read(out.join(f)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{f}");
     }
@@ -32,7 +42,117 @@ fn run_writes_images_and_report() {
     assert!(report["result"]["p_fake_counterfactual"].as_f64().is_some());
     let q = &report["result"]["quality"];
     assert!(q["psnr_db"].as_f64().is_some_and(|p| p > 0.0 && p.is_finite()), "{q}");
-    assert!(q["tv_counterfactual"].as_f64().unwrap() > 0.0, "{q}");
+    assert!(q["tv_changed"].as_f64().unwrap() > 0.0 && q["tv_l1_changed"].as_f64().unwrap() > 0.0, "{q}");
+    assert!(q["ssim"].as_f64().is_some_and(|s| s <= 1.0), "{q}");
+    assert!(q["lpips"].is_null() && q["id_similarity"].is_null(), "the seeded zoo has no metric networks: {q}");
+    let scores = report["result"]["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 2, "every detector is scored: {scores:?}");
+    assert_eq!(report["search"]["method"]["name"], "mifgsm");
+}
+
+#[test]
+fn run_takes_presets_regularisers_and_cam_layers() {
+    let zoo = tmp("zoo-metrics");
+    let out = tmp("out-preset");
+    let (ok, _, err) = unforge(&["init-zoo", "--out", zoo.to_str().unwrap(), "--metric-networks"]);
+    assert!(ok, "{err}");
+    let z = zoo.to_str().unwrap();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png");
+    let (ok, layers, err) = unforge(&["run", sample, "--zoo", z, "--detector", "efficientnet", "--cam-layer", "list"]);
+    assert!(ok, "{err}");
+    assert!(layers.lines().any(|l| l == "blocks.3") && layers.lines().last() == Some("conv_head"), "{layers}");
+    let args = [
+        "run", sample, "--zoo", z, "--detector", "efficientnet", "--preset", "fast", "--steps", "3", "--rows", "0,2",
+        "--lambda-pixel", "1", "--lambda-lpips", "0.5", "--lambda-id", "0.5", "--cam", "layer_cam", "--cam-layer", "blocks.3",
+        "--cam-class", "0", "--seed", "9", "--out", out.to_str().unwrap(),
+    ];
+    let (ok, _, err) = unforge(&args);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let search = &report["search"];
+    assert_eq!((search["alpha"].as_f64().unwrap() as f32, search["refine"].as_u64(), search["max_steps"].as_u64()), (6.4e-3, Some(3), Some(3)));
+    assert_eq!(search["regularisers"]["lpips"], 0.5);
+    assert_eq!(search["seed"], 9);
+    assert_eq!(report["rows"], serde_json::json!([0, 2]));
+    assert_eq!(report["cam"]["target"]["layer"], "blocks.3");
+    let q = &report["result"]["quality"];
+    assert!(q["lpips"].as_f64().is_some_and(|l| l >= 0.0) && q["id_similarity"].as_f64().is_some(), "{q}");
+}
+
+/// A folder of small face images made by `unforge samples`.
+fn sample_folder(name: &str, count: usize) -> std::path::PathBuf {
+    let dir = tmp(name);
+    let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/samples/astronaut.png");
+    let photo = if std::path::Path::new(photo).exists() { photo } else { concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png") };
+    let (ok, _, err) = unforge(&["samples", photo, "--face", "0,0,64", "--size", "64", "--synthetic", &count.to_string(), "--out", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    dir
+}
+
+#[test]
+fn eval_writes_tables_and_resumes() {
+    let data = sample_folder("eval-data", 2);
+    // Only the fakes are attacked when labels say which they are.
+    std::fs::write(data.join("labels.json"), r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "photo-face.png": "real"}"#).unwrap();
+    let out = tmp("eval-out");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let args = [
+        "eval", data.to_str().unwrap(), "--zoo", zoo, "--attacks", "latent,fgsm,pgd", "--steps", "2", "--alpha", "0.02",
+        "--pixel-steps", "2", "--level-ablation", "--alphas", "0.02,0.04", "--out", out.to_str().unwrap(),
+    ];
+    let (ok, stdout, err) = unforge(&args);
+    assert!(ok, "{err}");
+    // 2 images × 2 victims × (latent, fgsm, pgd, S, M, D, α 0.04).
+    assert!(err.contains("28 runs, 0 resumed"), "{err}");
+    assert!(err.contains("ETA"), "no progress line: {err}");
+    assert!(stdout.contains("Tab. 1") && stdout.contains("Tab. 2/3") && stdout.contains("Tab. 4") && stdout.contains("Tab. 5"), "{stdout}");
+    for f in ["tables.md", "tables.json", "plan.json", "tab-2-3-transfer.csv", "tab-4-level-ablation.csv"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let records = std::fs::read_dir(out.join("records/xception/latent")).unwrap().count();
+    assert_eq!(records, 2, "one record per fake image");
+    let tables: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("tables.json")).unwrap()).unwrap();
+    let transfer = &tables[1]["rows"];
+    assert_eq!(transfer.as_array().unwrap().len(), 6, "{transfer}");
+    // A re-run does nothing new; a removed record is the only one redone.
+    std::fs::remove_file(out.join("records/efficientnet/pgd/synthetic-2.json")).unwrap();
+    let (ok, stdout2, err) = unforge(&args);
+    assert!(ok, "{err}");
+    assert!(err.contains("1 runs, 27 resumed"), "{err}");
+    // Same seed, same bits: the redone PGD run (random start included) reproduces the table.
+    assert_eq!(stdout, stdout2, "resumed tables differ");
+}
+
+#[test]
+fn eval_errors_name_the_problem() {
+    let data = sample_folder("eval-bad", 1);
+    let d = data.to_str().unwrap();
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let empty = tmp("eval-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let labelled = sample_folder("eval-labels", 1);
+    std::fs::write(labelled.join("labels.json"), r#"{"synthetic-1.png": "maybe"}"#).unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (&["eval", d, "--zoo", zoo, "--attacks", "latent,cw"], "unknown pixel attack `cw`"),
+        (&["eval", d, "--zoo", zoo, "--victims", "nope"], "no detector named `nope`"),
+        (&["eval", d, "--zoo", zoo, "--preset", "slow"], "unknown preset `slow`"),
+        (&["eval", d, "--zoo", zoo, "--eps", "0"], "eps"),
+        (&["eval", empty.to_str().unwrap(), "--zoo", zoo], "no PNG images"),
+        (&["eval", labelled.to_str().unwrap(), "--zoo", zoo], "labelled `maybe`"),
+        (&["eval", d, "--zoo", zoo, "--backend", "tpu"], "--backend `tpu`"),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, err) = unforge(args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    // Without the wgpu feature the GPU backend is an error that says how to get it.
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let (ok, _, err) = unforge(&["eval", d, "--zoo", zoo, "--backend", "wgpu"]);
+        assert!(!ok && err.contains("--features wgpu"), "{err}");
+    }
 }
 
 #[test]
@@ -40,7 +160,9 @@ fn bad_input_is_a_one_line_error() {
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png");
     let not_png = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
+        (&["run", sample, "--zoo", zoo, "--cam-layer", "block99"], "no layer `block99`"),
+        (&["run", sample, "--zoo", zoo, "--rows", "0,999"], "row 999 is outside W+"),
         (&["run", sample, "--zoo", zoo, "--cam", "saliency"], "--cam `saliency`"),
         (&["run", sample, "--zoo", zoo, "--method", "xgsm"], "unknown method `xgsm`"),
         (&["run", sample, "--zoo", zoo, "--loss", "hinge"], "unknown loss `hinge`"),

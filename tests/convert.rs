@@ -20,6 +20,8 @@ fn converted_zoo_loads_and_matches_the_original_tensors() {
     // Start from the seeded zoo's manifest, then replace every network by its conversion.
     let zoo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
     std::fs::copy(zoo.join("zoo.json"), dir.join("zoo.json")).unwrap();
+    // The second detector is not converted here; it comes along as it is.
+    std::fs::copy(zoo.join("efficientnet.safetensors"), dir.join("efficientnet.safetensors")).unwrap();
     let manifest = dir.join("zoo.json");
     for (ckpt, role, out, name, extra) in [
         ("stylegan2_rosinality.pt", "generator", "g.safetensors", "stylegan2", vec![]),
@@ -113,4 +115,28 @@ fn efficientnet_layouts_and_sizes_are_inferred() {
         assert_eq!(converted.entry.architecture, Architecture::Efficientnet(cfg));
         assert_eq!(converted.entry.input_size, 256);
     }
+}
+
+#[test]
+fn metric_networks_convert_with_their_configuration() {
+    // The toy ArcFace and LPIPS of the seeded zoo carry the original key names, so their
+    // safetensors are checkpoints like any other.
+    let dir = std::env::temp_dir().join(format!("unforge-convert-metrics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ok, _, err) = unforge(&["init-zoo", "--out", dir.to_str().unwrap(), "--metric-networks", "--f32"]);
+    assert!(ok, "{err}");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("zoo.json")).unwrap()).unwrap();
+    for (file, role) in [("arcface.safetensors", "identity"), ("lpips.safetensors", "perceptual")] {
+        let out = dir.join(format!("converted-{file}"));
+        let (ok, stdout, err) = unforge(&["convert", dir.join(file).to_str().unwrap(), "--role", role, "--out", out.to_str().unwrap()]);
+        assert!(ok, "{file}: {err}");
+        let entry: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let original = manifest["networks"].as_array().unwrap().iter().find(|n| n["role"] == role).unwrap();
+        assert_eq!(entry["architecture"], original["architecture"], "{file}");
+        assert_eq!(entry["config"], original["config"], "{file}: configuration inferred from the tensors");
+        assert_eq!(std::fs::read(&out).unwrap().len(), std::fs::read(dir.join(file)).unwrap().len(), "{file}");
+    }
+    // An identity checkpoint is not a perceptual one.
+    let (ok, _, err) = unforge(&["convert", dir.join("arcface.safetensors").to_str().unwrap(), "--role", "perceptual", "--out", dir.join("x.safetensors").to_str().unwrap()]);
+    assert!(!ok && err.contains("no LPIPS"), "{err}");
 }

@@ -58,3 +58,43 @@ fn psnr_known_values() {
     let b: Vec<f32> = a.iter().map(|v| v + 0.1).collect();
     assert!((psnr(&a, &b, 1.0) - 20.0).abs() < 1e-4);
 }
+
+#[derive(serde::Deserialize)]
+struct MetricFixture {
+    channels: usize,
+    height: usize,
+    width: usize,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    ssim: f64,
+    psnr: f64,
+}
+
+/// scikit-image's values for two seeded 8-bit images (tools/fixtures/make_metric_fixtures.py).
+#[test]
+fn ssim_and_psnr_match_scikit_image() {
+    let fx: MetricFixture = serde_json::from_str(include_str!("fixtures/metrics.json")).unwrap();
+    let got = unforge::metrics::ssim(&fx.a, &fx.b, fx.channels, fx.height, fx.width, 1.0).unwrap();
+    assert!((got - fx.ssim).abs() < 1e-6, "ssim {got} vs scikit-image {}", fx.ssim);
+    let p = psnr(&fx.a, &fx.b, 1.0);
+    assert!((p - fx.psnr).abs() < 1e-4, "psnr {p} vs scikit-image {}", fx.psnr);
+}
+
+#[test]
+fn ssim_closed_forms() {
+    let (h, w) = (16, 12);
+    let img = smooth(h, w);
+    assert!((unforge::metrics::ssim(&img, &img, 3, h, w, 1.0).unwrap() - 1.0).abs() < 1e-12);
+    // Two flat images: no variance, so SSIM is the luminance term (2μaμb + C1)/(μa² + μb² + C1).
+    let (ma, mb) = (0.3f32, 0.6f32);
+    let (a, b) = (vec![ma; 3 * h * w], vec![mb; 3 * h * w]);
+    let c1 = 0.01f64 * 0.01;
+    let want = (2.0 * ma as f64 * mb as f64 + c1) / ((ma as f64).powi(2) + (mb as f64).powi(2) + c1);
+    let got = unforge::metrics::ssim(&a, &b, 3, h, w, 1.0).unwrap();
+    assert!((got - want).abs() < 1e-6, "flat images: {got} vs {want}");
+    // Noise lowers it; too small an image has none.
+    let mut rng = SeededRng::new(4);
+    let noisy: Vec<f32> = img.iter().map(|v| v + 0.1 * rng.normal()).collect();
+    assert!(unforge::metrics::ssim(&img, &noisy, 3, h, w, 1.0).unwrap() < 0.9);
+    assert_eq!(unforge::metrics::ssim(&img[..3 * 36], &img[..3 * 36], 3, 6, 6, 1.0), None);
+}

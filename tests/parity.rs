@@ -57,7 +57,7 @@ fn arcface_embedding_of_the_e4e_crop() {
     let source = WeightSource::keyed(SEED);
     let net = unforge::networks::arcface::ArcFace::new(&source.root(&dev), &unforge::networks::arcface::ArcFaceConfig::ir_se_50()).unwrap();
     source.finish().unwrap();
-    let emb = net.embed_aligned_256(tensor(&fx.tensors["arcface.input"], &dev));
+    let emb = net.embed_aligned(tensor(&fx.tensors["arcface.input"], &dev));
     assert_close(&to_vec(emb), &fx.tensors["arcface.embedding"], 1e-4, "arcface embedding");
 }
 

@@ -5,7 +5,7 @@ mod common;
 use burn::tensor::Device;
 use common::*;
 use unforge::block_on;
-use unforge::search::{LatentSearch, Level, Loss, Method, Objective, RowMask, SearchConfig};
+use unforge::search::{LatentSearch, Level, Loss, Method, Objective, Preset, QualityNetworks, Regularisers, RowMask, SearchConfig};
 
 fn start_latent(zoo: &unforge::zoo::Zoo) -> burn::tensor::Tensor<3> {
     zoo.invert(&test_image(48), &Device::flex()).latent
@@ -55,7 +55,7 @@ fn gradient_matches_finite_differences() {
     let zoo = tiny_zoo();
     let (_, det) = &zoo.detectors[0];
     let latent = start_latent(&zoo);
-    let objective = Objective { generator: &zoo.generator, detector: det, target: 0.0, loss: Loss::Mse };
+    let objective = Objective::new(&zoo.generator, det, 0.0, Loss::Mse);
     let (_, _, grad) = objective.gradient(&latent);
     let shape = latent.dims();
     let g = to_vec(grad);
@@ -204,4 +204,96 @@ fn cross_entropy_loss_is_reported_and_followed() {
     assert!(Method::from_name("xgsm", 1.0, 0.1).is_err());
     assert!("hinge".parse::<Loss>().is_err());
     assert!(SearchConfig { method: Method::Pgd { beta: 0.0 }, ..SearchConfig::default() }.validate().is_err());
+}
+
+#[test]
+fn presets_are_the_official_settings() {
+    let paper = Preset::Paper.config();
+    assert_eq!((paper.method, paper.alpha, paper.max_steps, paper.kappa), (Method::Ifgsm, 8e-4, 1000, 0.2));
+    assert_eq!(Preset::PAPER_BETA, 0.05);
+    let readme = Preset::Readme.config();
+    assert_eq!((readme.alpha, readme.max_steps, readme.kappa, readme.refine), (2e-4, 50, 0.2, 0));
+    assert_eq!(SearchConfig::default(), readme);
+    let fast = Preset::Fast.config();
+    assert!(fast.max_steps * 5 <= paper.max_steps && fast.refine > 0 && fast.alpha > paper.alpha);
+    assert_eq!("FAST".parse::<Preset>().unwrap(), Preset::Fast);
+    assert!("slow".parse::<Preset>().unwrap_err().to_string().contains("unknown preset `slow`"));
+}
+
+/// The gradient at the inversion with these regulariser weights.
+fn regularised_gradient(zoo: &unforge::zoo::Zoo, start: &burn::tensor::Tensor<3>, weights: Regularisers) -> unforge::Result<Vec<f32>> {
+    let (_, det) = &zoo.detectors[0];
+    let reconstruction = zoo.generator.synthesize(start.clone());
+    let networks = QualityNetworks { perceptual: zoo.perceptual.as_ref(), identity: zoo.identity.as_ref() };
+    let objective = Objective::new(&zoo.generator, det, 0.0, Loss::Mse).with_regularisers(weights, reconstruction, networks)?;
+    // Away from the reconstruction, so the quality terms have a gradient.
+    let moved = start.clone() + 0.05;
+    Ok(to_vec(objective.gradient(&moved).2))
+}
+
+#[test]
+fn regularisers_change_the_gradient_and_need_their_networks() {
+    let zoo = tiny_zoo_with_metrics();
+    let start = start_latent(&zoo);
+    let none = regularised_gradient(&zoo, &start, Regularisers::default()).unwrap();
+    let zero = regularised_gradient(&zoo, &start, Regularisers { pixel: 0.0, lpips: 0.0, id: 0.0 }).unwrap();
+    assert!(none.iter().zip(&zero).all(|(a, b)| a.to_bits() == b.to_bits()), "λ = 0 must be the plain objective");
+    for weights in [
+        Regularisers { pixel: 10.0, ..Default::default() },
+        Regularisers { lpips: 10.0, ..Default::default() },
+        Regularisers { id: 10.0, ..Default::default() },
+    ] {
+        let g = regularised_gradient(&zoo, &start, weights).unwrap();
+        let diff = g.iter().zip(&none).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff > 1e-6, "{weights:?} did not change the gradient");
+    }
+    let plain = tiny_zoo();
+    let start = start_latent(&plain);
+    for (weights, needle) in [(Regularisers { lpips: 1.0, ..Default::default() }, "LPIPS"), (Regularisers { id: 1.0, ..Default::default() }, "ArcFace")] {
+        let err = regularised_gradient(&plain, &start, weights).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+    assert!(SearchConfig { regularisers: Regularisers { pixel: -1.0, ..Default::default() }, ..SearchConfig::default() }.validate().is_err());
+}
+
+#[test]
+fn pixel_regulariser_keeps_the_counterfactual_closer() {
+    let zoo = tiny_zoo();
+    let (_, det) = &zoo.detectors[0];
+    let start = start_latent(&zoo);
+    let distance = |weight: f32| {
+        let config = SearchConfig { alpha: 0.01, max_steps: 6, kappa: 0.0, method: Method::Pgd { beta: 1.0 }, regularisers: Regularisers { pixel: weight, ..Default::default() }, ..SearchConfig::default() };
+        let mut search = LatentSearch::new(&zoo.generator, det, start.clone(), &RowMask::full(zoo.manifest.n_latent), config).unwrap().with_regularisers(QualityNetworks::default()).unwrap();
+        while !search.is_done() {
+            block_on(search.step()).unwrap();
+        }
+        let (a, b) = (to_vec(zoo.generator.synthesize(start.clone())), to_vec(zoo.generator.synthesize(search.latent())));
+        a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f32>()
+    };
+    let (free, held) = (distance(0.0), distance(1000.0));
+    assert!(held < free, "pixel λ did not hold the image: {held} vs {free}");
+}
+
+#[test]
+fn refine_moves_back_towards_the_boundary_and_keeps_success() {
+    let zoo = tiny_zoo();
+    let (_, det) = &zoo.detectors[0];
+    let start = start_latent(&zoo);
+    let run = |refine: usize| {
+        let config = SearchConfig { alpha: 0.05, max_steps: 40, kappa: 0.1, refine, ..SearchConfig::default() };
+        let mut search = LatentSearch::new(&zoo.generator, det, start.clone(), &RowMask::full(zoo.manifest.n_latent), config.clone()).unwrap();
+        while !search.is_done() {
+            block_on(search.step()).unwrap();
+        }
+        assert!(search.active().iter().all(|a| !a), "the search must succeed for this test");
+        block_on(search.refine()).unwrap();
+        let p = to_vec(det.p_fake(zoo.generator.synthesize(search.latent())))[0];
+        let moved = to_vec(search.latent()).iter().zip(to_vec(start.clone())).map(|(a, b)| (a - b).abs()).sum::<f32>();
+        (config.reached(p), p, moved)
+    };
+    let (ok0, p0, d0) = run(0);
+    let (ok3, p3, d3) = run(3);
+    assert!(ok0 && ok3, "refined counterfactual must still meet κ: {p0} {p3}");
+    assert!(d3 < d0, "refine must end closer to the start: {d3} vs {d0}");
+    assert!(p3 >= p0, "refine ends nearer the boundary: {p3} vs {p0}");
 }

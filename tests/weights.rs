@@ -112,6 +112,24 @@ fn prefixes_select_one_network_of_a_checkpoint() {
     assert!(strict.contains("missing key `conv1.weight`"), "{strict}");
     manifest.networks.iter_mut().find(|n| n.name == "xception").unwrap().prefix = "backbone.".into();
     let zoo = Zoo::load(manifest, &files, &Device::flex()).unwrap();
-    assert_eq!(zoo.detectors.len(), 1);
+    assert_eq!(zoo.detectors.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["xception", "efficientnet"]);
     assert_eq!(t.clone().select_prefix("conv1."), TensorFile { tensors: [("weight".to_string(), t.tensors["conv1.weight"].clone())].into() });
+}
+
+#[test]
+fn metric_roles_are_optional_and_single() {
+    let (manifest, _) = tiny_files();
+    assert_eq!(manifest.optional(unforge::zoo::Role::Identity).unwrap(), None);
+    let (with, files) = unforge::zoo_init::TinyZooSpec { metric_networks: true, ..tiny_spec() }.build().unwrap();
+    let zoo = Zoo::load(with.clone(), &files, &Device::flex()).unwrap();
+    assert!(zoo.identity.is_some() && zoo.perceptual.is_some());
+    let mut twice = with.clone();
+    let mut extra = twice.networks.iter().find(|n| n.name == "lpips").unwrap().clone();
+    extra.name = "lpips-2".into();
+    twice.networks.push(extra);
+    let err = twice.validate().unwrap_err().to_string();
+    assert!(err.contains("2 Perceptual networks"), "{err}");
+    let mut same_name = with;
+    same_name.networks[3].name = "xception".into();
+    assert!(same_name.validate().unwrap_err().to_string().contains("two networks are named `xception`"));
 }

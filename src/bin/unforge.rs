@@ -6,13 +6,20 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use burn::tensor::Device;
 use unforge::error::{Error, Result};
+use unforge::explain::{CamMethod, CamTarget};
 use unforge::image::RgbaImage;
 use unforge::pipeline::explain;
-use unforge::search::{RowMask, SearchConfig};
+use unforge::search::{Level, Method, Preset, Regularisers, RowMask, SearchConfig};
 use unforge::weights::StoredPrecision;
 use unforge::zoo::{read_dir, Zoo};
 use unforge::zoo_init::TinyZooSpec;
+
+#[path = "unforge/eval.rs"]
+mod eval;
+
+use eval::EvalArgs;
 
 #[derive(Parser)]
 #[command(name = "unforge", version, about = "Counterfactual explanations for face-forgery detectors")]
@@ -32,6 +39,10 @@ enum Command {
         /// Store weights as f32 instead of f16.
         #[arg(long)]
         f32: bool,
+        /// Add a toy ArcFace and LPIPS (seeded, untrained: they exercise the ID and LPIPS code
+        /// paths, they do not measure perception or identity).
+        #[arg(long)]
+        metric_networks: bool,
     },
     /// Writes the demo's sample images: a face crop of a photograph and seeded synthetic faces.
     Samples {
@@ -44,12 +55,15 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 128)]
         size: usize,
+        /// How many seeded synthetic images to write.
+        #[arg(long, default_value_t = 2)]
+        synthetic: usize,
     },
     /// Converts a checkpoint (.pt/.pth zip format, or .safetensors) into one network's
     /// safetensors with the original key names, and prints its zoo.json entry.
     Convert {
         checkpoint: PathBuf,
-        /// generator, encoder or detector.
+        /// generator, encoder, detector, identity (ArcFace) or perceptual (LPIPS).
         #[arg(long)]
         role: String,
         /// Output safetensors file.
@@ -88,7 +102,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Explains one image: inversion, latent search, counterfactual and residual maps.
+    /// Explains one image: inversion, latent search, counterfactual, residual maps, CAMs and
+    /// a JSON report with every detector's scores and the quality metrics.
     Run {
         /// A PNG face image.
         image: PathBuf,
@@ -97,33 +112,175 @@ enum Command {
         /// Victim detector (default: the zoo's first).
         #[arg(long)]
         detector: Option<String>,
-        /// Levels of W+ to move: S, M, D or full (comma-separated).
-        #[arg(long, default_value = "full")]
-        levels: String,
-        #[arg(long, default_value_t = 2e-4)]
-        alpha: f32,
-        #[arg(long, default_value_t = 50)]
-        steps: usize,
-        #[arg(long, default_value_t = 0.2)]
-        kappa: f32,
-        /// ifgsm (Eq. 3), mifgsm, nifgsm or pgd.
-        #[arg(long, default_value = "ifgsm")]
-        method: String,
-        /// Momentum of MI/NI-FGSM.
-        #[arg(long, default_value_t = 1.0)]
-        mu: f32,
-        /// L∞ bound of PGD around the inversion.
-        #[arg(long, default_value_t = 0.05)]
-        beta: f32,
-        /// mse (the paper's) or ce.
-        #[arg(long, default_value = "mse")]
-        loss: String,
-        /// CAM of the victim before and after: grad_cam, grad_cam_plus_plus or layer_cam.
+        #[command(flatten)]
+        search: SearchArgs,
+        /// CAM of the victim on the input, reconstruction and counterfactual: grad_cam,
+        /// grad_cam_plus_plus or layer_cam.
         #[arg(long, default_value = "grad_cam")]
         cam: String,
+        /// Layer of the CAM, by its PyTorch name (e.g. block3, conv4, blocks.5); default: the
+        /// last convolutional block. `--cam-layer list` prints the victim's layers.
+        #[arg(long)]
+        cam_layer: Option<String>,
+        /// Class of the CAM (1 = fake, 0 = real).
+        #[arg(long, default_value_t = 1)]
+        cam_class: usize,
         #[arg(long, default_value = "out")]
         out: PathBuf,
     },
+    /// Runs the paper's experiments over a folder of face images and writes Markdown, CSV and
+    /// JSON tables (Tab. 1 quality, Tab. 2/3 transfer, Tab. 4 levels, Tab. 5 α, ASR vs steps).
+    /// A re-run with the same --out skips the images already done.
+    Eval {
+        /// A folder of PNG face crops. An optional labels.json ({"name.png": "fake" | "real"})
+        /// restricts the attacks to the fakes.
+        data: PathBuf,
+        #[arg(long, default_value = "models")]
+        zoo: PathBuf,
+        /// Victim detectors, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        victims: Vec<String>,
+        /// Attacks, comma-separated: latent, fgsm, ifgsm, pgd, mifgsm.
+        #[arg(long, value_delimiter = ',', default_value = "latent,fgsm,pgd,mifgsm")]
+        attacks: Vec<String>,
+        #[command(flatten)]
+        search: SearchArgs,
+        /// Pixel attacks' budget ε, in /255 units.
+        #[arg(long, default_value_t = 8.0)]
+        eps: f32,
+        /// Pixel attacks' step, in /255 units.
+        #[arg(long, default_value_t = 2.0)]
+        pixel_alpha: f32,
+        #[arg(long, default_value_t = 10)]
+        pixel_steps: usize,
+        /// Tab. 4: also run the S, M and D levels alone.
+        #[arg(long)]
+        level_ablation: bool,
+        /// Tab. 5: also run these step sizes, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        alphas: Vec<f32>,
+        /// ASR against steps for the paper and fast presets.
+        #[arg(long)]
+        curve: bool,
+        /// ID retention threshold on the ArcFace cosine.
+        #[arg(long, default_value_t = 0.5)]
+        id_threshold: f64,
+        /// Use only the first N images (sorted by name).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value = "eval-out")]
+        out: PathBuf,
+    },
+}
+
+/// Latent-search settings shared by `run` and `eval`. A preset gives the defaults; explicit
+/// flags override it.
+#[derive(clap::Args)]
+struct SearchArgs {
+    /// paper (attack.sh: α 8e-4, 1000 steps), readme (α 2e-4, 50 steps) or fast.
+    #[arg(long, default_value = "readme")]
+    preset: String,
+    /// Levels of W+ to move: S, M, D or full (comma-separated), or --rows.
+    #[arg(long, default_value = "full")]
+    levels: String,
+    /// Explicit rows of W+ to move (comma-separated), instead of levels.
+    #[arg(long, value_delimiter = ',')]
+    rows: Vec<usize>,
+    #[arg(long)]
+    alpha: Option<f32>,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    kappa: Option<f32>,
+    /// ifgsm (Eq. 3), mifgsm, nifgsm or pgd.
+    #[arg(long)]
+    method: Option<String>,
+    /// Momentum of MI/NI-FGSM (and of pixel MI-FGSM).
+    #[arg(long, default_value_t = 1.0)]
+    mu: f32,
+    /// L∞ bound of PGD around the inversion.
+    #[arg(long, default_value_t = 0.05)]
+    beta: f32,
+    /// mse (the paper's) or ce.
+    #[arg(long, default_value = "mse")]
+    loss: String,
+    /// Halvings of the last step after success (the quality guard; the fast preset uses 3).
+    #[arg(long)]
+    refine: Option<usize>,
+    /// λ of the pixel-MSE regulariser against the reconstruction.
+    #[arg(long, default_value_t = 0.0)]
+    lambda_pixel: f32,
+    /// λ of the LPIPS regulariser (needs a perceptual network in the zoo).
+    #[arg(long, default_value_t = 0.0)]
+    lambda_lpips: f32,
+    /// λ of the ID regulariser (needs an identity network in the zoo).
+    #[arg(long, default_value_t = 0.0)]
+    lambda_id: f32,
+    /// Seed of every random choice (pixel PGD's random start).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// flex (CPU) or wgpu (GPU; needs a build with `--features wgpu`).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+}
+
+impl SearchArgs {
+    /// The search settings, checked.
+    fn config(&self) -> Result<SearchConfig> {
+        let defaults = self.preset.parse::<Preset>()?.config();
+        let method = match &self.method {
+            Some(name) => Method::from_name(name, self.mu, self.beta)?,
+            None => defaults.method,
+        };
+        let config = SearchConfig {
+            method,
+            loss: self.loss.parse()?,
+            alpha: self.alpha.unwrap_or(defaults.alpha),
+            max_steps: self.steps.unwrap_or(defaults.max_steps),
+            kappa: self.kappa.unwrap_or(defaults.kappa),
+            refine: self.refine.unwrap_or(defaults.refine),
+            regularisers: Regularisers { pixel: self.lambda_pixel, lpips: self.lambda_lpips, id: self.lambda_id },
+            seed: self.seed,
+            ..defaults
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn levels(&self) -> Result<Vec<Level>> {
+        self.levels.split(',').map(|l| l.trim().parse::<Level>()).collect()
+    }
+
+    fn mask(&self, zoo: &Zoo) -> Result<RowMask> {
+        let n = zoo.manifest.n_latent;
+        if self.rows.is_empty() { RowMask::from_levels(&self.levels()?, &zoo.manifest.levels, n) } else { RowMask::from_rows(&self.rows, n) }
+    }
+
+    fn device(&self) -> Result<Device> {
+        open_backend(&self.backend)
+    }
+}
+
+/// The compute device a `--backend` names.
+fn open_backend(name: &str) -> Result<Device> {
+    match name {
+        "flex" | "cpu" => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" | "gpu" => Device::wgpu_options().init().map_err(|e| Error::Backend(format!("no wgpu device: {e:?}"))),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" | "gpu" => Err(Error::config("this unforge was built without the wgpu backend; build it with `cargo build --release --features wgpu`")),
+        other => Err(Error::config(format!("--backend `{other}`: use flex or wgpu"))),
+    }
+}
+
+fn read_image(path: &Path) -> Result<RgbaImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
+    RgbaImage::decode_png(&bytes, &path.display().to_string())
+}
+
+fn load_zoo(dir: &Path, device: &Device) -> Result<Zoo> {
+    let (manifest, files) = read_dir(dir)?;
+    Zoo::load(manifest, &files, device)
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -134,9 +291,9 @@ fn mkdir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })
 }
 
-fn init_zoo(out: &Path, seed: u64, f32: bool) -> Result<()> {
+fn init_zoo(out: &Path, seed: u64, f32: bool, metric_networks: bool) -> Result<()> {
     let precision = if f32 { StoredPrecision::F32 } else { StoredPrecision::F16 };
-    let (manifest, files) = TinyZooSpec { seed, precision, ..TinyZooSpec::default() }.build()?;
+    let (manifest, files) = TinyZooSpec { seed, precision, metric_networks, ..TinyZooSpec::default() }.build()?;
     mkdir(out)?;
     for (name, bytes) in &files {
         write(&out.join(name), bytes)?;
@@ -147,55 +304,63 @@ fn init_zoo(out: &Path, seed: u64, f32: bool) -> Result<()> {
     Ok(())
 }
 
-/// The search settings a `run` asks for.
-struct RunSearch<'a> {
-    levels: &'a str,
-    alpha: f32,
-    steps: usize,
-    kappa: f32,
+struct CamArgs<'a> {
     method: &'a str,
-    mu: f32,
-    beta: f32,
-    loss: &'a str,
-    cam: &'a str,
+    layer: Option<String>,
+    class: usize,
 }
 
-fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, s: RunSearch, out: &Path) -> Result<()> {
-    let RunSearch { levels, alpha, steps, kappa, .. } = s;
+fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchArgs, cam: CamArgs, out: &Path) -> Result<()> {
     // Every flag is checked before any work starts.
-    let cam_method: unforge::explain::CamMethod =
-        serde_json::from_value(json!(s.cam)).map_err(|_| Error::config(format!("--cam `{}`: use grad_cam, grad_cam_plus_plus or layer_cam", s.cam)))?;
-    let bytes = std::fs::read(image).map_err(|e| Error::Io { path: image.display().to_string(), reason: e.to_string() })?;
-    let img = RgbaImage::decode_png(&bytes, &image.display().to_string())?;
-    let device = burn::tensor::Device::flex();
-    let (manifest, files) = read_dir(zoo_dir)?;
-    let zoo = Zoo::load(manifest, &files, &device)?;
+    let config = search.config()?;
+    let cam_method: CamMethod =
+        serde_json::from_value(json!(cam.method)).map_err(|_| Error::config(format!("--cam `{}`: use grad_cam, grad_cam_plus_plus or layer_cam", cam.method)))?;
+    let device = search.device()?;
+    let zoo = load_zoo(zoo_dir, &device)?;
     let detector = detector.unwrap_or_else(|| zoo.detectors[0].0.clone());
-    let mask = RowMask::from_level_names(levels, &zoo.manifest.levels, zoo.manifest.n_latent)?;
-    let config = SearchConfig {
-        method: unforge::search::Method::from_name(s.method, s.mu, s.beta)?,
-        loss: s.loss.parse()?,
-        alpha,
-        max_steps: steps,
-        kappa,
-        ..SearchConfig::default()
-    };
-    config.validate()?;
+    let victim = zoo.detector(&detector)?;
+    if cam.layer.as_deref() == Some("list") {
+        println!("{}", victim.layer_names().join("\n"));
+        return Ok(());
+    }
+    let target = CamTarget { class: cam.class, layer: cam.layer };
+    if let Some(layer) = &target.layer {
+        victim.layer_index(layer)?;
+    }
+    let img = read_image(image)?;
+    let mask = search.mask(&zoo)?;
     let start = Instant::now();
     let result = unforge::block_on(explain(&zoo, &img, &detector, &mask, &config, &device, |r| {
         eprintln!("step {:>4}  P(fake) {:.4}  {:.2}s", r.step, r.p_fake[0], start.elapsed().as_secs_f32());
     }))?;
     mkdir(out)?;
     let gain = result.residual.auto_gain();
-    write(&out.join("input.png"), &result.input.encode_png())?;
-    write(&out.join("reconstruction.png"), &result.reconstruction.encode_png())?;
-    write(&out.join("counterfactual.png"), &result.counterfactual.encode_png())?;
-    write(&out.join("residual_signed.png"), &result.residual.signed_rgba(gain).encode_png())?;
-    write(&out.join("residual_magnitude.png"), &result.residual.magnitude_rgba(gain).encode_png())?;
-    let (cam_rec, cam_cf) = unforge::block_on(unforge::pipeline::cam_overlays(&zoo, &result, cam_method, &device))?;
-    write(&out.join("cam_reconstruction.png"), &cam_rec.encode_png())?;
-    write(&out.join("cam_counterfactual.png"), &cam_cf.encode_png())?;
-    let report = json!({ "image": image.display().to_string(), "zoo": zoo.manifest.name, "search": config, "cam": cam_method, "result": result });
+    let inversion_gain = result.inversion_error.auto_gain();
+    let [cam_input, cam_rec, cam_cf] = unforge::block_on(unforge::pipeline::cam_overlays(&zoo, &result, cam_method, &target, &device))?;
+    for (name, img) in [
+        ("input.png", &result.input),
+        ("reconstruction.png", &result.reconstruction),
+        ("counterfactual.png", &result.counterfactual),
+        ("residual_signed.png", &result.residual.signed_rgba(gain)),
+        ("residual_magnitude.png", &result.residual.magnitude_rgba(gain)),
+        ("inversion_error.png", &result.inversion_error.magnitude_rgba(inversion_gain)),
+        ("cam_input.png", &cam_input),
+        ("cam_reconstruction.png", &cam_rec),
+        ("cam_counterfactual.png", &cam_cf),
+    ] {
+        write(&out.join(name), &img.encode_png())?;
+    }
+    let report = json!({
+        "image": image.display().to_string(),
+        "zoo": zoo.manifest.name,
+        "search": config,
+        "levels": search.levels,
+        "rows": search.rows,
+        "cam": { "method": cam_method, "target": target },
+        "residual_gain": gain,
+        "inversion_error_gain": inversion_gain,
+        "result": result,
+    });
     write(&out.join("report.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
     println!(
         "{}: P(fake) {:.4} → {:.4} in {} steps ({}), written to {}",
@@ -206,10 +371,13 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, s: RunSearch, out
         if result.success { "success" } else { "not reached" },
         out.display()
     );
+    for s in &result.scores {
+        println!("  {:<16} input {:.4}  reconstruction {:.4}  counterfactual {:.4}", s.detector, s.input, s.reconstruction, s.counterfactual);
+    }
     Ok(())
 }
 
-fn samples(photo: &Path, face: &[usize], out: &Path, size: usize) -> Result<()> {
+fn samples(photo: &Path, face: &[usize], out: &Path, size: usize, synthetic: usize) -> Result<()> {
     let [x, y, side] = face else {
         return Err(Error::config(format!("--face takes x,y,side, got {face:?}")));
     };
@@ -218,10 +386,10 @@ fn samples(photo: &Path, face: &[usize], out: &Path, size: usize) -> Result<()> 
     mkdir(out)?;
     write(&out.join("photo-face.png"), &img.crop(*x, *y, *side, *side)?.resize(size, size).encode_png())?;
     let mut rng = unforge::rng::SeededRng::new(11);
-    for i in 1..=2 {
+    for i in 1..=synthetic {
         write(&out.join(format!("synthetic-{i}.png")), &unforge::zoo_init::seeded_blob_image(&mut rng, size).encode_png())?;
     }
-    println!("wrote 3 samples to {}", out.display());
+    println!("wrote {} samples to {}", synthetic + 1, out.display());
     Ok(())
 }
 
@@ -244,7 +412,7 @@ fn convert(
         "psp" => EncoderVariant::GradualStyleEncoder,
         other => return Err(Error::config(format!("--encoder-variant `{other}`: use e4e or psp"))),
     };
-    let role: Role = serde_json::from_value(json!(role)).map_err(|_| Error::config(format!("--role `{role}`: use generator, encoder or detector")))?;
+    let role: Role = serde_json::from_value(json!(role)).map_err(|_| Error::config(format!("--role `{role}`: use generator, encoder, detector, identity or perceptual")))?;
     let normalization = serde_json::from_value(json!(normalization))
         .map_err(|_| Error::config(format!("--normalization `{normalization}`: use minus_one_one or image_net")))?;
     let file = out.file_name().and_then(|f| f.to_str()).ok_or_else(|| Error::config(format!("--out {}: not a file name", out.display())))?;
@@ -294,7 +462,7 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool) -> Result<()> {
         burn::tensor::TensorData::new(unforge::rng::SeededRng::new(2).normals(cfg.n_latent() * 512), [1, cfg.n_latent(), 512]),
         &device,
     );
-    let objective = Objective { generator: &g, detector: &det, target: 0.0, loss: unforge::search::Loss::Mse };
+    let objective = Objective::new(&g, &det, 0.0, unforge::search::Loss::Mse);
     let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
         let t = Instant::now();
         f()?;
@@ -339,15 +507,18 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::InitZoo { out, seed, f32 } => init_zoo(&out, seed, f32),
-        Command::Samples { photo, face, out, size } => samples(&photo, &face, &out, size),
+        Command::InitZoo { out, seed, f32, metric_networks } => init_zoo(&out, seed, f32, metric_networks),
+        Command::Samples { photo, face, out, size, synthetic } => samples(&photo, &face, &out, size, synthetic),
         Command::Bench { size, channel_multiplier, steps, json } => bench(size, channel_multiplier, steps, json),
         Command::Convert { checkpoint, role, out, name, input_size, normalization, f16, encoder_variant, manifest } => {
             convert(&checkpoint, &role, &out, name, input_size, &normalization, f16, &encoder_variant, manifest)
         }
-        Command::Run { image, zoo, detector, levels, alpha, steps, kappa, method, mu, beta, loss, cam, out } => {
-            let search = RunSearch { levels: &levels, alpha, steps, kappa, method: &method, mu, beta, loss: &loss, cam: &cam };
-            run(&image, &zoo, detector, search, &out)
+        Command::Run { image, zoo, detector, search, cam, cam_layer, cam_class, out } => {
+            run(&image, &zoo, detector, &search, CamArgs { method: &cam, layer: cam_layer, class: cam_class }, &out)
+        }
+        Command::Eval { data, zoo, victims, attacks, search, eps, pixel_alpha, pixel_steps, level_ablation, alphas, curve, id_threshold, limit, out } => {
+            let plan = EvalArgs { victims, attacks, eps, pixel_alpha, pixel_steps, level_ablation, alphas, curve, id_threshold, limit };
+            eval::run(&data, &zoo, &search, plan, &out)
         }
     };
     match outcome {

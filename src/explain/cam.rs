@@ -1,5 +1,5 @@
-//! Class activation maps of a detector at its last convolutional block: Grad-CAM, Grad-CAM++
-//! and LayerCAM, upsampled to the image and normalised to [0, 1].
+//! Class activation maps of a detector at any of its layers (the last convolutional block by
+//! default): Grad-CAM, Grad-CAM++ and LayerCAM, upsampled to the image and normalised to [0, 1].
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -28,20 +28,44 @@ pub struct Cam {
     pub values: Vec<f32>,
 }
 
-/// The CAM of `class` (1 = fake) for one image `[1, 3, S, S]` in [-1, 1], at the image's size.
-pub async fn class_activation(detector: &Detector, image: Tensor<4>, class: usize, method: CamMethod) -> Result<Cam> {
+/// Where and what a CAM looks at: the class (1 = fake) and the layer, by name
+/// (`Detector::layer_names`); `None` is the last convolutional block.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CamTarget {
+    pub class: usize,
+    pub layer: Option<String>,
+}
+
+impl CamTarget {
+    pub fn fake() -> Self {
+        Self { class: 1, layer: None }
+    }
+
+    fn layer_index(&self, detector: &Detector) -> Result<usize> {
+        match &self.layer {
+            Some(name) => detector.layer_index(name),
+            None => Ok(detector.layer_names().len() - 1),
+        }
+    }
+}
+
+/// The CAM of `target` for `image` (`[1, 3, S, S]` in [-1, 1]) at the image's size.
+pub async fn class_activation(detector: &Detector, image: Tensor<4>, target: &CamTarget, method: CamMethod) -> Result<Cam> {
     let [_, _, size, _] = image.dims();
-    let (map, h, w) = feature_map(detector, image, class, method).await?;
+    let (map, h, w) = feature_map(detector, image, target, method).await?;
     Ok(normalise(upsample_bilinear(&map, w, h, size, size), size, size))
 }
 
-/// The rectified map at the block's resolution, before upsampling and normalisation:
-/// `(values, height, width)`.
-pub async fn feature_map(detector: &Detector, image: Tensor<4>, class: usize, method: CamMethod) -> Result<(Vec<f32>, usize, usize)> {
-    // The block's output becomes a leaf, so its gradient is the one the head sends back.
-    let features = detector.features(image).detach().autodiff().require_grad();
-    let logits = detector.head(features.clone());
-    let score = logits.narrow(1, class, 1).sum();
+/// The raw (non-negative, unnormalised) map at the layer's resolution, `(values, h, w)`.
+pub async fn feature_map(detector: &Detector, image: Tensor<4>, target: &CamTarget, method: CamMethod) -> Result<(Vec<f32>, usize, usize)> {
+    let layer = target.layer_index(detector)?;
+    let features = detector.activation(image, layer).detach().autodiff().require_grad();
+    let logits = detector.logits_from(features.clone(), layer);
+    let classes = logits.dims()[1];
+    if target.class >= classes {
+        return Err(crate::error::Error::config(format!("CAM class {} is outside the detector's {classes} classes", target.class)));
+    }
+    let score = logits.narrow(1, target.class, 1).sum();
     let grads = score.backward();
     let grad = features.grad(&grads).expect("features require grad");
     let [_, c, h, w] = grad.dims();

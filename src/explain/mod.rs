@@ -3,5 +3,5 @@
 pub mod cam;
 pub mod residual;
 
-pub use cam::{class_activation, feature_map, Cam, CamMethod};
+pub use cam::{class_activation, feature_map, Cam, CamMethod, CamTarget};
 pub use residual::ResidualMap;

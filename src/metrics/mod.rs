@@ -2,8 +2,10 @@
 //! (ARCH.md §8). Images are planar `C×H×W` (or `N×C×H×W`) floats in [0, 1].
 
 pub mod esnle;
+pub mod ssim;
 
 pub use esnle::{esnle, esnle_255};
+pub use ssim::ssim;
 
 /// Every vertical and horizontal neighbour difference of planar images, through `f`, summed:
 /// `(Σ f(∂h), Σ f(∂w))`.

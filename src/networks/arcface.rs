@@ -71,10 +71,19 @@ impl ArcFace {
         x / norm
     }
 
-    /// The e4e ID-loss view of a 256×256 face in [-1, 1]: rows 35..223, columns 32..220,
-    /// then adaptive average pooling to the input size (overlapping bins, not a resize).
-    pub fn embed_aligned_256(&self, x: Tensor<4>) -> Tensor<2> {
-        let crop = x.narrow(2, 35, 188).narrow(3, 32, 188);
+    /// The e4e ID-loss view of a face `[B, 3, S, S]` in [-1, 1]: for S = 256 rows 35..223,
+    /// columns 32..220 (scaled with S otherwise), then adaptive average pooling to the input
+    /// size (overlapping bins, not a resize).
+    pub fn embed_aligned(&self, x: Tensor<4>) -> Tensor<2> {
+        let s = x.dims()[2];
+        let scale = |v: usize| (v * s + 128) / 256;
+        let crop = x.narrow(2, scale(35), scale(188)).narrow(3, scale(32), scale(188));
         self.embed(adaptive_avg_pool2d(crop, [self.input_size, self.input_size]))
+    }
+
+    /// Cosine similarity `[B]` of the faces in `a` and `b` (the e4e ID score).
+    pub fn similarity(&self, a: Tensor<4>, b: Tensor<4>) -> Tensor<1> {
+        let n = a.dims()[0];
+        (self.embed_aligned(a) * self.embed_aligned(b)).sum_dim(1).reshape([n])
     }
 }

@@ -216,11 +216,25 @@ impl EfficientNet {
         })
     }
 
+    /// The stages a CAM can look at, input side first: the stem, each MBConv block (flat
+    /// index) and the head convolution (the last, `features`' output).
+    pub fn stage_names(&self) -> Vec<String> {
+        let blocks = (0..self.blocks.len()).map(|i| format!("blocks.{i}"));
+        std::iter::once("stem".to_string()).chain(blocks).chain(std::iter::once("conv_head".to_string())).collect()
+    }
+
+    /// One stage of `features`.
+    pub fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {
+        match index {
+            0 => silu(self.bn_stem.forward(conv_same(&self.stem, x, self.stem_pad))),
+            i if i <= self.blocks.len() => self.blocks[i - 1].forward(x),
+            _ => silu(self.bn_head.forward(self.head.forward(x))),
+        }
+    }
+
     /// The last feature map (after the head conv, BN and swish), for Grad-CAM.
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = silu(self.bn_stem.forward(conv_same(&self.stem, x, self.stem_pad)));
-        let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
-        silu(self.bn_head.forward(self.head.forward(x)))
+        (0..self.blocks.len() + 2).fold(x, |x, i| self.stage(i, x))
     }
 
     pub fn head(&self, features: Tensor<4>) -> Tensor<2> {

@@ -81,14 +81,45 @@ impl Detector {
 
     /// The last convolutional block's output, the default layer of the CAMs.
     pub fn features(&self, images: Tensor<4>) -> Tensor<4> {
-        let x = self.prepare(images);
+        let last = self.layer_names().len() - 1;
+        self.activation(images, last)
+    }
+
+    /// Layers a CAM can be taken at, input side first; the last is `features`' output.
+    pub fn layer_names(&self) -> Vec<String> {
         match &self.net {
-            DetectorNet::Xception(net) => net.features(x),
-            DetectorNet::EfficientNet(net) => net.features(x),
+            DetectorNet::Xception(net) => net.stage_names(),
+            DetectorNet::EfficientNet(net) => net.stage_names(),
         }
     }
 
-    /// From the last block's output to logits.
+    /// The layer index of a name from `layer_names`.
+    pub fn layer_index(&self, name: &str) -> crate::error::Result<usize> {
+        let names = self.layer_names();
+        names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| crate::error::Error::config(format!("no layer `{name}` in this detector (it has: {})", names.join(", "))))
+    }
+
+    fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {
+        match &self.net {
+            DetectorNet::Xception(net) => net.stage(index, x),
+            DetectorNet::EfficientNet(net) => net.stage(index, x),
+        }
+    }
+
+    /// The activation after layer `layer` (input normalisation included).
+    pub fn activation(&self, images: Tensor<4>, layer: usize) -> Tensor<4> {
+        (0..=layer).fold(self.prepare(images), |x, i| self.stage(i, x))
+    }
+
+    /// The logits from the activation after layer `layer`.
+    pub fn logits_from(&self, activation: Tensor<4>, layer: usize) -> Tensor<2> {
+        let n = self.layer_names().len();
+        self.head((layer + 1..n).fold(activation, |x, i| self.stage(i, x)))
+    }
+
     pub fn head(&self, features: Tensor<4>) -> Tensor<2> {
         match &self.net {
             DetectorNet::Xception(net) => net.head(features),

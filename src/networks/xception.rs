@@ -175,13 +175,30 @@ impl Xception {
         })
     }
 
+    /// The stages a CAM can look at, input side first, by their PyTorch module names: the
+    /// entry convolutions, each block, `conv3` and `conv4` (the last, `features`' output).
+    pub fn stage_names(&self) -> Vec<String> {
+        let blocks = (1..=self.blocks.len()).map(|i| format!("block{i}"));
+        std::iter::once("conv2".to_string()).chain(blocks).chain(["conv3".into(), "conv4".into()]).collect()
+    }
+
+    /// One stage of `features`.
+    pub fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {
+        let nb = self.blocks.len();
+        match index {
+            0 => {
+                let x = relu(self.bn1.forward(self.conv1.forward(x)));
+                relu(self.bn2.forward(self.conv2.forward(x)))
+            }
+            i if i <= nb => self.blocks[i - 1].forward(x),
+            i if i == nb + 1 => relu(self.bn3.forward(self.conv3.forward(x))),
+            _ => self.bn4.forward(self.conv4.forward(x)),
+        }
+    }
+
     /// The feature map before the head (`features` in the PyTorch module), for Grad-CAM.
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
-        let x = relu(self.bn2.forward(self.conv2.forward(x)));
-        let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
-        let x = relu(self.bn3.forward(self.conv3.forward(x)));
-        self.bn4.forward(self.conv4.forward(x))
+        (0..self.blocks.len() + 3).fold(x, |x, i| self.stage(i, x))
     }
 
     /// The head: ReLU, global average pool, `last_linear`.

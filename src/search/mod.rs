@@ -1,12 +1,16 @@
 //! The adversarial latent search (paper §2.3, Eq. 2-4): sign-gradient steps on the masked
 //! rows of W+ until the detector calls the regenerated face real.
 
-use burn::tensor::{Bool, Device, Tensor, TensorData};
+pub mod latent;
+pub mod pixel;
+
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::networks::stylegan2::Generator;
-use crate::networks::Detector;
+
+pub use latent::{LatentSearch, Objective, QualityNetworks};
+pub use pixel::{PixelAttack, PixelMethod};
 
 /// The rows of W+ in each level (Eq. 4): S (coarse), M (middle), D (fine).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +162,20 @@ pub enum Loss {
 }
 
 impl Loss {
+    /// The mean loss over a batch of 2-class logits, and P(fake) `[B]`.
+    pub fn on_logits(self, logits: Tensor<2>, target: f32) -> (Tensor<1>, Tensor<1>) {
+        let b = logits.dims()[0];
+        let p = burn::tensor::activation::softmax(logits.clone(), 1).narrow(1, 1, 1).reshape([b]);
+        let loss = match self {
+            Loss::Mse => (p.clone() - target).square().mean(),
+            Loss::CrossEntropy => {
+                let class = if target < 0.5 { 0 } else { 1 };
+                burn::tensor::activation::log_softmax(logits, 1).narrow(1, class, 1).mean().neg()
+            }
+        };
+        (loss, p)
+    }
+
     /// The loss of one image from its P(fake).
     pub fn of(self, p_fake: f32, target: f32) -> f32 {
         match self {
@@ -165,6 +183,37 @@ impl Loss {
             Loss::CrossEntropy if target < 0.5 => -(1.0 - p_fake).max(f32::MIN_POSITIVE).ln(),
             Loss::CrossEntropy => -p_fake.max(f32::MIN_POSITIVE).ln(),
         }
+    }
+}
+
+/// Weights λ of the optional quality terms added to the attack loss, each measured against
+/// the reconstruction (the official `--mse_lambda`, `--lpips_lambda`, `--id_lambda`; all 0 in
+/// its scripts).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Regularisers {
+    /// λ · MSE(G(w), reconstruction), images in [-1, 1].
+    #[serde(default)]
+    pub pixel: f32,
+    /// λ · LPIPS(G(w), reconstruction); needs a perceptual network in the zoo.
+    #[serde(default)]
+    pub lpips: f32,
+    /// λ · (1 − cos(ArcFace(G(w)), ArcFace(reconstruction))); needs an identity network.
+    #[serde(default)]
+    pub id: f32,
+}
+
+impl Regularisers {
+    pub fn any(&self) -> bool {
+        self.pixel > 0.0 || self.lpips > 0.0 || self.id > 0.0
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (name, v) in [("pixel", self.pixel), ("lpips", self.lpips), ("id", self.id)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::config(format!("regulariser weight {name} must be ≥ 0, got {v}")));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -183,6 +232,17 @@ pub struct SearchConfig {
     pub kappa: f32,
     /// Target P(fake) of the MSE loss (0: real).
     pub target: f32,
+    #[serde(default)]
+    pub regularisers: Regularisers,
+    /// Halvings of the last step once an image succeeds: the counterfactual is moved back
+    /// towards the previous iterate as far as it still meets κ (forward passes only). This is
+    /// the quality guard that lets a large α stop about as close as a small one.
+    #[serde(default)]
+    pub refine: usize,
+    /// Seeds every random choice (random starts). The generator's noise is always its fixed
+    /// buffers.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 fn default_method() -> Method {
@@ -192,7 +252,60 @@ fn default_method() -> Method {
 impl Default for SearchConfig {
     /// The official README's settings: I-FGSM, MSE, α 2e-4, 50 steps, κ 0.2.
     fn default() -> Self {
-        Self { method: Method::Ifgsm, loss: Loss::Mse, alpha: 2e-4, max_steps: 50, kappa: 0.2, target: 0.0 }
+        Preset::Readme.config()
+    }
+}
+
+/// Named settings: the official scripts' and one for the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// Artifact-Eraser's `attack.sh`: I-FGSM, MSE, α 8e-4, κ 0.2, 1000 steps (its β 0.05
+    /// applies when PGD is chosen).
+    Paper,
+    /// The official README: I-FGSM, α 2e-4, 50 steps, κ 0.2.
+    Readme,
+    /// For the browser: MI-FGSM (μ 1) at 8× the paper's α, at most 200 steps, and 3 halvings
+    /// of the last step after success (`refine`), so it stops within the paper's step length of
+    /// the decision boundary.
+    Fast,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 3] = [Preset::Paper, Preset::Readme, Preset::Fast];
+
+    pub fn config(self) -> SearchConfig {
+        let base = SearchConfig {
+            method: Method::Ifgsm,
+            loss: Loss::Mse,
+            alpha: 2e-4,
+            max_steps: 50,
+            kappa: 0.2,
+            target: 0.0,
+            regularisers: Regularisers::default(),
+            refine: 0,
+            seed: 0,
+        };
+        match self {
+            Preset::Paper => SearchConfig { alpha: 8e-4, max_steps: 1000, ..base },
+            Preset::Readme => base,
+            Preset::Fast => SearchConfig { method: Method::Mifgsm { mu: 1.0 }, alpha: 6.4e-3, max_steps: 200, refine: 3, ..base },
+        }
+    }
+
+    /// β of the paper's PGD runs (`attack.sh`).
+    pub const PAPER_BETA: f32 = 0.05;
+}
+
+impl std::str::FromStr for Preset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "paper" => Ok(Preset::Paper),
+            "readme" => Ok(Preset::Readme),
+            "fast" => Ok(Preset::Fast),
+            other => Err(Error::config(format!("unknown preset `{other}` (use paper, readme or fast)"))),
+        }
     }
 }
 
@@ -207,6 +320,10 @@ impl SearchConfig {
         if !(0.0..=1.0).contains(&self.target) {
             return Err(Error::config(format!("target must be in [0, 1], got {}", self.target)));
         }
+        if self.refine > 24 {
+            return Err(Error::config(format!("refine takes at most 24 halvings, got {}", self.refine)));
+        }
+        self.regularisers.validate()?;
         match self.method {
             Method::Mifgsm { mu } | Method::Nifgsm { mu } if !(mu.is_finite() && mu >= 0.0) => {
                 Err(Error::config(format!("momentum mu must be ≥ 0, got {mu}")))
@@ -231,144 +348,6 @@ pub struct StepReport {
     pub loss: f32,
     /// Images still being moved after this step.
     pub active: Vec<bool>,
-}
-
-/// The differentiable objective: MSE(P_fake(D(G(w))), target) (or cross-entropy), and its
-/// gradient in W+.
-pub struct Objective<'a> {
-    pub generator: &'a Generator,
-    pub detector: &'a Detector,
-    pub target: f32,
-    pub loss: Loss,
-}
-
-impl Objective<'_> {
-    /// Loss, P(fake) `[B]` and ∇_w `[B, n_latent, style_dim]` at `latent`.
-    pub fn gradient(&self, latent: &Tensor<3>) -> (Tensor<1>, Tensor<1>, Tensor<3>) {
-        let w = latent.clone().autodiff().require_grad();
-        let logits = self.detector.logits(self.generator.synthesize(w.clone()));
-        let b = logits.dims()[0];
-        let p = burn::tensor::activation::softmax(logits.clone(), 1).narrow(1, 1, 1).reshape([b]);
-        let loss = match self.loss {
-            Loss::Mse => (p.clone() - self.target).square().mean(),
-            Loss::CrossEntropy => {
-                let class = if self.target < 0.5 { 0 } else { 1 };
-                let logp = burn::tensor::activation::log_softmax(logits, 1).narrow(1, class, 1);
-                logp.mean().neg()
-            }
-        };
-        let grads = loss.backward();
-        let g = w.grad(&grads).expect("the latent requires grad");
-        (loss.without_autodiff(), p.without_autodiff(), g)
-    }
-}
-
-/// I-FGSM in W+ (Eq. 3) with a row mask and per-image early stop.
-pub struct LatentSearch<'a> {
-    objective: Objective<'a>,
-    config: SearchConfig,
-    latent: Tensor<3>,
-    /// `[1, n_latent, 1]`.
-    row_mask: Tensor<3, Bool>,
-    active: Vec<bool>,
-    step: usize,
-    /// The inversion, centre of PGD's ball.
-    origin: Tensor<3>,
-    /// MI/NI-FGSM's accumulated direction.
-    momentum: Option<Tensor<3>>,
-}
-
-impl<'a> LatentSearch<'a> {
-    pub fn new(generator: &'a Generator, detector: &'a Detector, latent: Tensor<3>, mask: &RowMask, config: SearchConfig) -> Result<Self> {
-        config.validate()?;
-        let [_, n, _] = latent.dims();
-        if mask.n_latent() != n {
-            return Err(Error::config(format!("row mask has {} rows, W+ has {n}", mask.n_latent())));
-        }
-        let row_mask = row_mask_tensor(mask, &latent.device());
-        let b = latent.dims()[0];
-        let latent = latent.without_autodiff();
-        Ok(Self {
-            objective: Objective { generator, detector, target: config.target, loss: config.loss },
-            config,
-            origin: latent.clone(),
-            latent,
-            row_mask,
-            active: vec![true; b],
-            step: 0,
-            momentum: None,
-        })
-    }
-
-    pub fn latent(&self) -> Tensor<3> {
-        self.latent.clone()
-    }
-
-    pub fn steps_taken(&self) -> usize {
-        self.step
-    }
-
-    pub fn active(&self) -> &[bool] {
-        &self.active
-    }
-
-    /// True once every image reached the goal or the step cap.
-    pub fn is_done(&self) -> bool {
-        self.step >= self.config.max_steps || self.active.iter().all(|a| !a)
-    }
-
-    /// One step: evaluate, stop the images that reached the goal, move the others.
-    /// The readback is async so the browser never blocks on the GPU.
-    pub async fn step(&mut self) -> Result<StepReport> {
-        let alpha = self.config.alpha;
-        let at = match (self.config.method, &self.momentum) {
-            (Method::Nifgsm { mu }, Some(g)) => self.latent.clone() - g.clone() * (alpha * mu),
-            _ => self.latent.clone(),
-        };
-        let (_, p, grad) = self.objective.gradient(&at);
-        // One readback per step: the loss follows from P(fake) on the host.
-        let p_fake: Vec<f32> = read_vec(p).await?;
-        let (loss_fn, target) = (self.config.loss, self.config.target);
-        let loss = p_fake.iter().map(|p| loss_fn.of(*p, target)).sum::<f32>() / p_fake.len() as f32;
-        for (a, &p) in self.active.iter_mut().zip(&p_fake) {
-            if self.config.reached(p) {
-                *a = false;
-            }
-        }
-        let [b, n, sd] = self.latent.dims();
-        let device = self.latent.device();
-        let active: Vec<bool> = self.active.clone();
-        let image_mask = Tensor::<3, Bool>::from_data(TensorData::new(active.clone(), [b, 1, 1]), &device).expand([b, n, sd]);
-        let mask = self.row_mask.clone().expand([b, n, sd]).bool_and(image_mask);
-        let moved = match self.config.method {
-            Method::Ifgsm => self.latent.clone() - grad.sign() * alpha,
-            Method::Mifgsm { mu } | Method::Nifgsm { mu } => {
-                let l1 = grad.clone().abs().mean_dims(&[1, 2]) + 1e-12;
-                let g = match self.momentum.take() {
-                    Some(m) => m * mu + grad / l1,
-                    None => grad / l1,
-                };
-                self.momentum = Some(g.clone());
-                self.latent.clone() - g.sign() * alpha
-            }
-            Method::Pgd { beta } => {
-                let linf = grad.clone().abs().max_dim(1).max_dim(2) + 1e-12;
-                let stepped = self.latent.clone() - grad / linf * alpha;
-                let (lo, hi) = (self.origin.clone() - beta, self.origin.clone() + beta);
-                stepped.max_pair(lo).min_pair(hi)
-            }
-        };
-        self.latent = self.latent.clone().mask_where(mask, moved);
-        let report = StepReport { step: self.step, p_fake, loss, active };
-        self.step += 1;
-        Ok(report)
-    }
-}
-
-fn row_mask_tensor(mask: &RowMask, device: &Device) -> Tensor<3, Bool> {
-    let n = mask.n_latent();
-    let rows: Vec<bool> = (0..n).map(|r| mask.contains(r)).collect();
-    Tensor::<3, Bool>::from_data(TensorData::new(rows, [1, n, 1]), device)
 }
 
 /// Reads a float tensor back to the host without blocking.

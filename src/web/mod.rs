@@ -10,9 +10,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::image::RgbaImage;
-use crate::explain::CamMethod;
+use crate::explain::{CamMethod, CamTarget};
 use crate::pipeline::{cam_overlays, explain, Counterfactual};
-use crate::search::{read_vec, Loss, Method, Objective, RowMask, SearchConfig};
+use crate::search::{read_vec, Loss, Method, Objective, Preset, RowMask, SearchConfig};
 use crate::zoo::{Manifest, Zoo, ZooFiles};
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
@@ -80,9 +80,13 @@ async fn open_device(preference: &str) -> Result<(Device, String, Option<String>
 
 fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, SearchConfig), JsValue> {
     let num = |key: &str, default: f64| get(options, key).and_then(|v| v.as_f64()).unwrap_or(default);
-    let defaults = SearchConfig::default();
     let text = |key: &str, default: &str| get(options, key).and_then(|v| v.as_string()).unwrap_or_else(|| default.to_string());
-    let method = Method::from_name(&text("method", "ifgsm"), num("mu", 1.0) as f32, num("beta", 0.05) as f32).map_err(js_err)?;
+    // A preset gives the defaults; every explicit option overrides it.
+    let defaults = text("preset", "readme").parse::<Preset>().map_err(js_err)?.config();
+    let method = match get(options, "method").and_then(|v| v.as_string()) {
+        Some(name) => Method::from_name(&name, num("mu", 1.0) as f32, num("beta", Preset::PAPER_BETA as f64) as f32).map_err(js_err)?,
+        None => defaults.method,
+    };
     let loss: Loss = text("loss", "mse").parse().map_err(js_err)?;
     let config = SearchConfig {
         method,
@@ -90,7 +94,9 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
         alpha: num("alpha", defaults.alpha as f64) as f32,
         max_steps: num("steps", defaults.max_steps as f64).max(0.0) as usize,
         kappa: num("kappa", defaults.kappa as f64) as f32,
-        target: defaults.target,
+        refine: num("refine", defaults.refine as f64).max(0.0) as usize,
+        seed: num("seed", 0.0).max(0.0) as u64,
+        ..defaults
     };
     config.validate().map_err(js_err)?;
     let detector = get(options, "detector").and_then(|v| v.as_string()).unwrap_or_else(|| zoo.detectors[0].0.clone());
@@ -129,10 +135,16 @@ fn result_object(r: &Counterfactual) -> Object {
     set(&out, "success", r.success);
     let q = &r.quality;
     set(&out, "psnr", q.psnr_db);
-    set(&out, "tvReconstruction", q.tv_reconstruction);
-    set(&out, "tvCounterfactual", q.tv_counterfactual);
-    set(&out, "esnleReconstruction", q.esnle_reconstruction.map(JsValue::from).unwrap_or(JsValue::NULL));
-    set(&out, "esnleCounterfactual", q.esnle_counterfactual.map(JsValue::from).unwrap_or(JsValue::NULL));
+    set(&out, "tvReconstruction", q.tv_reference);
+    set(&out, "tvCounterfactual", q.tv_changed);
+    set(&out, "esnleReconstruction", q.esnle_reference.map(JsValue::from).unwrap_or(JsValue::NULL));
+    set(&out, "esnleCounterfactual", q.esnle_changed.map(JsValue::from).unwrap_or(JsValue::NULL));
+    let inversion_gain = r.inversion_error.auto_gain();
+    set(&out, "inversionError", rgba(&r.inversion_error.magnitude_rgba(inversion_gain)));
+    // Everything else (every detector's scores, all metrics, the step history) as the same
+    // JSON report the CLI writes.
+    let report = serde_json::to_string(r).expect("the report serialises");
+    set(&out, "report", js_sys::JSON::parse(&report).unwrap_or(JsValue::NULL));
     out
 }
 
@@ -200,7 +212,9 @@ impl Session {
             .await
             .map_err(js_err)?;
             let out = result_object(&result);
-            let (before, after) = cam_overlays(&inner.zoo, &result, CamMethod::GradCam, &inner.device).await.map_err(js_err)?;
+            let [input, before, after] =
+                cam_overlays(&inner.zoo, &result, CamMethod::GradCam, &CamTarget::fake(), &inner.device).await.map_err(js_err)?;
+            set(&out, "camInput", rgba(&input));
             set(&out, "camReconstruction", rgba(&before));
             set(&out, "camCounterfactual", rgba(&after));
             Ok(out.into())
@@ -230,7 +244,7 @@ impl Session {
             }
             let sd = latent.len() / n;
             let w = burn::tensor::Tensor::<3>::from_data(burn::tensor::TensorData::new(latent, [1, n, sd]), &inner.device);
-            let objective = Objective { generator: &inner.zoo.generator, detector: det, target: 0.0, loss: Loss::Mse };
+            let objective = Objective::new(&inner.zoo.generator, det, 0.0, Loss::Mse);
             let (_, _, grad) = objective.gradient(&w);
             let grad = read_vec(grad).await.map_err(js_err)?;
             Ok(Float32Array::from(grad.as_slice()).into())

@@ -9,7 +9,7 @@ use unforge::zoo_init::TinyZooSpec;
 
 /// The smallest zoo: 32 px generator (8 W+ rows), f32 weights.
 pub fn tiny_spec() -> TinyZooSpec {
-    TinyZooSpec { size: 32, style_dim: 16, seed: 3, precision: StoredPrecision::F32 }
+    TinyZooSpec { size: 32, style_dim: 16, seed: 3, precision: StoredPrecision::F32, metric_networks: false }
 }
 
 pub fn tiny_files() -> (Manifest, ZooFiles) {
@@ -18,6 +18,12 @@ pub fn tiny_files() -> (Manifest, ZooFiles) {
 
 pub fn tiny_zoo() -> Zoo {
     let (m, f) = tiny_files();
+    Zoo::load(m, &f, &Device::flex()).expect("tiny zoo loads")
+}
+
+/// The tiny zoo with a toy ArcFace and LPIPS, for the ID and LPIPS paths.
+pub fn tiny_zoo_with_metrics() -> Zoo {
+    let (m, f) = TinyZooSpec { metric_networks: true, ..tiny_spec() }.build().expect("tiny zoo builds");
     Zoo::load(m, &f, &Device::flex()).expect("tiny zoo loads")
 }
 

@@ -49,7 +49,7 @@ pub fn xception(dev: &Device) -> Detector {
 pub fn gradient_error(dev: &Device) -> (f64, f64) {
     let fx = fixture();
     let (g, det) = (generator(dev), xception(dev));
-    let objective = Objective { generator: &g, detector: &det, target: 0.0, loss: unforge::search::Loss::Mse };
+    let objective = Objective::new(&g, &det, 0.0, unforge::search::Loss::Mse);
     let (_, p, grad) = objective.gradient(&tensor(&fx.tensors["stylegan2.latent"], dev));
     assert_close(&to_vec(p), &fx.tensors["search.p_fake_f64"], 1e-4, "P(fake)");
     let rel_l2 = |a: &[f32], b: &[f32]| {

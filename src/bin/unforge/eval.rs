@@ -1,0 +1,175 @@
+//! `unforge eval`: the experiments of `unforge::eval` over a folder, with a progress line,
+//! resumable records and tables rewritten after every run.
+//!
+//! Every record is written to a temporary file and renamed into place, and the tables are
+//! rebuilt from the records after each run the same way, so an interrupted run (Ctrl-C) leaves
+//! only complete records and tables that match them; the next run skips what is done.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use unforge::error::{Error, Result};
+use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, Record};
+use unforge::image::RgbaImage;
+
+use super::{load_zoo, mkdir, read_image, write, SearchArgs};
+
+/// The `eval` flags besides the search settings.
+pub struct EvalArgs {
+    pub victims: Vec<String>,
+    pub attacks: Vec<String>,
+    pub eps: f32,
+    pub pixel_alpha: f32,
+    pub pixel_steps: usize,
+    pub level_ablation: bool,
+    pub alphas: Vec<f32>,
+    pub curve: bool,
+    pub id_threshold: f64,
+    pub limit: Option<usize>,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Io { path: path.display().to_string(), reason: e.to_string() }
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+/// The PNGs of `data` (sorted), restricted to the fakes when labels.json says which they are.
+fn list_images(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(data).map_err(|e| io_err(data, e))?;
+    let mut images: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|x| x.to_str()).is_some_and(|x| x.eq_ignore_ascii_case("png")))
+        .collect();
+    images.sort();
+    let labels_path = data.join("labels.json");
+    if labels_path.exists() {
+        let text = std::fs::read_to_string(&labels_path).map_err(|e| io_err(&labels_path, e))?;
+        let labels: BTreeMap<String, String> =
+            serde_json::from_str(&text).map_err(|e| Error::config(format!("{}: {e} (expected {{\"name.png\": \"fake\" | \"real\"}})", labels_path.display())))?;
+        if let Some((name, label)) = labels.iter().find(|(_, l)| *l != "fake" && *l != "real") {
+            return Err(Error::config(format!("{}: `{name}` is labelled `{label}`, not fake or real", labels_path.display())));
+        }
+        images.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| labels.get(n).map(String::as_str) == Some("fake")));
+    }
+    if let Some(n) = limit {
+        images.truncate(n);
+    }
+    if images.is_empty() {
+        return Err(Error::config(format!("{}: no PNG images to attack", data.display())));
+    }
+    Ok(images)
+}
+
+fn eta(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s >= 3600 { format!("{}h{:02}m", s / 3600, s / 60 % 60) } else { format!("{}m{:02}s", s / 60, s % 60) }
+}
+
+fn progress(done: usize, total: usize, skipped: usize, started: Instant, ran: usize, what: &str) {
+    let width = 28;
+    let filled = if total == 0 { width } else { done * width / total };
+    let per = if ran == 0 { 0.0 } else { started.elapsed().as_secs_f64() / ran as f64 };
+    let left = per * (total - done) as f64;
+    eprint!("\r[{}{}] {done}/{total} (skipped {skipped})  ETA {}  {what:<40}", "#".repeat(filled), "-".repeat(width - filled), eta(left));
+    let _ = std::io::stderr().flush();
+}
+
+pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out: &Path) -> Result<()> {
+    // Every flag is checked before any work starts.
+    let config = search.config()?;
+    let levels = search.levels()?;
+    let mut pixel_names = Vec::new();
+    let mut latent = false;
+    for a in &args.attacks {
+        match a.as_str() {
+            "latent" => latent = true,
+            other => pixel_names.push(other),
+        }
+    }
+    let pixel = pixel_attacks(&pixel_names, args.eps, args.pixel_alpha, args.pixel_steps, search.mu, search.seed)?;
+    for &alpha in &args.alphas {
+        unforge::search::SearchConfig { alpha, ..config.clone() }.validate()?;
+    }
+    let plan = EvalPlan { search: config, levels, pixel, level_ablation: args.level_ablation, alphas: args.alphas, curve: args.curve, id_threshold: args.id_threshold };
+    let mut experiments = plan.experiments();
+    if !latent {
+        experiments.retain(|e| !matches!(e, Experiment::Latent { tag, .. } if tag == "latent"));
+    }
+    if experiments.is_empty() {
+        return Err(Error::config("--attacks selects nothing to run"));
+    }
+    let images = list_images(data, args.limit)?;
+    let device = search.device()?;
+    let zoo = load_zoo(zoo_dir, &device)?;
+    let detectors: Vec<String> = zoo.detectors.iter().map(|(n, _)| n.clone()).collect();
+    let victims = if args.victims.is_empty() { detectors.clone() } else { args.victims.clone() };
+    for v in &victims {
+        zoo.detector(v)?;
+    }
+
+    mkdir(out)?;
+    write_atomic(&out.join("plan.json"), serde_json::to_string_pretty(&experiments).expect("json").as_bytes())?;
+    let record_path = |image: &Path, victim: &str, tag: &str| {
+        let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+        out.join("records").join(victim).join(tag).join(format!("{stem}.json"))
+    };
+    let total = images.len() * victims.len() * experiments.len();
+    let (mut done, mut skipped, mut ran) = (0usize, 0usize, 0usize);
+    let mut records: Vec<Record> = Vec::new();
+    let started = Instant::now();
+    for image_path in &images {
+        let mut image: Option<RgbaImage> = None;
+        for victim in &victims {
+            for experiment in &experiments {
+                let path = record_path(image_path, victim, experiment.tag());
+                if let Ok(text) = std::fs::read_to_string(&path)
+                    && let Ok(record) = serde_json::from_str::<Record>(&text)
+                {
+                    records.push(record);
+                    done += 1;
+                    skipped += 1;
+                    continue;
+                }
+                let name = image_path.file_name().and_then(|n| n.to_str()).unwrap_or("image").to_string();
+                progress(done, total, skipped, started, ran, &format!("{name} · {victim} · {}", experiment.tag()));
+                if image.is_none() {
+                    image = Some(read_image(image_path)?);
+                }
+                let img = image.as_ref().expect("just read");
+                let record = unforge::block_on(run_one(&zoo, img, &name, victim, experiment, &device))?;
+                mkdir(path.parent().expect("record folder"))?;
+                write_atomic(&path, serde_json::to_string_pretty(&record).expect("json").as_bytes())?;
+                records.push(record);
+                done += 1;
+                ran += 1;
+                write_tables(out, &records, &detectors, &experiments, plan.id_threshold)?;
+            }
+        }
+    }
+    progress(done, total, skipped, started, ran, "done");
+    eprintln!();
+    write_tables(out, &records, &detectors, &experiments, plan.id_threshold)?;
+    print!("{}", std::fs::read_to_string(out.join("tables.md")).map_err(|e| io_err(out, e))?);
+    eprintln!("{ran} runs, {skipped} resumed from {}; tables in {}", out.join("records").display(), out.display());
+    Ok(())
+}
+
+fn write_tables(out: &Path, records: &[Record], detectors: &[String], experiments: &[Experiment], id_threshold: f64) -> Result<()> {
+    let tables = tables(records, detectors, experiments, id_threshold);
+    write_atomic(&out.join("tables.md"), markdown(&tables).as_bytes())?;
+    write_atomic(&out.join("tables.json"), serde_json::to_string_pretty(&tables).expect("json").as_bytes())?;
+    for t in &tables {
+        let slug: String = t.name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let slug = slug.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+        write_atomic(&out.join(format!("{slug}.csv")), t.csv().as_bytes())?;
+    }
+    Ok(())
+}

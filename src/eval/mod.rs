@@ -1,0 +1,403 @@
+//! The paper's experiments over a set of images: what each run records, and the tables
+//! (Tab. 1 quality, Tab. 2/3 transfer, Tab. 4 levels, Tab. 5 α, and ASR against steps) that
+//! the records add up to. File handling (resume, output folders) belongs to the front.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::image::RgbaImage;
+use crate::pipeline::{explain, Quality};
+use crate::search::{Level, PixelAttack, PixelMethod, Preset, RowMask, SearchConfig};
+use crate::zoo::Zoo;
+
+/// One attack setting of an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Experiment {
+    /// The latent search with these settings and levels.
+    Latent { tag: String, levels: Vec<Level>, config: SearchConfig },
+    /// An image-space baseline.
+    Pixel { tag: String, attack: PixelAttack },
+}
+
+impl Experiment {
+    /// Its name in tables and folders (`latent`, `latent-M`, `latent-alpha-0.0008`, `pgd`, …).
+    pub fn tag(&self) -> &str {
+        match self {
+            Experiment::Latent { tag, .. } | Experiment::Pixel { tag, .. } => tag,
+        }
+    }
+
+    pub fn is_latent(&self) -> bool {
+        matches!(self, Experiment::Latent { .. })
+    }
+}
+
+/// The experiments a CLI invocation asks for.
+#[derive(Debug, Clone)]
+pub struct EvalPlan {
+    /// The main latent search (Tab. 1-3).
+    pub search: SearchConfig,
+    pub levels: Vec<Level>,
+    /// Pixel baselines by name (`fgsm`, `ifgsm`, `pgd`, `mifgsm`) with their budget.
+    pub pixel: Vec<PixelAttack>,
+    /// Tab. 4: the S, M and D levels alone (full is the main run when its levels are full).
+    pub level_ablation: bool,
+    /// Tab. 5: these step sizes with the main settings.
+    pub alphas: Vec<f32>,
+    /// ASR against steps for the paper and fast presets (full mask).
+    pub curve: bool,
+    /// ID retention counts an image whose ArcFace cosine is at least this.
+    pub id_threshold: f64,
+}
+
+impl EvalPlan {
+    pub fn experiments(&self) -> Vec<Experiment> {
+        let levels_tag = |levels: &[Level]| levels.iter().map(|l| level_letter(*l)).collect::<Vec<_>>().join("");
+        let mut out = vec![Experiment::Latent { tag: "latent".into(), levels: self.levels.clone(), config: self.search.clone() }];
+        for attack in &self.pixel {
+            out.push(Experiment::Pixel { tag: attack.method.name().into(), attack: attack.clone() });
+        }
+        if self.level_ablation {
+            for level in [Level::Shallow, Level::Middle, Level::Deep, Level::Full] {
+                if self.levels == [level] {
+                    continue;
+                }
+                out.push(Experiment::Latent { tag: format!("latent-{}", levels_tag(&[level])), levels: vec![level], config: self.search.clone() });
+            }
+        }
+        for &alpha in &self.alphas {
+            if alpha == self.search.alpha {
+                continue;
+            }
+            let config = SearchConfig { alpha, ..self.search.clone() };
+            out.push(Experiment::Latent { tag: format!("latent-alpha-{alpha}"), levels: self.levels.clone(), config });
+        }
+        if self.curve {
+            for preset in [Preset::Paper, Preset::Fast] {
+                let tag = format!("preset-{}", serde_json::to_value(preset).expect("preset").as_str().expect("name"));
+                out.push(Experiment::Latent { tag, levels: vec![Level::Full], config: preset.config() });
+            }
+        }
+        out
+    }
+}
+
+fn level_letter(level: Level) -> &'static str {
+    match level {
+        Level::Shallow => "S",
+        Level::Middle => "M",
+        Level::Deep => "D",
+        Level::Full => "full",
+    }
+}
+
+/// What one (image, victim, experiment) run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub image: String,
+    pub victim: String,
+    pub experiment: String,
+    /// The victim's P(fake) on what it attacked (reconstruction, or input for pixel attacks).
+    pub p_fake_before: f32,
+    pub p_fake_after: f32,
+    /// The victim called it fake before the attack: only these count towards ASR.
+    pub detected_before: bool,
+    /// The victim's goal was met (κ rule for the latent search, P(fake) < 0.5 for pixels).
+    pub success: bool,
+    pub steps: usize,
+    /// The first step at whose latent the goal held (latent search only).
+    pub first_success_step: Option<usize>,
+    /// Every detector's P(fake) after the attack.
+    pub after: BTreeMap<String, f32>,
+    pub quality: Quality,
+    pub seconds: f64,
+}
+
+/// Runs one experiment on one image against one victim.
+pub async fn run_one(zoo: &Zoo, image: &RgbaImage, name: &str, victim: &str, experiment: &Experiment, device: &Device) -> Result<Record> {
+    let start = web_time_now();
+    let names: Vec<String> = zoo.detectors.iter().map(|(n, _)| n.clone()).collect();
+    let mut record = match experiment {
+        Experiment::Latent { levels, config, .. } => {
+            let mask = RowMask::from_levels(levels, &zoo.manifest.levels, zoo.manifest.n_latent)?;
+            let r = explain(zoo, image, victim, &mask, config, device, |_| {}).await?;
+            let first_success_step = r.history.iter().find(|s| !s.active[0]).map(|s| s.step);
+            Record {
+                image: name.into(),
+                victim: victim.into(),
+                experiment: experiment.tag().into(),
+                p_fake_before: r.p_fake_reconstruction,
+                p_fake_after: r.p_fake_counterfactual,
+                detected_before: r.p_fake_reconstruction >= 0.5,
+                success: r.success,
+                steps: r.steps,
+                first_success_step,
+                after: r.scores.iter().map(|s| (s.detector.clone(), s.counterfactual)).collect(),
+                quality: r.quality,
+                seconds: 0.0,
+            }
+        }
+        Experiment::Pixel { attack, .. } => {
+            let det = zoo.detector(victim)?;
+            let size = zoo.generator.size;
+            let input = image.center_square().resize(size, size).to_tensor(size, device);
+            let adversarial = attack.run(det, input.clone())?;
+            let before = zoo.score_all(input.clone()).await?;
+            let after = zoo.score_all(adversarial.clone()).await?;
+            let v = names.iter().position(|n| n == victim).expect("victim exists");
+            let steps = if attack.method == PixelMethod::Fgsm { 1 } else { attack.steps };
+            Record {
+                image: name.into(),
+                victim: victim.into(),
+                experiment: experiment.tag().into(),
+                p_fake_before: before[v],
+                p_fake_after: after[v],
+                detected_before: before[v] >= 0.5,
+                success: after[v] < 0.5,
+                steps,
+                first_success_step: None,
+                after: names.iter().cloned().zip(after).collect(),
+                quality: zoo.quality(input, adversarial).await?,
+                seconds: 0.0,
+            }
+        }
+    };
+    record.seconds = web_time_now() - start;
+    Ok(record)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn web_time_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn web_time_now() -> f64 {
+    js_sys::Date::now() / 1000.0
+}
+
+/// A table as rows of cells, with its caption.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    pub name: String,
+    pub caption: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn markdown(&self) -> String {
+        let mut s = format!("### {}\n\n{}\n\n| {} |\n|{}\n", self.name, self.caption, self.header.join(" | "), "---|".repeat(self.header.len()));
+        for row in &self.rows {
+            let _ = writeln!(s, "| {} |", row.join(" | "));
+        }
+        s
+    }
+
+    pub fn csv(&self) -> String {
+        let quote = |c: &str| if c.contains([',', '"']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.to_string() };
+        let mut s = self.header.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",") + "\n";
+        for row in &self.rows {
+            s += &(row.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",") + "\n");
+        }
+        s
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn cell(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "–".into())
+}
+
+fn percent(n: usize, d: usize) -> String {
+    if d == 0 { "–".into() } else { format!("{:.1}", 100.0 * n as f64 / d as f64) }
+}
+
+/// Every table the records support, in the paper's order.
+pub fn tables(records: &[Record], detectors: &[String], experiments: &[Experiment], id_threshold: f64) -> Vec<Table> {
+    let victims: Vec<&String> = detectors.iter().filter(|d| records.iter().any(|r| &r.victim == *d)).collect();
+    let of = |victim: &str, tag: &str| -> Vec<&Record> { records.iter().filter(|r| r.victim == victim && r.experiment == tag).collect() };
+    let tags: Vec<&str> = experiments.iter().map(|e| e.tag()).collect();
+    let main_tags: Vec<&str> = tags.iter().copied().filter(|t| !t.starts_with("latent-") && !t.starts_with("preset-")).collect();
+    let mut out = Vec::new();
+
+    // Tab. 1: quality on the images that succeeded.
+    let mut rows = Vec::new();
+    for v in &victims {
+        for t in &main_tags {
+            let ok: Vec<&Record> = of(v, t).into_iter().filter(|r| r.detected_before && r.success).collect();
+            if of(v, t).is_empty() {
+                continue;
+            }
+            let q = |f: fn(&Quality) -> Option<f64>| mean(ok.iter().filter_map(|r| f(&r.quality)));
+            let retained = ok.iter().filter(|r| r.quality.id_similarity.is_some_and(|s| s >= id_threshold)).count();
+            let has_id = ok.iter().any(|r| r.quality.id_similarity.is_some());
+            rows.push(vec![
+                v.to_string(),
+                t.to_string(),
+                ok.len().to_string(),
+                cell(q(|q| q.id_similarity), 3),
+                if has_id { percent(retained, ok.len()) } else { "–".into() },
+                cell(q(|q| q.lpips), 4),
+                cell(q(|q| Some(q.tv_changed)), 2),
+                cell(q(|q| Some(q.tv_l1_changed)), 1),
+                cell(q(|q| q.esnle_changed), 3),
+                cell(q(|q| Some(q.psnr_db)), 2),
+                cell(q(|q| q.ssim), 4),
+            ]);
+        }
+    }
+    out.push(Table {
+        name: "Tab. 1: quality on successful images".into(),
+        caption: format!(
+            "Means over the images each attack fooled. ID: ArcFace cosine (retained: share ≥ {id_threshold}); TV (AE): Artifact-Eraser's TV × 255; TV (L1): torchmetrics' sum; ESNLE × 255. Latent rows compare the counterfactual with the reconstruction, pixel rows the attacked image with the input."
+        ),
+        header: ["victim", "attack", "n", "ID", "ID retained %", "LPIPS", "TV (AE)", "TV (L1)", "ESNLE", "PSNR dB", "SSIM"].map(String::from).to_vec(),
+        rows,
+    });
+
+    // Tab. 2/3: transfer matrix, % called real (P(fake) < 0.5) by each detector.
+    let mut rows = Vec::new();
+    for v in &victims {
+        for t in &main_tags {
+            let attacked: Vec<&Record> = of(v, t).into_iter().filter(|r| r.detected_before).collect();
+            if of(v, t).is_empty() {
+                continue;
+            }
+            let mut row = vec![v.to_string(), t.to_string(), attacked.len().to_string()];
+            for d in detectors {
+                let fooled = attacked.iter().filter(|r| r.after.get(d).is_some_and(|p| *p < 0.5)).count();
+                row.push(percent(fooled, attacked.len()));
+            }
+            rows.push(row);
+        }
+    }
+    let mut header: Vec<String> = ["victim", "attack", "n"].map(String::from).to_vec();
+    header.extend(detectors.iter().map(|d| format!("{d} %")));
+    out.push(Table {
+        name: "Tab. 2/3: transfer".into(),
+        caption: "Share of the images the victim detected before the attack that each detector calls real (P(fake) < 0.5) after it; the victim's own column is the white-box ASR.".into(),
+        header,
+        rows,
+    });
+
+    // Tab. 4: level ablation.
+    let level_tags: Vec<(&str, &str)> = [("S", "latent-S"), ("M", "latent-M"), ("D", "latent-D"), ("full", "latent-full")]
+        .into_iter()
+        .map(|(l, t)| (l, if tags.contains(&t) { t } else { "latent" }))
+        .collect();
+    if tags.iter().any(|t| ["latent-S", "latent-M", "latent-D"].contains(t)) {
+        let rows = victims
+            .iter()
+            .map(|v| {
+                let mut row = vec![v.to_string()];
+                for (_, t) in &level_tags {
+                    let attacked: Vec<&Record> = of(v, t).into_iter().filter(|r| r.detected_before).collect();
+                    row.push(percent(attacked.iter().filter(|r| r.success).count(), attacked.len()));
+                }
+                row
+            })
+            .collect();
+        out.push(Table {
+            name: "Tab. 4: level ablation".into(),
+            caption: "White-box ASR (%) when only the S, M or D rows of W+ (or all) may change.".into(),
+            header: ["victim", "S", "M", "D", "full"].map(String::from).to_vec(),
+            rows,
+        });
+    }
+
+    // Tab. 5: α ablation.
+    let alpha_runs: Vec<(f32, &str)> = experiments
+        .iter()
+        .filter_map(|e| match e {
+            Experiment::Latent { tag, config, .. } if tag == "latent" || tag.starts_with("latent-alpha-") => Some((config.alpha, tag.as_str())),
+            _ => None,
+        })
+        .collect();
+    if alpha_runs.len() > 1 {
+        let mut rows = Vec::new();
+        for v in &victims {
+            for (alpha, t) in &alpha_runs {
+                let attacked: Vec<&Record> = of(v, t).into_iter().filter(|r| r.detected_before).collect();
+                let ok: Vec<&&Record> = attacked.iter().filter(|r| r.success).collect();
+                rows.push(vec![
+                    v.to_string(),
+                    format!("{alpha}"),
+                    percent(ok.len(), attacked.len()),
+                    cell(mean(ok.iter().map(|r| r.steps as f64)), 1),
+                    cell(mean(ok.iter().filter_map(|r| r.quality.lpips)), 4),
+                    cell(mean(ok.iter().map(|r| r.quality.tv_changed)), 2),
+                    cell(mean(ok.iter().filter_map(|r| r.quality.esnle_changed)), 3),
+                    cell(mean(ok.iter().map(|r| r.quality.psnr_db)), 2),
+                ]);
+            }
+        }
+        out.push(Table {
+            name: "Tab. 5: step size α".into(),
+            caption: "ASR and quality of the successful counterfactuals for each α (other settings as the main run).".into(),
+            header: ["victim", "α", "ASR %", "steps", "LPIPS", "TV (AE)", "ESNLE", "PSNR dB"].map(String::from).to_vec(),
+            rows,
+        });
+    }
+
+    // ASR against steps: paper preset vs fast preset.
+    let curve_tags: Vec<&str> = tags.iter().copied().filter(|t| t.starts_with("preset-")).collect();
+    if !curve_tags.is_empty() {
+        let budgets = [1usize, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+        let mut rows = Vec::new();
+        for v in &victims {
+            for t in &curve_tags {
+                let attacked: Vec<&Record> = of(v, t).into_iter().filter(|r| r.detected_before).collect();
+                let mut row = vec![v.to_string(), t.trim_start_matches("preset-").to_string()];
+                for k in budgets {
+                    // An image counts at budget k once its goal held at a latent reached in ≤ k steps.
+                    let n = attacked.iter().filter(|r| r.success && r.first_success_step.is_some_and(|s| s <= k)).count();
+                    row.push(percent(n, attacked.len()));
+                }
+                let ok: Vec<&&Record> = attacked.iter().filter(|r| r.success).collect();
+                row.push(cell(mean(ok.iter().filter_map(|r| r.quality.lpips)), 4));
+                row.push(cell(mean(ok.iter().filter_map(|r| r.quality.id_similarity)), 3));
+                row.push(cell(mean(ok.iter().map(|r| r.quality.psnr_db)), 2));
+                row.push(cell(mean(ok.iter().filter_map(|r| r.quality.ssim)), 4));
+                rows.push(row);
+            }
+        }
+        let mut header: Vec<String> = ["victim", "preset"].map(String::from).to_vec();
+        header.extend(budgets.iter().map(|k| format!("≤{k}")));
+        header.extend(["LPIPS", "ID", "PSNR dB", "SSIM"].map(String::from));
+        out.push(Table {
+            name: "ASR against steps".into(),
+            caption: "White-box ASR (%) reached within k steps, and the quality of the successful counterfactuals.".into(),
+            header,
+            rows,
+        });
+    }
+    out
+}
+
+/// The tables as one Markdown document.
+pub fn markdown(tables: &[Table]) -> String {
+    tables.iter().map(Table::markdown).collect::<Vec<_>>().join("\n")
+}
+
+/// Parses comma-separated pixel attack names with a shared budget.
+pub fn pixel_attacks(names: &[&str], eps: f32, alpha: f32, steps: usize, mu: f32, seed: u64) -> Result<Vec<PixelAttack>> {
+    names
+        .iter()
+        .map(|n| {
+            let method = PixelMethod::from_name(n, mu)?;
+            let attack = PixelAttack { eps, alpha, steps, seed, ..PixelAttack::torchattacks(method) };
+            attack.validate()?;
+            Ok(attack)
+        })
+        .collect()
+}

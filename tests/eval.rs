@@ -1,0 +1,132 @@
+//! The experiment tables: counts and means from known records, the experiment list a plan
+//! expands to, and real runs of both attack kinds on the tiny zoo.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use burn::tensor::Device;
+use common::*;
+use unforge::block_on;
+use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, Record};
+use unforge::pipeline::Quality;
+use unforge::search::{Level, Preset, SearchConfig};
+
+fn quality(psnr: f64, lpips: Option<f64>, id: Option<f64>) -> Quality {
+    Quality {
+        psnr_db: psnr,
+        ssim: Some(0.9),
+        tv_reference: 1.0,
+        tv_changed: 2.0,
+        tv_l1_reference: 10.0,
+        tv_l1_changed: 20.0,
+        esnle_reference: Some(0.5),
+        esnle_changed: None,
+        lpips,
+        id_similarity: id,
+    }
+}
+
+fn record(image: &str, victim: &str, experiment: &str, detected: bool, success: bool, first: Option<usize>, after: [f32; 2], psnr: f64) -> Record {
+    Record {
+        image: image.into(),
+        victim: victim.into(),
+        experiment: experiment.into(),
+        p_fake_before: if detected { 0.8 } else { 0.3 },
+        p_fake_after: after[0],
+        detected_before: detected,
+        success,
+        steps: first.map_or(50, |s| s + 1),
+        first_success_step: first,
+        after: BTreeMap::from([("a".to_string(), after[0]), ("b".to_string(), after[1])]),
+        quality: quality(psnr, Some(0.1 * psnr), Some(if psnr > 25.0 { 0.9 } else { 0.3 })),
+        seconds: 1.0,
+    }
+}
+
+fn plan() -> EvalPlan {
+    EvalPlan {
+        search: SearchConfig::default(),
+        levels: vec![Level::Full],
+        pixel: pixel_attacks(&["fgsm"], 8.0, 2.0, 10, 1.0, 0).unwrap(),
+        level_ablation: true,
+        alphas: vec![2e-4, 8e-4],
+        curve: true,
+        id_threshold: 0.5,
+    }
+}
+
+#[test]
+fn a_plan_expands_to_the_papers_experiments() {
+    let tags: Vec<String> = plan().experiments().iter().map(|e| e.tag().to_string()).collect();
+    // The main run covers full and α 2e-4, so neither is repeated.
+    assert_eq!(tags, ["latent", "fgsm", "latent-S", "latent-M", "latent-D", "latent-alpha-0.0008", "preset-paper", "preset-fast"]);
+    let Experiment::Latent { config, levels, .. } = &plan().experiments()[6] else { panic!() };
+    assert_eq!((config, levels.as_slice()), (&Preset::Paper.config(), [Level::Full].as_slice()));
+}
+
+#[test]
+fn tables_count_only_detected_images_and_average_successes() {
+    let detectors = vec!["a".to_string(), "b".to_string()];
+    let experiments = plan().experiments();
+    let records = vec![
+        // Victim a, latent: 3 detected (2 fooled: one transfers to b), 1 already real.
+        record("1", "a", "latent", true, true, Some(3), [0.2, 0.4], 30.0),
+        record("2", "a", "latent", true, true, Some(40), [0.3, 0.9], 20.0),
+        record("3", "a", "latent", true, false, None, [0.7, 0.9], 10.0),
+        record("4", "a", "latent", false, true, Some(0), [0.2, 0.2], 50.0),
+        record("1", "a", "fgsm", true, true, None, [0.1, 0.8], 40.0),
+        record("1", "a", "latent-M", true, true, Some(5), [0.1, 0.8], 40.0),
+        record("2", "a", "latent-M", true, false, None, [0.6, 0.8], 40.0),
+        record("1", "a", "preset-fast", true, true, Some(4), [0.1, 0.8], 40.0),
+        record("2", "a", "preset-fast", true, true, Some(150), [0.1, 0.8], 40.0),
+    ];
+    let t = tables(&records, &detectors, &experiments, 0.5);
+    let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["Tab. 1: quality on successful images", "Tab. 2/3: transfer", "Tab. 4: level ablation", "Tab. 5: step size α", "ASR against steps"]);
+    // Tab. 1, latent row: the two detected successes, PSNR mean 25, one of two ID ≥ 0.5.
+    let row = &t[0].rows[0];
+    assert_eq!(&row[..5], ["a", "latent", "2", "0.600", "50.0"]);
+    assert_eq!(row[9], "25.00");
+    assert_eq!(row[8], "–", "no ESNLE value means no mean");
+    // Tab. 2/3: 3 detected; a fooled on 2 (66.7 %), b on 1 (33.3 %).
+    assert_eq!(t[1].rows[0], ["a", "latent", "3", "66.7", "33.3"]);
+    assert_eq!(t[1].rows[1], ["a", "fgsm", "1", "100.0", "0.0"]);
+    // Tab. 4: M from its own run (1 of 2), full from the main run (2 of 3), S and D not run.
+    assert_eq!(t[2].rows[0], ["a", "–", "50.0", "–", "66.7"]);
+    // Curve: the fast preset has 1 of 2 by 5 steps and both by 200.
+    let fast = t[4].rows.iter().find(|r| r[1] == "fast").unwrap();
+    let col = |k: &str| t[4].header.iter().position(|h| h == k).unwrap();
+    assert_eq!((fast[col("≤5")].as_str(), fast[col("≤100")].as_str(), fast[col("≤200")].as_str()), ("50.0", "50.0", "100.0"));
+    // Markdown and CSV carry the same cells.
+    let md = markdown(&t);
+    assert!(md.contains("| a | latent | 3 | 66.7 | 33.3 |"), "{md}");
+    let csv = t[1].csv();
+    assert!(csv.starts_with("victim,attack,n,a %,b %\n") && csv.contains("a,latent,3,66.7,33.3\n"), "{csv}");
+}
+
+#[test]
+fn runs_of_both_kinds_make_records() {
+    let zoo = tiny_zoo_with_metrics();
+    let image = test_image(40);
+    let device = Device::flex();
+    let plan = EvalPlan { search: SearchConfig { alpha: 0.05, max_steps: 4, ..SearchConfig::default() }, ..plan() };
+    let experiments = plan.experiments();
+    for experiment in &experiments[..2] {
+        let r = block_on(run_one(&zoo, &image, "face.png", "xception", experiment, &device)).unwrap();
+        assert_eq!((r.image.as_str(), r.victim.as_str(), r.experiment.as_str()), ("face.png", "xception", experiment.tag()));
+        assert_eq!(r.after.len(), 2, "every detector scores the result");
+        assert_eq!(r.after["xception"], r.p_fake_after);
+        assert!(r.quality.lpips.is_some() && r.quality.id_similarity.is_some(), "the zoo has the metric networks");
+        assert!(r.quality.psnr_db > 0.0);
+        if experiment.is_latent() {
+            assert!(r.steps <= 4);
+            assert_eq!(r.success, SearchConfig::default().reached(r.p_fake_after));
+        } else {
+            assert_eq!(r.steps, 1);
+            assert_eq!(r.success, r.p_fake_after < 0.5);
+        }
+    }
+    let err = block_on(run_one(&zoo, &image, "x", "nope", &experiments[0], &device)).unwrap_err();
+    assert!(err.to_string().contains("no detector named `nope`"));
+}
