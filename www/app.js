@@ -1,7 +1,20 @@
 // The page: picks an input, hands it to the worker, draws what comes back.
 const $ = (id) => document.getElementById(id);
 const worker = new Worker('worker.js', { type: 'module' });
-const state = { steps: [], stepMs: [], backend: null };
+const state = { steps: [], stepMs: [], backend: null, presets: {} };
+
+// The controls a preset sets, from the core's own settings.
+function applyPreset(name) {
+  const p = state.presets[name];
+  if (!p) return;
+  // The core's settings are f32: show them at the precision they were written with.
+  const short = (v) => Number(v.toPrecision(6));
+  $('alpha').value = short(p.alpha);
+  $('steps').value = p.max_steps;
+  $('kappa').value = short(p.kappa);
+  $('refine').value = p.refine;
+  $('method').value = p.method.name;
+}
 
 function setState(s, message) {
   document.body.dataset.state = s;
@@ -69,6 +82,10 @@ async function run() {
   setState('running', 'Inverting and searching…');
   const image = await readSample(sample);
   const options = {
+    detector: $('detector').value,
+    refine: Number($('refine').value),
+    seed: Number($('seed').value),
+    mu: 1.0,
     method: $('method').value,
     beta: Number($('beta').value),
     levels: $('levels').value,
@@ -87,6 +104,9 @@ worker.onmessage = ({ data }) => {
       $('backend').textContent = `Backend: ${name} · zoo ${data.zoo} · loaded in ${(data.loadMs / 1000).toFixed(1)} s`;
       $('backend').dataset.backend = data.backend;
       showBanner(data.fallbackReason ? `Running on the CPU: ${data.fallbackReason}.` : '');
+      state.presets = data.presets ?? {};
+      $('detector').replaceChildren(...data.detectors.map((d) => new Option(d, d)));
+      applyPreset($('preset').value);
       setState('ready', 'Ready. Pick an image and press Explain.');
       break;
     }
@@ -106,6 +126,8 @@ worker.onmessage = ({ data }) => {
       draw('reconstruction', r.reconstruction, r.size);
       draw('counterfactual', r.counterfactual, r.size);
       draw('residual', r.residualMagnitude, r.size);
+      draw('inversion-error', r.inversionError, r.size);
+      draw('cam-input', r.camInput, r.size);
       draw('cam-before', r.camReconstruction, r.size);
       draw('cam-after', r.camCounterfactual, r.size);
       const later = state.stepMs.slice(1);
@@ -113,6 +135,20 @@ worker.onmessage = ({ data }) => {
       $('summary').textContent = `${r.detector}: P(fake) ${r.pFakeBefore.toFixed(4)} → ${r.pFakeAfter.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}. First step ${(state.stepMs[0] ?? 0).toFixed(0)} ms (includes inversion), then ${mean.toFixed(0)} ms per step on ${state.backend}.`;
       const esnle = (v) => (v == null ? 'n/a' : v.toFixed(2));
       $('summary').textContent += ` Quality vs reconstruction: PSNR ${r.psnr.toFixed(1)} dB, TV ${r.tvReconstruction.toFixed(2)} → ${r.tvCounterfactual.toFixed(2)}, ESNLE ${esnle(r.esnleReconstruction)} → ${esnle(r.esnleCounterfactual)}.`;
+      const rows = r.report.scores.map((s) => {
+        const tr = document.createElement('tr');
+        const name = document.createElement('th');
+        name.scope = 'row';
+        name.textContent = s.detector === r.detector ? `${s.detector} (victim)` : s.detector;
+        tr.append(name, ...[s.input, s.reconstruction, s.counterfactual].map((p) => {
+          const td = document.createElement('td');
+          td.textContent = p.toFixed(4);
+          return td;
+        }));
+        return tr;
+      });
+      $('scores').tBodies[0].replaceChildren(...rows);
+      $('scores').hidden = false;
       $('summary').dataset.pFakeBefore = r.pFakeBefore;
       $('summary').dataset.pFakeAfter = r.pFakeAfter;
       setState('done', 'Done.');
@@ -125,6 +161,9 @@ worker.onmessage = ({ data }) => {
 };
 
 $('run').addEventListener('click', run);
+$('preset').addEventListener('change', () => applyPreset($('preset').value));
+// Editing a setting by hand leaves the preset.
+for (const id of ['alpha', 'steps', 'kappa', 'refine', 'method']) $(id).addEventListener('input', () => { $('preset').value = 'custom'; });
 $('backend-choice').addEventListener('change', load);
 // `?backend=webgpu|cpu|auto` picks the backend before the first load (talks, tests).
 const wanted = new URLSearchParams(location.search).get('backend');

@@ -35,7 +35,7 @@ async function load({ backend: preference, base = 'models/' }) {
   session = await Session.create(manifestText, files, backend);
   return {
     type: 'loaded', backend: session.backend, fallbackReason: session.fallbackReason ?? note,
-    detectors: session.detectors, nLatent: session.nLatent, imageSize: session.imageSize,
+    detectors: session.detectors, nLatent: session.nLatent, imageSize: session.imageSize, presets: Session.presets(),
     zoo: manifest.name, loadMs: performance.now() - t0,
   };
 }

@@ -185,6 +185,16 @@ impl Session {
         self.inner.zoo.detectors.iter().map(|(n, _)| JsValue::from_str(n)).collect()
     }
 
+    /// The named search settings (`paper`, `readme`, `fast`) as `{ name: SearchConfig }`, from
+    /// the core, so the page never restates them.
+    pub fn presets() -> JsValue {
+        let map: serde_json::Map<String, serde_json::Value> = Preset::ALL
+            .iter()
+            .map(|p| (serde_json::to_value(p).expect("name").as_str().expect("name").to_string(), serde_json::to_value(p.config()).expect("config")))
+            .collect();
+        js_sys::JSON::parse(&serde_json::Value::Object(map).to_string()).unwrap_or(JsValue::NULL)
+    }
+
     #[wasm_bindgen(getter, js_name = nLatent)]
     pub fn n_latent(&self) -> u32 {
         self.inner.zoo.manifest.n_latent as u32

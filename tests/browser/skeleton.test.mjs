@@ -28,9 +28,15 @@ test('WebGPU: the page loads clean, runs on WebGPU and moves P(fake) toward real
     const { before, after, logged } = await runTenSteps(page);
     assert.ok(logged >= 1 && logged <= 10, `${logged} steps logged`);
     assert.ok(after < before, `P(fake) ${before} → ${after}`);
-    for (const id of ['input', 'reconstruction', 'counterfactual', 'residual', 'cam-before', 'cam-after']) {
+    for (const id of ['input', 'reconstruction', 'counterfactual', 'residual', 'inversion-error', 'cam-input', 'cam-before', 'cam-after']) {
       assert.ok((await canvasSpread(page, id)) > 0.05, `${id} is blank`);
     }
+    // Every detector of the zoo is scored; the victim is the one picked.
+    const detectors = await page.$$eval('#detector option', (o) => o.map((x) => x.value));
+    assert.deepEqual(detectors, ['xception', 'efficientnet']);
+    const rows = await page.$$eval('#scores tbody tr', (tr) => tr.map((r) => r.textContent));
+    assert.equal(rows.length, 2, rows.join(' / '));
+    assert.match(rows[0], /^xception \(victim\)/);
     assert.match(await page.textContent('#summary'), /ms per step on webgpu/);
     assert.match(await page.textContent('#summary'), /PSNR \d+\.\d dB, TV /);
     await page.screenshot({ path: `${ARTIFACTS}/skeleton-webgpu.png`, fullPage: true });
@@ -118,7 +124,19 @@ test('without WebGPU the same flow runs on the CPU and the page says so', async 
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
     assert.ok(await page.isVisible('#banner'));
     assert.match(await page.textContent('#banner'), /WebGPU is not available in this browser/);
+    // Presets come from the core: the page opens on "fast"; "paper" is attack.sh.
+    assert.equal(await page.inputValue('#preset'), 'fast');
+    assert.equal(await page.inputValue('#method'), 'mifgsm');
+    await page.selectOption('#preset', 'paper');
+    assert.deepEqual(
+      [await page.inputValue('#alpha'), await page.inputValue('#steps'), await page.inputValue('#method'), await page.inputValue('#refine')],
+      ['0.0008', '1000', 'ifgsm', '0'],
+    );
+    // The second detector as victim: its row is marked.
+    await page.selectOption('#detector', 'efficientnet');
     const { before, after } = await runTenSteps(page);
+    assert.equal(await page.inputValue('#preset'), 'custom', 'editing α leaves the preset');
+    assert.match(await page.textContent('#scores tbody tr:nth-child(2)'), /^efficientnet \(victim\)/);
     assert.ok(after < before, `P(fake) ${before} → ${after}`);
     assert.ok((await canvasSpread(page, 'counterfactual')) > 0.05, 'counterfactual is blank');
     await page.screenshot({ path: `${ARTIFACTS}/skeleton-cpu-fallback.png`, fullPage: true });
