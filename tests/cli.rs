@@ -70,7 +70,8 @@ fn run_takes_presets_regularisers_and_cam_layers() {
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let search = &report["search"];
-    assert_eq!((search["alpha"].as_f64().unwrap() as f32, search["refine"].as_u64(), search["max_steps"].as_u64()), (6.4e-3, Some(3), Some(3)));
+    assert_eq!((search["alpha"].as_f64().unwrap() as f32, search["refine"].as_u64(), search["max_steps"].as_u64()), (8e-4, Some(3), Some(3)));
+    assert_eq!(search["method"]["name"], "rprop");
     assert_eq!(search["regularisers"]["lpips"], 0.5);
     assert_eq!(search["seed"], 9);
     assert_eq!(report["rows"], serde_json::json!([0, 2]));
@@ -121,6 +122,26 @@ fn eval_writes_tables_and_resumes() {
     assert!(err.contains("1 runs, 27 resumed"), "{err}");
     // Same seed, same bits: the redone PGD run (random start included) reproduces the table.
     assert_eq!(stdout, stdout2, "resumed tables differ");
+}
+
+#[test]
+fn eval_narrows_to_victims_and_images() {
+    let data = sample_folder("eval-narrow", 2);
+    let out = tmp("eval-narrow-out");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let args = [
+        "eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "efficientnet", "--limit", "1", "--attacks", "ifgsm,mifgsm",
+        "--eps", "4", "--pixel-alpha", "1", "--pixel-steps", "3", "--mu", "0.5", "--id-threshold", "0.9", "--out", out.to_str().unwrap(),
+    ];
+    let (ok, stdout, err) = unforge(&args);
+    assert!(ok, "{err}");
+    assert!(err.contains("2 runs, 0 resumed"), "{err}");
+    assert!(!out.join("records/xception").exists());
+    assert!(stdout.contains("share ≥ 0.9"), "{stdout}");
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan[0]["attack"]["eps"], 4.0);
+    assert_eq!(plan[1]["attack"]["method"]["mu"], 0.5);
+    assert_eq!(plan.as_array().unwrap().len(), 2, "no latent run was asked for: {plan}");
 }
 
 #[test]

@@ -168,7 +168,7 @@ fn run_search(config: SearchConfig) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
 
 #[test]
 fn every_method_lowers_the_loss() {
-    for method in [Method::Ifgsm, Method::Mifgsm { mu: 1.0 }, Method::Nifgsm { mu: 1.0 }, Method::Pgd { beta: 0.05 }] {
+    for method in [Method::Ifgsm, Method::Mifgsm { mu: 1.0 }, Method::Nifgsm { mu: 1.0 }, Method::Pgd { beta: 0.05 }, Method::Rprop { max_scale: 8.0 }] {
         let config = SearchConfig { method, alpha: 0.01, max_steps: 4, kappa: 0.0, ..SearchConfig::default() };
         let (losses, _, _) = run_search(config);
         assert!(losses.last().unwrap() < &losses[0], "{method:?}: {losses:?}");
@@ -215,7 +215,8 @@ fn presets_are_the_official_settings() {
     assert_eq!((readme.alpha, readme.max_steps, readme.kappa, readme.refine), (2e-4, 50, 0.2, 0));
     assert_eq!(SearchConfig::default(), readme);
     let fast = Preset::Fast.config();
-    assert!(fast.max_steps * 5 <= paper.max_steps && fast.refine > 0 && fast.alpha > paper.alpha);
+    assert!(fast.max_steps * 5 <= paper.max_steps && fast.refine > 0);
+    assert_eq!((fast.method, fast.alpha), (Method::Rprop { max_scale: 8.0 }, paper.alpha));
     assert_eq!("FAST".parse::<Preset>().unwrap(), Preset::Fast);
     assert!("slow".parse::<Preset>().unwrap_err().to_string().contains("unknown preset `slow`"));
 }
@@ -296,4 +297,23 @@ fn refine_moves_back_towards_the_boundary_and_keeps_success() {
     assert!(ok0 && ok3, "refined counterfactual must still meet κ: {p0} {p3}");
     assert!(d3 < d0, "refine must end closer to the start: {d3} vs {d0}");
     assert!(p3 >= p0, "refine ends nearer the boundary: {p3} vs {p0}");
+}
+
+#[test]
+fn rprop_starts_as_ifgsm_and_grows_steady_coordinates() {
+    let base = SearchConfig { alpha: 0.001, max_steps: 1, kappa: 0.0, ..SearchConfig::default() };
+    let (_, _, ifgsm) = run_search(base.clone());
+    let (_, _, rprop) = run_search(SearchConfig { method: Method::Rprop { max_scale: 8.0 }, ..base.clone() });
+    assert!(ifgsm.iter().zip(&rprop).all(|(a, b)| a.to_bits() == b.to_bits()), "the first Rprop step is an I-FGSM step");
+    // Six steps: I-FGSM moves a coordinate at most 6α; a coordinate whose sign holds moves
+    // α(1 + 1.2 + … + 1.2⁵) ≈ 9.93α under Rprop.
+    let six = SearchConfig { max_steps: 6, ..base };
+    let (_, start, end) = run_search(SearchConfig { method: Method::Rprop { max_scale: 8.0 }, ..six.clone() });
+    let far = start.iter().zip(&end).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / six.alpha;
+    assert!(far > 6.3 && far < 9.95, "largest Rprop move {far}α");
+    let (_, start, end) = run_search(SearchConfig { method: Method::Rprop { max_scale: 1.0 }, ..six.clone() });
+    let far = start.iter().zip(&end).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / six.alpha;
+    assert!(far <= 6.0 + 1e-3, "max_scale 1 caps the step at α: {far}α");
+    assert!(SearchConfig { method: Method::Rprop { max_scale: 0.5 }, ..SearchConfig::default() }.validate().is_err());
+    assert_eq!(Method::from_name("rprop", 1.0, 0.1).unwrap(), Method::Rprop { max_scale: unforge::search::RPROP_MAX_SCALE });
 }

@@ -89,8 +89,8 @@ enum Command {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
-    /// Times one search step on the CPU backend: the rosinality generator (keyed weights) and
-    /// Xception, forward and backward to W+, batch 1. Prints the median over `--steps`.
+    /// Times one search step: the rosinality generator (keyed weights) and Xception, forward
+    /// and backward to W+, batch 1, on `--backend`. Prints the median over `--steps`.
     Bench {
         #[arg(long, default_value_t = 256)]
         size: usize,
@@ -101,6 +101,9 @@ enum Command {
         /// Print one JSON line instead of text.
         #[arg(long)]
         json: bool,
+        /// flex (CPU) or wgpu (GPU; needs a build with `--features wgpu`).
+        #[arg(long, default_value = "flex")]
+        backend: String,
     },
     /// Explains one image: inversion, latent search, counterfactual, residual maps, CAMs and
     /// a JSON report with every detector's scores and the quality metrics.
@@ -444,14 +447,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench(size: usize, cm: usize, steps: usize, json: bool) -> Result<()> {
+fn bench(size: usize, cm: usize, steps: usize, json: bool, backend: &str) -> Result<()> {
     use unforge::networks::stylegan2::{Generator, GeneratorConfig};
     use unforge::networks::xception::{Xception, XceptionConfig};
     use unforge::networks::{Detector, DetectorNet, Normalization};
     use unforge::search::{read_vec, Objective};
     use unforge::weights::WeightSource;
 
-    let device = burn::tensor::Device::flex();
+    let device = open_backend(backend)?;
     let source = WeightSource::keyed(1);
     let cfg = GeneratorConfig::rosinality(size, cm);
     cfg.validate()?;
@@ -493,9 +496,9 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool) -> Result<()> {
     }
     let (a, b, c, d) = (median(gen_fwd), median(full_fwd), median(step), median(gen_step));
     if json {
-        println!("{}", json!({ "size": size, "channel_multiplier": cm, "steps": steps, "generator_forward_s": a, "forward_s": b, "step_s": c, "generator_backward_s": d }));
+        println!("{}", json!({ "backend": backend, "size": size, "channel_multiplier": cm, "steps": steps, "generator_forward_s": a, "forward_s": b, "step_s": c, "generator_backward_s": d }));
     } else {
-        println!("one search step, flex CPU, batch 1, generator {size} px (channel multiplier {cm}) + Xception at {size} px, median of {steps}:");
+        println!("one search step, {backend}, batch 1, generator {size} px (channel multiplier {cm}) + Xception at {size} px, median of {steps}:");
         println!("  generator forward            {a:.3} s");
         println!("  generator + detector forward {b:.3} s");
         println!("  generator forward + backward {d:.3} s");
@@ -509,7 +512,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::InitZoo { out, seed, f32, metric_networks } => init_zoo(&out, seed, f32, metric_networks),
         Command::Samples { photo, face, out, size, synthetic } => samples(&photo, &face, &out, size, synthetic),
-        Command::Bench { size, channel_multiplier, steps, json } => bench(size, channel_multiplier, steps, json),
+        Command::Bench { size, channel_multiplier, steps, json, backend } => bench(size, channel_multiplier, steps, json, &backend),
         Command::Convert { checkpoint, role, out, name, input_size, normalization, f16, encoder_variant, manifest } => {
             convert(&checkpoint, &role, &out, name, input_size, &normalization, f16, &encoder_variant, manifest)
         }

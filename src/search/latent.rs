@@ -95,6 +95,8 @@ pub struct LatentSearch<'a> {
     origin: Tensor<3>,
     /// MI/NI-FGSM's accumulated direction.
     momentum: Option<Tensor<3>>,
+    /// Rprop's per-coordinate step and the last sign it moved by.
+    rprop: Option<(Tensor<3>, Tensor<3>)>,
     /// Each image's latent before its last move: where `refine` bisects back to.
     previous: Tensor<3>,
 }
@@ -120,6 +122,7 @@ impl<'a> LatentSearch<'a> {
             active: vec![true; b],
             step: 0,
             momentum: None,
+            rprop: None,
         })
     }
 
@@ -181,6 +184,24 @@ impl<'a> LatentSearch<'a> {
                 };
                 self.momentum = Some(g.clone());
                 self.latent.clone() - g.sign() * alpha
+            }
+            Method::Rprop { max_scale } => {
+                // iRprop−: a coordinate whose gradient sign holds speeds up, one that flips slows
+                // down and skips this move; steps stay in [α/64, α·max_scale].
+                let sign = grad.sign();
+                let (step, last) = match self.rprop.take() {
+                    Some(state) => state,
+                    None => (sign.zeros_like() + alpha, sign.zeros_like()),
+                };
+                let agreement = sign.clone() * last;
+                let step = step
+                    .clone()
+                    .mask_where(agreement.clone().greater_elem(0.0), (step.clone() * 1.2).clamp_max(alpha * max_scale))
+                    .mask_where(agreement.clone().lower_elem(0.0), (step * 0.5).clamp_min(alpha / 64.0));
+                let sign = sign.mask_fill(agreement.lower_elem(0.0), 0.0);
+                let moved = self.latent.clone() - sign.clone() * step.clone();
+                self.rprop = Some((step, sign));
+                moved
             }
             Method::Pgd { beta } => {
                 let linf = grad.clone().abs().max_dim(1).max_dim(2) + 1e-12;

@@ -126,7 +126,7 @@ test('without WebGPU the same flow runs on the CPU and the page says so', async 
     assert.match(await page.textContent('#banner'), /WebGPU is not available in this browser/);
     // Presets come from the core: the page opens on "fast"; "paper" is attack.sh.
     assert.equal(await page.inputValue('#preset'), 'fast');
-    assert.equal(await page.inputValue('#method'), 'mifgsm');
+    assert.equal(await page.inputValue('#method'), 'rprop');
     await page.selectOption('#preset', 'paper');
     assert.deepEqual(
       [await page.inputValue('#alpha'), await page.inputValue('#steps'), await page.inputValue('#method'), await page.inputValue('#refine')],
@@ -141,7 +141,7 @@ test('without WebGPU the same flow runs on the CPU and the page says so', async 
     assert.ok((await canvasSpread(page, 'counterfactual')) > 0.05, 'counterfactual is blank');
     await page.screenshot({ path: `${ARTIFACTS}/skeleton-cpu-fallback.png`, fullPage: true });
     // The other methods reach the core through the same options.
-    for (const method of ['mifgsm', 'pgd']) {
+    for (const method of ['mifgsm', 'pgd', 'rprop']) {
       await page.selectOption('#method', method);
       const run = await runTenSteps(page);
       assert.ok(run.after < run.before, `${method}: P(fake) ${run.before} → ${run.after}`);
