@@ -78,6 +78,19 @@ impl RgbaImage {
         out
     }
 
+    /// One 8-bit grey channel as a PNG (masks).
+    pub fn encode_gray_png(width: usize, height: usize, values: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
+            enc.set_color(png::ColorType::Grayscale);
+            enc.set_depth(png::BitDepth::Eight);
+            let mut writer = enc.write_header().expect("PNG header to memory");
+            writer.write_image_data(values).expect("PNG data to memory");
+        }
+        out
+    }
+
     /// The `w × h` region at `(x, y)`, clipped to the image.
     pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> Result<Self> {
         if x >= self.width || y >= self.height || w == 0 || h == 0 {
@@ -138,15 +151,20 @@ impl RgbaImage {
     /// `[1, 3, size, size]` in [-1, 1] (`ToTensor` then `Normalize(0.5, 0.5)`), after a
     /// centre square crop and area resize.
     pub fn to_tensor(&self, size: usize, device: &Device) -> Tensor<4> {
-        let sq = self.center_square().resize(size, size);
-        let n = size * size;
+        let planar = self.center_square().resize(size, size).to_planar();
+        Tensor::from_data(TensorData::new(planar, [1, 3, size, size]), device)
+    }
+
+    /// Planar RGB in [-1, 1], the networks' range (alpha dropped).
+    pub fn to_planar(&self) -> Vec<f32> {
+        let n = self.width * self.height;
         let mut planar = vec![0f32; 3 * n];
         for i in 0..n {
             for c in 0..3 {
-                planar[c * n + i] = sq.data[i * 4 + c] as f32 / 127.5 - 1.0;
+                planar[c * n + i] = self.data[i * 4 + c] as f32 / 127.5 - 1.0;
             }
         }
-        Tensor::from_data(TensorData::new(planar, [1, 3, size, size]), device)
+        planar
     }
 
     /// From planar RGB in [-1, 1] (one image of a `[B, 3, H, W]` readback).

@@ -18,6 +18,7 @@ pub mod networks;
 pub mod pipeline;
 pub mod rng;
 pub mod search;
+pub mod synth;
 pub mod weights;
 pub mod zoo;
 pub mod zoo_init;

@@ -144,6 +144,24 @@ pub struct Counterfactual {
     pub history: Vec<StepReport>,
 }
 
+/// Extra views of the search as it runs, for live displays. Each costs a generator forward
+/// (and the detectors') on the steps it is asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Live {
+    /// Every detector's P(fake) at every step (transfer as it happens).
+    pub all_detectors: bool,
+    /// The current counterfactual every this many steps (0: never).
+    pub thumbnail_every: usize,
+}
+
+/// What a step shows beyond its report, at the latent the step started from.
+#[derive(Debug, Clone, Default)]
+pub struct StepView {
+    /// P(fake) of every detector, in the zoo's order.
+    pub p_fake_all: Option<Vec<f32>>,
+    pub thumbnail: Option<RgbaImage>,
+}
+
 /// Inverts `image`, runs the latent search against `detector`, and renders the result.
 /// `on_step` sees every step as it happens.
 pub async fn explain(
@@ -155,6 +173,21 @@ pub async fn explain(
     device: &Device,
     mut on_step: impl FnMut(&StepReport),
 ) -> Result<Counterfactual> {
+    explain_live(zoo, image, detector, mask, config, Live::default(), device, |r, _| on_step(r)).await
+}
+
+/// `explain` with live views of the search (`Live`).
+#[allow(clippy::too_many_arguments)]
+pub async fn explain_live(
+    zoo: &Zoo,
+    image: &RgbaImage,
+    detector: &str,
+    mask: &RowMask,
+    config: &SearchConfig,
+    live: Live,
+    device: &Device,
+    mut on_step: impl FnMut(&StepReport, &StepView),
+) -> Result<Counterfactual> {
     let det = zoo.detector(detector)?;
     let size = zoo.generator.size;
     let inversion = zoo.invert(image, device);
@@ -162,8 +195,20 @@ pub async fn explain(
     let mut search = LatentSearch::new(&zoo.generator, det, inversion.latent, mask, config.clone())?.with_regularisers(networks)?;
     let mut history = Vec::new();
     while !search.is_done() {
+        let step = search.steps_taken();
+        let thumbnail_due = live.thumbnail_every > 0 && step % live.thumbnail_every == 0;
+        let mut view = StepView::default();
+        if live.all_detectors || thumbnail_due {
+            let rendered = zoo.generator.synthesize(search.latent());
+            if live.all_detectors {
+                view.p_fake_all = Some(zoo.score_all(rendered.clone()).await?);
+            }
+            if thumbnail_due {
+                view.thumbnail = Some(RgbaImage::from_planar(&read_planar(rendered).await?.remove(0), size, size));
+            }
+        }
         let report = search.step().await?;
-        on_step(&report);
+        on_step(&report, &view);
         history.push(report);
     }
     search.refine().await?;
@@ -205,20 +250,19 @@ pub async fn explain(
     })
 }
 
-/// The victim's CAM for `target` on the input, the reconstruction and the counterfactual, as
-/// overlays: where the detector looked before and after the search.
-pub async fn cam_overlays(
+/// The victim's CAM for `target` on the input, the reconstruction and the counterfactual:
+/// where the detector looked before and after the search.
+pub async fn cams(
     zoo: &Zoo,
     result: &Counterfactual,
     method: crate::explain::CamMethod,
     target: &crate::explain::CamTarget,
     device: &Device,
-) -> Result<[RgbaImage; 3]> {
+) -> Result<[crate::explain::Cam; 3]> {
     let det = zoo.detector(&result.detector)?;
     let mut out = Vec::with_capacity(3);
     for img in [&result.input, &result.reconstruction, &result.counterfactual] {
-        let cam = crate::explain::class_activation(det, img.to_tensor(img.width, device), target, method).await?;
-        out.push(cam.overlay(img, 0.5));
+        out.push(crate::explain::class_activation(det, img.to_tensor(img.width, device), target, method).await?);
     }
-    Ok(out.try_into().expect("three overlays"))
+    Ok(out.try_into().expect("three maps"))
 }

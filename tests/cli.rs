@@ -70,7 +70,7 @@ fn run_takes_presets_regularisers_and_cam_layers() {
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let search = &report["search"];
-    assert_eq!((search["alpha"].as_f64().unwrap() as f32, search["refine"].as_u64(), search["max_steps"].as_u64()), (8e-4, Some(3), Some(3)));
+    assert_eq!((search["alpha"].as_f64().unwrap() as f32, search["refine"].as_u64(), search["max_steps"].as_u64()), (8e-4, Some(6), Some(3)));
     assert_eq!(search["method"]["name"], "rprop");
     assert_eq!(search["regularisers"]["lpips"], 0.5);
     assert_eq!(search["seed"], 9);

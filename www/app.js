@@ -1,7 +1,188 @@
-// The page: picks an input, hands it to the worker, draws what comes back.
+// The page: gets an image in, hands it to the worker, draws what comes back. All compute
+// and all model bytes stay in the worker; nothing is sent anywhere.
+import { decodeFile, startCamera, grabFrame } from './input.js';
+import { SquareCrop } from './crop.js';
+import { zip } from './zip.js';
+
 const $ = (id) => document.getElementById(id);
-const worker = new Worker('worker.js', { type: 'module' });
-const state = { steps: [], stepMs: [], backend: null, presets: {} };
+const CROP_SIZE = 256;
+const COLORS = ['#f28b50', '#8ab4f8', '#81c995', '#fdd663', '#c58af9', '#ff8bcb'];
+const state = {
+  steps: [], stepMs: [], all: [], backend: null, presets: {}, detectors: [], result: null,
+  zoo: { base: 'models/', files: null }, started: 0, stopCamera: null, truth: null,
+};
+const crop = new SquareCrop($('crop'), $('zoom'));
+let worker = null;
+
+function setState(s, message) {
+  document.body.dataset.state = s;
+  if (message !== undefined) $('status').textContent = message;
+  $('run').disabled = !['ready', 'done', 'error', 'cancelled'].includes(s);
+  $('cancel').disabled = s !== 'running';
+}
+
+function showBanner(text) {
+  $('banner').textContent = text;
+  $('banner').hidden = !text;
+}
+
+function showInputError(text) {
+  $('input-error').textContent = text;
+  $('input-error').hidden = !text;
+}
+
+// ---- the worker ---------------------------------------------------------------------------
+
+function startWorker() {
+  worker?.terminate();
+  worker = new Worker('worker.js', { type: 'module' });
+  worker.onmessage = ({ data }) => handlers[data.type]?.(data);
+  worker.onerror = (e) => {
+    // A worker that dies (out of memory, a lost GPU device) is replaced by a CPU one.
+    showBanner(`The compute worker stopped (${e.message || 'no reason given'}); reloading on the CPU.`);
+    $('backend-choice').value = 'cpu';
+    load();
+  };
+}
+
+function load() {
+  startWorker();
+  setState('loading', 'Loading models…');
+  $('model-progress').replaceChildren();
+  worker.postMessage({ type: 'load', backend: $('backend-choice').value, base: state.zoo.base, files: state.zoo.files });
+}
+
+function formatBytes(n) {
+  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${(n / 1024).toFixed(0)} kB`;
+}
+
+const handlers = {
+  progress({ files }) {
+    const rows = files.map((f) => {
+      const row = document.createElement('div');
+      row.className = 'file-progress';
+      const label = document.createElement('span');
+      label.textContent = `${f.file} ${formatBytes(f.loaded)}${f.total ? ` / ${formatBytes(f.total)}` : ''}${f.cached ? ' (cached)' : ''}`;
+      const bar = document.createElement('progress');
+      bar.max = f.total || 1;
+      bar.value = f.total ? f.loaded : 0;
+      bar.setAttribute('aria-label', `${f.file} download`);
+      row.append(label, bar);
+      return row;
+    });
+    $('model-progress').replaceChildren(...rows);
+  },
+  loaded(data) {
+    state.backend = data.backend;
+    state.presets = data.presets ?? {};
+    state.detectors = data.detectors;
+    const name = data.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
+    $('backend').textContent = `Backend: ${name} · zoo ${data.zoo} (${data.source}, ${formatBytes(data.bytes)}) · loaded in ${(data.loadMs / 1000).toFixed(1)} s`;
+    $('backend').dataset.backend = data.backend;
+    showBanner(data.fallbackReason ? `Running on the CPU: ${data.fallbackReason}.` : '');
+    $('detector').replaceChildren(...data.detectors.map((d) => new Option(d, d)));
+    applyPreset($('preset').value);
+    setState('ready', 'Ready. Pick an image and press Explain.');
+    worker.postMessage({ type: 'cache-info' });
+  },
+  residual({ signed, magnitude, size }) {
+    draw('residual', $('residual-kind').value === 'signed' ? signed : magnitude, size);
+  },
+  cache({ bytes, files, available }) {
+    $('cache').textContent = available ? `Weights cache: ${files} files, ${formatBytes(bytes)} on this device.` : 'Weights cache: not available here.';
+  },
+  step(data) {
+    state.steps.push(data.pFake);
+    state.stepMs.push(data.ms);
+    if (data.pFakeAll) state.all.push(Array.from(data.pFakeAll));
+    const li = document.createElement('li');
+    li.textContent = `P(fake) ${data.pFake.toFixed(4)} · ${data.ms.toFixed(0)} ms`;
+    $('steps-log').append(li);
+    const max = Number($('steps').value);
+    const later = state.stepMs.slice(1);
+    const per = later.length ? later.reduce((a, b) => a + b, 0) / later.length : data.ms;
+    const eta = Math.max(0, (max - data.step - 1) * per) / 1000;
+    $('run-progress').max = max;
+    $('run-progress').value = data.step + 1;
+    $('status').textContent = `Step ${data.step + 1} of at most ${max}: P(fake) ${data.pFake.toFixed(4)} · ${data.ms.toFixed(0)} ms/step · at most ${eta.toFixed(0)} s left`;
+    if (data.thumbnail) addThumbnail(data.thumbnail, data.step);
+    drawChart();
+  },
+  done({ result }) {
+    state.result = result;
+    showResult(result);
+    setState('done', 'Done.');
+  },
+  error(data) {
+    if (data.during === 'load') {
+      setState('failed', `Error: ${data.message}`);
+      showBanner(`The zoo could not be loaded: ${data.message}`);
+    } else {
+      setState('error', `Error: ${data.message}`);
+    }
+  },
+};
+
+// ---- input --------------------------------------------------------------------------------
+
+async function useBitmap(bitmap, truth = null) {
+  showInputError('');
+  crop.set(bitmap);
+  state.truth = truth;
+}
+
+async function useFile(file) {
+  try {
+    await useBitmap(await decodeFile(file));
+    document.querySelectorAll('input[name=sample]').forEach((r) => { r.checked = false; });
+  } catch (e) {
+    showInputError(e.message);
+  }
+}
+
+async function useSample(radio) {
+  const res = await fetch(radio.value);
+  const bitmap = await createImageBitmap(await res.blob());
+  let truth = null;
+  if (radio.dataset.mask) {
+    truth = await createImageBitmap(await (await fetch(radio.dataset.mask)).blob());
+  }
+  await useBitmap(bitmap, truth);
+}
+
+document.querySelectorAll('input[name=sample]').forEach((r) => r.addEventListener('change', () => useSample(r)));
+$('file').addEventListener('change', () => $('file').files[0] && useFile($('file').files[0]));
+const zone = $('dropzone');
+zone.addEventListener('dragover', (e) => { e.preventDefault(); zone.classList.add('over'); });
+zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+zone.addEventListener('drop', (e) => {
+  e.preventDefault();
+  zone.classList.remove('over');
+  const file = e.dataTransfer.files[0];
+  if (file) useFile(file);
+  else showInputError('The drop held no file.');
+});
+document.addEventListener('paste', (e) => {
+  const item = [...(e.clipboardData?.items ?? [])].find((i) => i.kind === 'file');
+  if (item) useFile(item.getAsFile());
+});
+$('camera').addEventListener('click', async () => {
+  try {
+    state.stopCamera = await startCamera($('video'));
+    $('video').hidden = false;
+    $('snap').hidden = false;
+  } catch (e) {
+    showInputError(`Webcam: ${e.message}`);
+  }
+});
+$('snap').addEventListener('click', async () => {
+  await useBitmap(await grabFrame($('video')));
+  state.stopCamera?.();
+  $('video').hidden = true;
+  $('snap').hidden = true;
+});
+
+// ---- settings -----------------------------------------------------------------------------
 
 // The controls a preset sets, from the core's own settings.
 function applyPreset(name) {
@@ -16,38 +197,70 @@ function applyPreset(name) {
   $('method').value = p.method.name;
 }
 
-function setState(s, message) {
-  document.body.dataset.state = s;
-  if (message !== undefined) $('status').textContent = message;
-  $('run').disabled = s !== 'ready' && s !== 'done' && s !== 'error';
+$('preset').addEventListener('change', () => applyPreset($('preset').value));
+// Editing a setting by hand leaves the preset.
+for (const id of ['alpha', 'steps', 'kappa', 'refine', 'method']) $(id).addEventListener('input', () => { $('preset').value = 'custom'; });
+
+// ---- running ------------------------------------------------------------------------------
+
+function run() {
+  if (!crop.bitmap) {
+    showInputError('Pick an image first.');
+    return;
+  }
+  state.steps = [];
+  state.stepMs = [];
+  state.all = [];
+  state.started = performance.now();
+  $('steps-log').replaceChildren();
+  $('thumbnails').replaceChildren();
+  $('summary').textContent = '';
+  $('run-progress').value = 0;
+  drawChart();
+  setState('running', 'Inverting and searching…');
+  const image = crop.pixels(CROP_SIZE);
+  const steps = Number($('steps').value);
+  const options = {
+    detector: $('detector').value,
+    refine: Number($('refine').value),
+    seed: Number($('seed').value),
+    mu: 1.0,
+    method: $('method').value,
+    beta: Number($('beta').value),
+    levels: $('levels').value,
+    alpha: Number($('alpha').value),
+    steps,
+    kappa: Number($('kappa').value),
+    allDetectors: state.detectors.length > 1,
+    thumbnailEvery: Math.max(1, Math.ceil(steps / 8)),
+  };
+  state.options = options;
+  worker.postMessage({ type: 'run', image, options }, [image.data]);
 }
 
-function showBanner(text) {
-  $('banner').textContent = text;
-  $('banner').hidden = !text;
+// Cancel stops the worker outright (a search step cannot be interrupted) and starts a fresh
+// one; the weights come back from the cache.
+function cancel() {
+  load();
+  setState('loading', 'Cancelled; reloading the models…');
+  const afterLoad = handlers.loaded;
+  handlers.loaded = (data) => {
+    handlers.loaded = afterLoad;
+    afterLoad(data);
+    setState('cancelled', 'Cancelled.');
+  };
 }
 
-function load() {
-  setState('loading', 'Loading models…');
-  worker.postMessage({ type: 'load', backend: $('backend-choice').value });
-}
-
-async function readSample(url) {
-  const img = new Image();
-  img.src = url;
-  await img.decode();
-  const canvas = new OffscreenCanvas(img.naturalWidth, img.naturalHeight);
-  const ctx = canvas.getContext('2d');
-  ctx.drawImage(img, 0, 0);
-  const { data, width, height } = ctx.getImageData(0, 0, canvas.width, canvas.height);
-  return { data: data.buffer, width, height };
-}
-
-function draw(id, rgba, size) {
-  const canvas = $(id);
-  canvas.width = size;
-  canvas.height = size;
-  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), size, size), 0, 0);
+function addThumbnail(rgba, step) {
+  const size = Math.sqrt(rgba.length / 4);
+  const c = document.createElement('canvas');
+  c.width = size;
+  c.height = size;
+  c.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), size, size), 0, 0);
+  c.title = `step ${step}`;
+  c.setAttribute('role', 'img');
+  c.setAttribute('aria-label', `Counterfactual at step ${step}`);
+  $('thumbnails').append(c);
 }
 
 function drawChart() {
@@ -61,111 +274,185 @@ function drawChart() {
   ctx.lineTo(w, h / 2);
   ctx.stroke();
   const n = Math.max(Number($('steps').value), state.steps.length, 2);
-  ctx.strokeStyle = '#f28b50';
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  state.steps.forEach((p, i) => {
-    const x = (i / (n - 1)) * (w - 8) + 4;
-    const y = (1 - p) * (h - 8) + 4;
-    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
-  });
-  ctx.stroke();
-}
-
-async function run() {
-  state.steps = [];
-  state.stepMs = [];
-  $('steps-log').replaceChildren();
-  $('summary').textContent = '';
-  drawChart();
-  const sample = document.querySelector('input[name=sample]:checked').value;
-  setState('running', 'Inverting and searching…');
-  const image = await readSample(sample);
-  const options = {
-    detector: $('detector').value,
-    refine: Number($('refine').value),
-    seed: Number($('seed').value),
-    mu: 1.0,
-    method: $('method').value,
-    beta: Number($('beta').value),
-    levels: $('levels').value,
-    alpha: Number($('alpha').value),
-    steps: Number($('steps').value),
-    kappa: Number($('kappa').value),
+  const line = (values, color, width) => {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = width;
+    ctx.beginPath();
+    values.forEach((p, i) => {
+      const x = (i / (n - 1)) * (w - 8) + 4;
+      const y = (1 - p) * (h - 8) + 4;
+      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    });
+    ctx.stroke();
   };
-  worker.postMessage({ type: 'run', image, options }, [image.data]);
+  const victim = $('detector').value;
+  const legend = state.detectors.map((d, k) => {
+    const color = COLORS[k % COLORS.length];
+    if (d === victim) line(state.steps, color, 3);
+    else if (state.all.length) line(state.all.map((row) => row[k]), color, 1.5);
+    const item = document.createElement('span');
+    item.className = 'key';
+    item.style.borderColor = color;
+    item.textContent = d === victim ? `${d} (victim)` : d;
+    return item;
+  });
+  $('legend').replaceChildren(...legend);
 }
 
-worker.onmessage = ({ data }) => {
-  switch (data.type) {
-    case 'loaded': {
-      state.backend = data.backend;
-      const name = data.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
-      $('backend').textContent = `Backend: ${name} · zoo ${data.zoo} · loaded in ${(data.loadMs / 1000).toFixed(1)} s`;
-      $('backend').dataset.backend = data.backend;
-      showBanner(data.fallbackReason ? `Running on the CPU: ${data.fallbackReason}.` : '');
-      state.presets = data.presets ?? {};
-      $('detector').replaceChildren(...data.detectors.map((d) => new Option(d, d)));
-      applyPreset($('preset').value);
-      setState('ready', 'Ready. Pick an image and press Explain.');
-      break;
-    }
-    case 'step': {
-      state.steps.push(data.pFake);
-      state.stepMs.push(data.ms);
-      const li = document.createElement('li');
-      li.textContent = `P(fake) ${data.pFake.toFixed(4)} · ${data.ms.toFixed(0)} ms`;
-      $('steps-log').append(li);
-      $('status').textContent = `Step ${data.step + 1}: P(fake) ${data.pFake.toFixed(4)} (${data.ms.toFixed(0)} ms)`;
-      drawChart();
-      break;
-    }
-    case 'done': {
-      const r = data.result;
-      draw('input', r.input, r.size);
-      draw('reconstruction', r.reconstruction, r.size);
-      draw('counterfactual', r.counterfactual, r.size);
-      draw('residual', r.residualMagnitude, r.size);
-      draw('inversion-error', r.inversionError, r.size);
-      draw('cam-input', r.camInput, r.size);
-      draw('cam-before', r.camReconstruction, r.size);
-      draw('cam-after', r.camCounterfactual, r.size);
-      const later = state.stepMs.slice(1);
-      const mean = later.length ? later.reduce((a, b) => a + b, 0) / later.length : state.stepMs[0] ?? 0;
-      $('summary').textContent = `${r.detector}: P(fake) ${r.pFakeBefore.toFixed(4)} → ${r.pFakeAfter.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}. First step ${(state.stepMs[0] ?? 0).toFixed(0)} ms (includes inversion), then ${mean.toFixed(0)} ms per step on ${state.backend}.`;
-      const esnle = (v) => (v == null ? 'n/a' : v.toFixed(2));
-      $('summary').textContent += ` Quality vs reconstruction: PSNR ${r.psnr.toFixed(1)} dB, TV ${r.tvReconstruction.toFixed(2)} → ${r.tvCounterfactual.toFixed(2)}, ESNLE ${esnle(r.esnleReconstruction)} → ${esnle(r.esnleCounterfactual)}.`;
-      const rows = r.report.scores.map((s) => {
-        const tr = document.createElement('tr');
-        const name = document.createElement('th');
-        name.scope = 'row';
-        name.textContent = s.detector === r.detector ? `${s.detector} (victim)` : s.detector;
-        tr.append(name, ...[s.input, s.reconstruction, s.counterfactual].map((p) => {
-          const td = document.createElement('td');
-          td.textContent = p.toFixed(4);
-          return td;
-        }));
-        return tr;
-      });
-      $('scores').tBodies[0].replaceChildren(...rows);
-      $('scores').hidden = false;
-      $('summary').dataset.pFakeBefore = r.pFakeBefore;
-      $('summary').dataset.pFakeAfter = r.pFakeAfter;
-      setState('done', 'Done.');
-      break;
-    }
-    case 'error':
-      setState(data.during === 'load' ? 'failed' : 'error', `Error: ${data.message}`);
-      break;
+// ---- results ------------------------------------------------------------------------------
+
+function draw(id, rgba, size) {
+  const canvas = $(id);
+  canvas.width = size;
+  canvas.height = size;
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), size, size), 0, 0);
+}
+
+// An image with a heat map over it at the page's opacity.
+function drawOverlay(id, base, heat, size) {
+  draw(id, base, size);
+  const ctx = $(id).getContext('2d');
+  const layer = new OffscreenCanvas(size, size);
+  layer.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(heat), size, size), 0, 0);
+  ctx.globalAlpha = Number($('opacity').value);
+  ctx.drawImage(layer, 0, 0);
+  ctx.globalAlpha = 1;
+}
+
+function drawCams() {
+  const r = state.result;
+  if (!r) return;
+  drawOverlay('cam-input', r.input, r.camHeatInput, r.size);
+  drawOverlay('cam-before', r.reconstruction, r.camHeatReconstruction, r.size);
+  drawOverlay('cam-after', r.counterfactual, r.camHeatCounterfactual, r.size);
+}
+
+// The residual at the slider's gain is drawn by the core, in the worker.
+function drawResidual() {
+  const r = state.result;
+  if (!r) return;
+  worker.postMessage({ type: 'residual', before: r.reconstruction, after: r.counterfactual, size: r.size, gain: r.residualGain * Number($('gain').value) });
+}
+
+function drawCompare() {
+  const r = state.result;
+  if (!r) return;
+  draw('compare-before', r.reconstruction, r.size);
+  draw('compare-after', r.counterfactual, r.size);
+  $('compare-after').style.clipPath = `inset(0 0 0 ${$('compare-slider').value}%)`;
+}
+
+function fillTable(id, rows) {
+  $(id).tBodies[0].replaceChildren(...rows.map((cells) => {
+    const tr = document.createElement('tr');
+    cells.forEach((c, i) => {
+      const el = document.createElement(i === 0 ? 'th' : 'td');
+      if (i === 0) el.scope = 'row';
+      el.textContent = c;
+      tr.append(el);
+    });
+    return tr;
+  }));
+  $(id).hidden = false;
+}
+
+function showResult(r) {
+  $('empty').hidden = true;
+  draw('input', r.input, r.size);
+  draw('reconstruction', r.reconstruction, r.size);
+  draw('counterfactual', r.counterfactual, r.size);
+  draw('residual', r.residualMagnitude, r.size);
+  draw('inversion-error', r.inversionError, r.size);
+  drawCams();
+  drawCompare();
+  if ($('gain').value !== '1' || $('residual-kind').value !== 'magnitude') drawResidual();
+  $('truth-figure').hidden = !state.truth;
+  if (state.truth) {
+    const c = $('truth');
+    c.width = r.size;
+    c.height = r.size;
+    c.getContext('2d').drawImage(state.truth, 0, 0, r.size, r.size);
   }
-};
+  const later = state.stepMs.slice(1);
+  const mean = later.length ? later.reduce((a, b) => a + b, 0) / later.length : state.stepMs[0] ?? 0;
+  $('summary').textContent = `${r.detector}: P(fake) ${r.pFakeBefore.toFixed(4)} → ${r.pFakeAfter.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}. First step ${(state.stepMs[0] ?? 0).toFixed(0)} ms (includes inversion), then ${mean.toFixed(0)} ms per step on ${state.backend}.`;
+  const num = (v, d) => (v == null ? 'n/a' : v.toFixed(d));
+  $('summary').textContent += ` Quality vs reconstruction: PSNR ${r.psnr.toFixed(1)} dB, TV ${r.tvReconstruction.toFixed(2)} → ${r.tvCounterfactual.toFixed(2)}, ESNLE ${num(r.esnleReconstruction, 2)} → ${num(r.esnleCounterfactual, 2)}.`;
+  $('summary').dataset.pFakeBefore = r.pFakeBefore;
+  $('summary').dataset.pFakeAfter = r.pFakeAfter;
+  fillTable('scores', r.report.scores.map((s) => [s.detector === r.detector ? `${s.detector} (victim)` : s.detector, s.input.toFixed(4), s.reconstruction.toFixed(4), s.counterfactual.toFixed(4)]));
+  const q = r.report.quality;
+  fillTable('quality', [
+    ['PSNR (dB)', num(q.psnr_db, 2)],
+    ['SSIM', num(q.ssim, 4)],
+    ['LPIPS', num(q.lpips, 4)],
+    ['ID (ArcFace cosine)', num(q.id_similarity, 3)],
+    ['TV, Artifact-Eraser (reconstruction → counterfactual)', `${num(q.tv_reference, 2)} → ${num(q.tv_changed, 2)}`],
+    ['TV, torchmetrics L1', `${num(q.tv_l1_reference, 1)} → ${num(q.tv_l1_changed, 1)}`],
+    ['ESNLE × 255', `${num(q.esnle_reference, 3)} → ${num(q.esnle_changed, 3)}`],
+    ['Inversion PSNR (input vs reconstruction, dB)', num(r.report.inversion_psnr_db, 2)],
+  ]);
+  for (const id of ['download-zip', 'download-json', 'download-png']) $(id).disabled = false;
+}
+
+for (const id of ['gain', 'residual-kind']) $(id).addEventListener('input', drawResidual);
+$('opacity').addEventListener('input', drawCams);
+$('compare-slider').addEventListener('input', drawCompare);
+
+// ---- downloads ----------------------------------------------------------------------------
+
+async function png(id) {
+  const blob = await new Promise((resolve) => $(id).toBlob(resolve, 'image/png'));
+  return new Uint8Array(await blob.arrayBuffer());
+}
+
+function report() {
+  return JSON.stringify({ options: state.options, backend: state.backend, stepMs: state.stepMs, result: state.result.report }, null, 2);
+}
+
+function save(blob, name) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+$('download-png').addEventListener('click', async () => save(new Blob([await png('counterfactual')], { type: 'image/png' }), 'counterfactual.png'));
+$('download-json').addEventListener('click', () => save(new Blob([report()], { type: 'application/json' }), 'report.json'));
+$('download-zip').addEventListener('click', async () => {
+  const ids = ['input', 'reconstruction', 'counterfactual', 'residual', 'inversion-error', 'cam-input', 'cam-before', 'cam-after'];
+  const files = [];
+  for (const id of ids) files.push({ name: `${id}.png`, bytes: await png(id) });
+  files.push({ name: 'report.json', bytes: new TextEncoder().encode(report()) });
+  save(zip(files), 'unforge-result.zip');
+});
+
+// ---- models -------------------------------------------------------------------------------
+
+$('cache-clear').addEventListener('click', () => worker.postMessage({ type: 'cache-clear' }));
+$('zoo-load').addEventListener('click', () => {
+  const files = [...$('zoo-files').files];
+  const url = $('zoo-url').value.trim();
+  if (!files.length && !url) {
+    showBanner('Give a folder on this site or choose the zoo.json and its weight files.');
+    return;
+  }
+  state.zoo = files.length ? { base: null, files } : { base: url.endsWith('/') ? url : `${url}/`, files: null };
+  load();
+});
+$('zoo-default').addEventListener('click', () => {
+  state.zoo = { base: 'models/', files: null };
+  load();
+});
 
 $('run').addEventListener('click', run);
-$('preset').addEventListener('change', () => applyPreset($('preset').value));
-// Editing a setting by hand leaves the preset.
-for (const id of ['alpha', 'steps', 'kappa', 'refine', 'method']) $(id).addEventListener('input', () => { $('preset').value = 'custom'; });
+$('cancel').addEventListener('click', cancel);
 $('backend-choice').addEventListener('change', load);
 // `?backend=webgpu|cpu|auto` picks the backend before the first load (talks, tests).
 const wanted = new URLSearchParams(location.search).get('backend');
 if (['auto', 'webgpu', 'cpu'].includes(wanted)) $('backend-choice').value = wanted;
 load();
+useSample(document.querySelector('input[name=sample]:checked'));
+// Works offline after the first visit.
+if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch(() => {});

@@ -1,12 +1,45 @@
-// The search runs here, off the page's thread. The page sends `load` once, then `run`.
+// The search runs here, off the page's thread. The page sends `load` (the default zoo, a zoo
+// at a same-origin URL, or local files), then `run`; `cache-info` and `cache-clear` manage the
+// weights kept with the Cache API.
 import init, { Session } from './pkg/unforge.js';
 
 let session = null;
+const CACHE = 'unforge-weights-v1';
 
-async function fetchBytes(url) {
+// FNV-1a of the manifest: cached weights are keyed by it, so a changed zoo never reuses them.
+function manifestKey(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16);
+}
+
+// Fetches `url` (or takes it from the cache), reporting bytes as they arrive.
+async function fetchBytes(url, key, onProgress) {
+  const cache = 'caches' in self ? await caches.open(CACHE) : null;
+  const cached = cache && (await cache.match(key));
+  if (cached) {
+    const bytes = new Uint8Array(await cached.arrayBuffer());
+    onProgress(bytes.length, bytes.length, true);
+    return bytes;
+  }
   const res = await fetch(url);
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
+  const total = Number(res.headers.get('content-length')) || 0;
+  const chunks = [];
+  let loaded = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    onProgress(loaded, total, false);
+  }
+  const bytes = new Uint8Array(loaded);
+  let o = 0;
+  for (const c of chunks) { bytes.set(c, o); o += c.length; }
+  if (cache) await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
+  return bytes;
 }
 
 // `auto` takes WebGPU only when it runs on real hardware: a software fallback adapter
@@ -22,21 +55,63 @@ async function chooseBackend(preference) {
   return { backend: 'auto', note: null };
 }
 
-async function load({ backend: preference, base = 'models/' }) {
+// The manifest text and a way to get each weight file, from a URL folder or local files.
+async function zooSource({ base, files }) {
+  if (files) {
+    const byName = new Map(files.map((f) => [f.name, f]));
+    const manifest = byName.get('zoo.json');
+    if (!manifest) throw new Error('the chosen files have no zoo.json');
+    return {
+      name: 'local files',
+      text: await manifest.text(),
+      get: async (name, progress) => {
+        const f = byName.get(name);
+        if (!f) throw new Error(`zoo.json names ${name}, which is not among the chosen files`);
+        const bytes = new Uint8Array(await f.arrayBuffer());
+        progress(bytes.length, bytes.length, false);
+        return bytes;
+      },
+    };
+  }
+  const url = new URL('zoo.json', new URL(base, self.location.href));
+  if (url.origin !== self.location.origin) throw new Error(`${url.href}: a zoo must come from this site (no third-party requests)`);
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url.pathname}: HTTP ${res.status}`);
+  const text = await res.text();
+  const key = manifestKey(text);
+  return {
+    name: url.pathname,
+    text,
+    get: (name, progress) => fetchBytes(new URL(name, url).href, `${new URL(name, url).pathname}?zoo=${key}`, progress),
+  };
+}
+
+async function load({ backend: preference, base = 'models/', files = null }) {
   const t0 = performance.now();
   const { backend, note } = await chooseBackend(preference);
   await init();
-  const res = await fetch(base + 'zoo.json');
-  if (!res.ok) throw new Error(`${base}zoo.json: HTTP ${res.status}`);
-  const manifestText = await res.text();
-  const manifest = JSON.parse(manifestText);
-  const files = new Map();
-  for (const net of manifest.networks) files.set(net.file, await fetchBytes(base + net.file));
-  session = await Session.create(manifestText, files, backend);
+  const source = await zooSource({ base, files });
+  let manifest;
+  try {
+    manifest = JSON.parse(source.text);
+  } catch (e) {
+    throw new Error(`zoo.json is not valid JSON: ${e.message}`);
+  }
+  if (!Array.isArray(manifest.networks)) throw new Error('zoo.json has no `networks` list');
+  const weights = new Map();
+  const progress = manifest.networks.map((n) => ({ file: n.file, loaded: 0, total: 0, cached: false }));
+  for (const [i, net] of manifest.networks.entries()) {
+    weights.set(net.file, await source.get(net.file, (loaded, total, cached) => {
+      Object.assign(progress[i], { loaded, total, cached });
+      postMessage({ type: 'progress', files: progress });
+    }));
+  }
+  session = await Session.create(source.text, weights, backend);
   return {
     type: 'loaded', backend: session.backend, fallbackReason: session.fallbackReason ?? note,
     detectors: session.detectors, nLatent: session.nLatent, imageSize: session.imageSize, presets: Session.presets(),
-    zoo: manifest.name, loadMs: performance.now() - t0,
+    zoo: manifest.name, source: source.name, loadMs: performance.now() - t0,
+    bytes: progress.reduce((n, p) => n + p.loaded, 0),
   };
 }
 
@@ -46,16 +121,34 @@ async function run({ image, options }) {
   let last = t0;
   const result = await session.explain(new Uint8Array(image.data), image.width, image.height, options, (s) => {
     const now = performance.now();
-    postMessage({ type: 'step', step: s.step, pFake: s.pFake, loss: s.loss, ms: now - last });
+    postMessage({ type: 'step', step: s.step, pFake: s.pFake, pFakeAll: s.pFakeAll, thumbnail: s.thumbnail, loss: s.loss, ms: now - last });
     last = now;
   });
-  return { type: "done", result, totalMs: performance.now() - t0 };
+  return { type: 'done', result, totalMs: performance.now() - t0 };
+}
+
+async function cacheInfo() {
+  if (!('caches' in self)) return { type: 'cache', bytes: 0, files: 0, available: false };
+  const cache = await caches.open(CACHE);
+  let bytes = 0;
+  const keys = await cache.keys();
+  for (const k of keys) bytes += (await (await cache.match(k)).arrayBuffer()).byteLength;
+  return { type: 'cache', bytes, files: keys.length, available: true };
 }
 
 onmessage = async ({ data }) => {
   try {
     if (data.type === 'load') postMessage(await load(data));
     else if (data.type === 'run') postMessage(await run(data));
+    else if (data.type === 'cache-info') postMessage(await cacheInfo());
+    else if (data.type === 'residual') {
+      const maps = Session.residual(new Uint8Array(data.before), new Uint8Array(data.after), data.size, data.gain);
+      postMessage({ type: 'residual', signed: maps.signed, magnitude: maps.magnitude, size: data.size });
+    }
+    else if (data.type === 'cache-clear') {
+      if ('caches' in self) await caches.delete(CACHE);
+      postMessage(await cacheInfo());
+    }
   } catch (e) {
     postMessage({ type: 'error', during: data.type, message: String(e?.message ?? e) });
   }

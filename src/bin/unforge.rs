@@ -55,9 +55,29 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 128)]
         size: usize,
-        /// How many seeded synthetic images to write.
-        #[arg(long, default_value_t = 2)]
+        /// How many seeded blob images (synthetic-N.png) to write besides.
+        #[arg(long, default_value_t = 0)]
         synthetic: usize,
+    },
+    /// Writes images of the synthetic face world: PNGs, a mask per image of exactly the pixels
+    /// its forgery altered (masks/), labels.json ({"name.png": "real" | "fake"}, as `eval`
+    /// reads it) and samples.json (forgery kind, seed, altered pixels).
+    Synth {
+        /// train, validation or test (disjoint seed ranges).
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long, default_value_t = 64)]
+        count: u64,
+        /// Index of the first image in the split.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        #[arg(long, default_value = "synth")]
+        out: PathBuf,
+        /// Also write contact-sheet.png, the first 64 images in an 8×8 grid.
+        #[arg(long)]
+        contact_sheet: bool,
     },
     /// Converts a checkpoint (.pt/.pth zip format, or .safetensors) into one network's
     /// safetensors with the original key names, and prints its zoo.json entry.
@@ -339,7 +359,8 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
     mkdir(out)?;
     let gain = result.residual.auto_gain();
     let inversion_gain = result.inversion_error.auto_gain();
-    let [cam_input, cam_rec, cam_cf] = unforge::block_on(unforge::pipeline::cam_overlays(&zoo, &result, cam_method, &target, &device))?;
+    let maps = unforge::block_on(unforge::pipeline::cams(&zoo, &result, cam_method, &target, &device))?;
+    let [cam_input, cam_rec, cam_cf] = [(0, &result.input), (1, &result.reconstruction), (2, &result.counterfactual)].map(|(i, img)| maps[i].overlay(img, 0.5));
     for (name, img) in [
         ("input.png", &result.input),
         ("reconstruction.png", &result.reconstruction),
@@ -380,6 +401,41 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
     Ok(())
 }
 
+fn synth(split: &str, count: u64, start: u64, size: usize, out: &Path, sheet: bool) -> Result<()> {
+    use unforge::synth::{contact_sheet, Label, Sample, Split};
+    let split: Split = split.parse()?;
+    if !(32..=1024).contains(&size) || size % 8 != 0 {
+        return Err(Error::config(format!("--size {size}: use a multiple of 8 between 32 and 1024")));
+    }
+    if count == 0 {
+        return Err(Error::config("--count must be at least 1"));
+    }
+    mkdir(&out.join("masks"))?;
+    let (mut labels, mut details, mut sheet_images) = (serde_json::Map::new(), Vec::new(), Vec::new());
+    for index in start..start + count {
+        let s = Sample::generate(split, index, size);
+        let name = s.file_name();
+        write(&out.join(&name), &s.image.encode_png())?;
+        write(&out.join("masks").join(&name), &RgbaImage::encode_gray_png(size, size, &s.mask))?;
+        let (label, kind) = match s.label {
+            Label::Real => ("real", None),
+            Label::Fake(kind) => ("fake", Some(kind)),
+        };
+        labels.insert(name.clone(), json!(label));
+        details.push(json!({ "image": name, "mask": format!("masks/{name}"), "label": label, "forgery": kind, "seed": s.seed, "altered_pixels": s.altered_pixels() }));
+        if sheet && sheet_images.len() < 64 {
+            sheet_images.push(s.image);
+        }
+    }
+    write(&out.join("labels.json"), serde_json::to_string_pretty(&labels).expect("json").as_bytes())?;
+    write(&out.join("samples.json"), serde_json::to_string_pretty(&details).expect("json").as_bytes())?;
+    if sheet {
+        write(&out.join("contact-sheet.png"), &contact_sheet(&sheet_images, 8)?.encode_png())?;
+    }
+    println!("wrote {count} {} images ({size} px) to {}", split.name(), out.display());
+    Ok(())
+}
+
 fn samples(photo: &Path, face: &[usize], out: &Path, size: usize, synthetic: usize) -> Result<()> {
     let [x, y, side] = face else {
         return Err(Error::config(format!("--face takes x,y,side, got {face:?}")));
@@ -392,7 +448,16 @@ fn samples(photo: &Path, face: &[usize], out: &Path, size: usize, synthetic: usi
     for i in 1..=synthetic {
         write(&out.join(format!("synthetic-{i}.png")), &unforge::zoo_init::seeded_blob_image(&mut rng, size).encode_png())?;
     }
-    println!("wrote {} samples to {}", synthetic + 1, out.display());
+    // Fakes of the synthetic world with the real image they were made from and the mask of
+    // what changed: a face swap, asymmetric eyes and upsampling traces (test split).
+    use unforge::synth::{Sample, Split};
+    for (i, index) in [1u64, 3, 7].into_iter().enumerate() {
+        let s = Sample::generate(Split::Test, index, size);
+        write(&out.join(format!("synth-fake-{}.png", i + 1)), &s.image.encode_png())?;
+        write(&out.join(format!("synth-real-{}.png", i + 1)), &s.pristine.encode_png())?;
+        write(&out.join(format!("synth-mask-{}.png", i + 1)), &RgbaImage::encode_gray_png(size, size, &s.mask))?;
+    }
+    println!("wrote {} samples to {}", synthetic + 10, out.display());
     Ok(())
 }
 
@@ -511,6 +576,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::InitZoo { out, seed, f32, metric_networks } => init_zoo(&out, seed, f32, metric_networks),
+        Command::Synth { split, count, start, size, out, contact_sheet } => synth(&split, count, start, size, &out, contact_sheet),
         Command::Samples { photo, face, out, size, synthetic } => samples(&photo, &face, &out, size, synthetic),
         Command::Bench { size, channel_multiplier, steps, json, backend } => bench(size, channel_multiplier, steps, json, &backend),
         Command::Convert { checkpoint, role, out, name, input_size, normalization, f16, encoder_variant, manifest } => {

@@ -132,17 +132,27 @@ fn upsample_bilinear(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) ->
 }
 
 impl Cam {
+    /// The map alone on the inferno colormap, opaque (the page blends it with its own opacity).
+    pub fn heat_rgba(&self) -> RgbaImage {
+        let mut data = Vec::with_capacity(self.values.len() * 4);
+        for v in &self.values {
+            data.extend_from_slice(&super::residual::inferno(*v));
+            data.push(255);
+        }
+        RgbaImage { width: self.width, height: self.height, data }
+    }
+
     /// The map on the inferno colormap, blended over `image` with `opacity`.
     pub fn overlay(&self, image: &RgbaImage, opacity: f32) -> RgbaImage {
         let image = image.resize(self.width, self.height);
-        let mut data = image.data.clone();
-        for (i, v) in self.values.iter().enumerate() {
-            let heat = super::residual::inferno(*v);
-            for ch in 0..3 {
-                let base = data[i * 4 + ch] as f32;
-                data[i * 4 + ch] = (base * (1.0 - opacity) + heat[ch] as f32 * opacity).round() as u8;
-            }
-        }
+        let heat = self.heat_rgba();
+        let data = image
+            .data
+            .iter()
+            .zip(&heat.data)
+            .enumerate()
+            .map(|(i, (&base, &h))| if i % 4 == 3 { base } else { (base as f32 * (1.0 - opacity) + h as f32 * opacity).round() as u8 })
+            .collect();
         RgbaImage { width: self.width, height: self.height, data }
     }
 }

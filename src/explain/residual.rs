@@ -39,6 +39,17 @@ impl ResidualMap {
         Self { width, height, diff }
     }
 
+    /// From two 8-bit images of one size (what the page holds), `after − before`.
+    pub fn from_rgba(before: &RgbaImage, after: &RgbaImage) -> crate::error::Result<Self> {
+        if (before.width, before.height) != (after.width, after.height) {
+            return Err(crate::error::Error::config(format!(
+                "residual of a {}×{} and a {}×{} image",
+                before.width, before.height, after.width, after.height
+            )));
+        }
+        Ok(Self::new(&before.to_planar(), &after.to_planar(), before.width, before.height))
+    }
+
     fn pixels(&self) -> usize {
         self.width * self.height
     }

@@ -97,8 +97,6 @@ pub struct LatentSearch<'a> {
     momentum: Option<Tensor<3>>,
     /// Rprop's per-coordinate step and the last sign it moved by.
     rprop: Option<(Tensor<3>, Tensor<3>)>,
-    /// Each image's latent before its last move: where `refine` bisects back to.
-    previous: Tensor<3>,
 }
 
 impl<'a> LatentSearch<'a> {
@@ -116,7 +114,6 @@ impl<'a> LatentSearch<'a> {
             objective: Objective::new(generator, detector, config.target, config.loss),
             config,
             origin: latent.clone(),
-            previous: latent.clone(),
             latent,
             row_mask,
             active: vec![true; b],
@@ -210,7 +207,6 @@ impl<'a> LatentSearch<'a> {
                 stepped.max_pair(lo).min_pair(hi)
             }
         };
-        self.previous = self.previous.clone().mask_where(image_mask_of(&active, [b, n, sd], &device), self.latent.clone());
         self.latent = self.latent.clone().mask_where(mask, moved);
         let report = StepReport { step: self.step, p_fake, loss, active };
         self.step += 1;
@@ -219,15 +215,16 @@ impl<'a> LatentSearch<'a> {
 }
 
 impl LatentSearch<'_> {
-    /// The quality guard (`refine` halvings): each image that reached the goal is moved back
-    /// along its last step, by bisection, to the point closest to its previous iterate that
-    /// still meets κ. Costs one forward pass per halving; a no-op with `refine` 0.
+    /// The quality guard (`refine` halvings): each image that reached the goal is pulled back
+    /// along the straight line to its inversion, by bisection, to the point nearest the
+    /// inversion that still meets κ (to 2^−refine of its whole change). It costs one forward
+    /// pass per halving and never undoes a success; a no-op with `refine` 0.
     pub async fn refine(&mut self) -> Result<()> {
         let succeeded: Vec<bool> = self.active.iter().map(|a| !a).collect();
         if self.config.refine == 0 || !succeeded.iter().any(|s| *s) {
             return Ok(());
         }
-        let (mut failing, mut passing) = (self.previous.clone(), self.latent.clone());
+        let (mut failing, mut passing) = (self.origin.clone(), self.latent.clone());
         let dims = self.latent.dims();
         let device = self.latent.device();
         let [b, _, _] = dims;

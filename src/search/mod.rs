@@ -242,9 +242,9 @@ pub struct SearchConfig {
     pub target: f32,
     #[serde(default)]
     pub regularisers: Regularisers,
-    /// Halvings of the last step once an image succeeds: the counterfactual is moved back
-    /// towards the previous iterate as far as it still meets κ (forward passes only). This is
-    /// the quality guard that lets a large α stop about as close as a small one.
+    /// Halvings once an image succeeds: the counterfactual is pulled back along the line to the
+    /// inversion as far as it still meets κ (forward passes only). This is the quality guard
+    /// that lets large steps end as close to the inversion as small ones.
     #[serde(default)]
     pub refine: usize,
     /// Seeds every random choice (random starts). The generator's noise is always its fixed
@@ -274,8 +274,8 @@ pub enum Preset {
     /// The official README: I-FGSM, α 2e-4, 50 steps, κ 0.2.
     Readme,
     /// For the browser: Rprop sign steps that start at the paper's α and grow up to 8× on
-    /// coordinates whose gradient sign holds, at most 200 steps, and 3 halvings of the last step
-    /// after success (`refine`), so it stops about as close to the boundary as the paper's step.
+    /// coordinates whose gradient sign holds, at most 200 steps, then 6 halvings back towards
+    /// the inversion after success (`refine`).
     Fast,
 }
 
@@ -297,7 +297,7 @@ impl Preset {
         match self {
             Preset::Paper => SearchConfig { alpha: 8e-4, max_steps: 1000, ..base },
             Preset::Readme => base,
-            Preset::Fast => SearchConfig { method: Method::Rprop { max_scale: RPROP_MAX_SCALE }, alpha: 8e-4, max_steps: 200, refine: 3, ..base },
+            Preset::Fast => SearchConfig { method: Method::Rprop { max_scale: RPROP_MAX_SCALE }, alpha: 8e-4, max_steps: 200, refine: 6, ..base },
         }
     }
 

@@ -11,7 +11,8 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::image::RgbaImage;
 use crate::explain::{CamMethod, CamTarget};
-use crate::pipeline::{cam_overlays, explain, Counterfactual};
+use crate::explain::ResidualMap;
+use crate::pipeline::{cams, explain_live, Counterfactual, Live};
 use crate::search::{read_vec, Loss, Method, Objective, Preset, RowMask, SearchConfig};
 use crate::zoo::{Manifest, Zoo, ZooFiles};
 
@@ -126,6 +127,7 @@ fn result_object(r: &Counterfactual) -> Object {
     set(&out, "reconstruction", rgba(&r.reconstruction));
     set(&out, "counterfactual", rgba(&r.counterfactual));
     let gain = r.residual.auto_gain();
+    set(&out, "residualGain", gain);
     set(&out, "residualSigned", rgba(&r.residual.signed_rgba(gain)));
     set(&out, "residualMagnitude", rgba(&r.residual.magnitude_rgba(gain)));
     set(&out, "detector", r.detector.clone());
@@ -195,6 +197,17 @@ impl Session {
         js_sys::JSON::parse(&serde_json::Value::Object(map).to_string()).unwrap_or(JsValue::NULL)
     }
 
+    /// The residual maps of two RGBA images of one size at `gain` (the page's gain slider):
+    /// `{ signed, magnitude }`.
+    pub fn residual(before: Vec<u8>, after: Vec<u8>, size: usize, gain: f32) -> Result<Object, JsValue> {
+        let (b, a) = (image_from(&before, size, size)?, image_from(&after, size, size)?);
+        let map = ResidualMap::from_rgba(&b, &a).map_err(js_err)?;
+        let out = Object::new();
+        set(&out, "signed", rgba(&map.signed_rgba(gain)));
+        set(&out, "magnitude", rgba(&map.magnitude_rgba(gain)));
+        Ok(out)
+    }
+
     #[wasm_bindgen(getter, js_name = nLatent)]
     pub fn n_latent(&self) -> u32 {
         self.inner.zoo.manifest.n_latent as u32
@@ -212,21 +225,31 @@ impl Session {
         future_to_promise(async move {
             let image = image_from(&data, width, height)?;
             let (detector, mask, config) = search_options(&inner.zoo, &options)?;
-            let result = explain(&inner.zoo, &image, &detector, &mask, &config, &inner.device, |r| {
+            let live = Live {
+                all_detectors: get(&options, "allDetectors").and_then(|v| v.as_bool()).unwrap_or(false),
+                thumbnail_every: get(&options, "thumbnailEvery").and_then(|v| v.as_f64()).unwrap_or(0.0).max(0.0) as usize,
+            };
+            let result = explain_live(&inner.zoo, &image, &detector, &mask, &config, live, &inner.device, |r, view| {
                 let msg = Object::new();
                 set(&msg, "step", r.step as u32);
                 set(&msg, "pFake", r.p_fake[0]);
                 set(&msg, "loss", r.loss);
+                if let Some(all) = &view.p_fake_all {
+                    set(&msg, "pFakeAll", Float32Array::from(all.as_slice()));
+                }
+                if let Some(thumb) = &view.thumbnail {
+                    set(&msg, "thumbnail", rgba(thumb));
+                }
                 let _ = on_step.call1(&JsValue::NULL, &msg);
             })
             .await
             .map_err(js_err)?;
             let out = result_object(&result);
-            let [input, before, after] =
-                cam_overlays(&inner.zoo, &result, CamMethod::GradCam, &CamTarget::fake(), &inner.device).await.map_err(js_err)?;
-            set(&out, "camInput", rgba(&input));
-            set(&out, "camReconstruction", rgba(&before));
-            set(&out, "camCounterfactual", rgba(&after));
+            let maps = cams(&inner.zoo, &result, CamMethod::GradCam, &CamTarget::fake(), &inner.device).await.map_err(js_err)?;
+            for (key, map, img) in [("Input", &maps[0], &result.input), ("Reconstruction", &maps[1], &result.reconstruction), ("Counterfactual", &maps[2], &result.counterfactual)] {
+                set(&out, &format!("cam{key}"), rgba(&map.overlay(img, 0.5)));
+                set(&out, &format!("camHeat{key}"), rgba(&map.heat_rgba()));
+            }
             Ok(out.into())
         })
     }

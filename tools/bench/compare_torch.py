@@ -1,11 +1,14 @@
-"""One search step of Unforge (Burn, flex CPU backend) against the original PyTorch modules
-on the same machine and thread count: the rosinality generator (256 px, channel multiplier 1)
-and Artifact-Eraser's Xception at 256 px, batch 1, forward and backward to W+.
+"""One search step of Unforge (Burn) against the original PyTorch modules on the same
+machine: the rosinality generator (256 px, channel multiplier 1) and Artifact-Eraser's Xception
+at 256 px, batch 1, forward and backward to W+.
 
     .venv-ref/bin/python tools/bench/compare_torch.py --sources SOURCES [--unforge PATH]
+    python3 tools/bench/compare_torch.py --sources SOURCES --device cuda --backend wgpu
 
-SOURCES is laid out as for tools/fixtures/make_fixtures.py. Prints the medians of both and
-the Burn/PyTorch ratios (both runs in this one script, one after the other).
+SOURCES is laid out as for tools/fixtures/make_fixtures.py. On the CPU both use `--threads`;
+on a GPU PyTorch runs on CUDA and Burn on wgpu (Vulkan), with each timed call synchronised.
+Prints the medians of both and the Burn/PyTorch ratios (both runs in this one script, one
+after the other).
 """
 
 import argparse
@@ -22,12 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import make_fixtures as mf  # noqa: E402
 
 
-def median_time(fn, steps):
+def median_time(fn, steps, sync):
     fn()  # warm-up
+    sync()
     times = []
     for _ in range(steps):
         t = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -38,11 +43,15 @@ def main():
     ap.add_argument("--unforge", default="target/release/unforge")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch's side)")
+    ap.add_argument("--backend", default="flex", help="flex or wgpu (Burn's side)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
 
-    g, det = mf.stylegan2(args.sources), mf.xception(args.sources)
-    latent = mf.keyed_normal("bench.latent", [1, 14, 512]).contiguous()
+    g, det = mf.stylegan2(args.sources).to(dev), mf.xception(args.sources).to(dev)
+    latent = mf.keyed_normal("bench.latent", [1, 14, 512]).contiguous().to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def gen_forward():
         with torch.no_grad():
@@ -63,12 +72,14 @@ def main():
         (p ** 2).mean().backward()
         (w.detach() - 1e-3 * w.grad.sign()).sum().item()
 
-    torch_times = {k: median_time(f, args.steps) for k, f in [("generator_forward_s", gen_forward), ("forward_s", forward), ("generator_backward_s", gen_backward), ("step_s", step)]}
-    out = subprocess.run([args.unforge, "bench", "--json", "--steps", str(args.steps)], check=True, capture_output=True, text=True)
+    torch_times = {k: median_time(f, args.steps, sync) for k, f in [("generator_forward_s", gen_forward), ("forward_s", forward), ("generator_backward_s", gen_backward), ("step_s", step)]}
+    cmd = [args.unforge, "bench", "--json", "--steps", str(args.steps), "--backend", args.backend]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     burn_times = json.loads(out.stdout.strip().splitlines()[-1])
 
-    print(f"one search step, batch 1, {args.threads} threads, median of {args.steps} (torch {torch.__version__})")
-    print(f"{'':30s} {'Burn flex':>10s} {'PyTorch':>10s} {'ratio':>7s}")
+    where = torch.cuda.get_device_name() if dev.type == "cuda" else f"{args.threads} threads"
+    print(f"one search step, batch 1, {where}, median of {args.steps} (torch {torch.__version__} on {args.device}, Burn on {args.backend})")
+    print(f"{'':30s} {'Burn ' + args.backend:>10s} {'PyTorch':>10s} {'ratio':>7s}")
     for key, label in [("generator_forward_s", "generator forward"), ("forward_s", "generator + detector forward"), ("generator_backward_s", "generator forward + backward"), ("step_s", "forward + backward + update")]:
         b, t = burn_times[key], torch_times[key]
         print(f"{label:30s} {b:9.3f}s {t:9.3f}s {b / t:6.2f}x")

@@ -1,0 +1,207 @@
+// The web app's flows, end to end on the CPU path: input checks, cancel, a custom zoo,
+// downloads, privacy (every request same-origin, no image bytes sent), offline use, and the
+// layout on a projector and a phone.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { open, waitState, canvasSpread, ARTIFACTS } from './harness.mjs';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const RUN_TIMEOUT = 300_000;
+
+async function ready(page, url) {
+  await page.goto(url);
+  assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
+}
+
+async function explain(page, { steps = 3, alpha = '0.03' } = {}) {
+  await page.fill('#steps', String(steps));
+  await page.fill('#alpha', alpha);
+  await page.fill('#kappa', '0');
+  await page.click('#run');
+  assert.equal(await waitState(page, ['done', 'error'], RUN_TIMEOUT), 'done', await page.textContent('#status'));
+}
+
+// A PNG header (signature + IHDR) claiming `w × h`, then garbage.
+function fakePng(w, h, tail = 64) {
+  const b = Buffer.alloc(33 + tail, 7);
+  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]).copy(b, 0);
+  b.writeUInt32BE(w, 16);
+  b.writeUInt32BE(h, 20);
+  return b;
+}
+
+test('bad files get messages that name the file and the problem', async () => {
+  const { page, base, errors, close } = await open({ webgpu: false });
+  try {
+    await ready(page, base);
+    const cases = [
+      [{ name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('just some text, not an image') }, /notes\.png: not an image/],
+      [{ name: 'huge.png', mimeType: 'image/png', buffer: fakePng(6000, 6000) }, /huge\.png: 6000×6000 is over the 25 megapixel limit/],
+      [{ name: 'broken.png', mimeType: 'image/png', buffer: fakePng(64, 64) }, /broken\.png: the PNG data is corrupt or truncated/],
+      [{ name: 'big.png', mimeType: 'image/png', buffer: Buffer.concat([fakePng(64, 64), Buffer.alloc(31 * 1024 * 1024)]) }, /big\.png: 31\.0 MB is over the 30 MB limit/],
+      [{ name: 'empty.png', mimeType: 'image/png', buffer: Buffer.alloc(0) }, /empty\.png: the file is empty/],
+    ];
+    for (const [file, message] of cases) {
+      await page.setInputFiles('#file', file);
+      await page.waitForFunction(() => !document.getElementById('input-error').hidden);
+      assert.match(await page.textContent('#input-error'), message);
+      await page.evaluate(() => { document.getElementById('input-error').hidden = true; });
+    }
+    // A real photograph is accepted, cropped and explained.
+    await page.setInputFiles('#file', { name: 'astronaut.png', mimeType: 'image/png', buffer: readFileSync(`${ROOT}../shared/reference/samples/astronaut.png`) });
+    await page.waitForFunction(() => document.getElementById('input-error').hidden);
+    await page.fill('#zoom', '2');
+    await page.dispatchEvent('#zoom', 'input');
+    await page.focus('#crop');
+    await page.keyboard.press('ArrowUp');
+    await explain(page, { steps: 2 });
+    assert.ok((await canvasSpread(page, 'input')) > 0.05);
+    await page.screenshot({ path: `${ARTIFACTS}/app-upload.png`, fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('cancel stops a long search and the page stays usable', async () => {
+  const { page, base, errors, close } = await open({ webgpu: false });
+  try {
+    await ready(page, base);
+    await page.selectOption('#preset', 'paper');
+    await page.fill('#kappa', '0');
+    await page.click('#run');
+    await page.waitForFunction(() => document.querySelectorAll('#steps-log li').length >= 2, null, { timeout: RUN_TIMEOUT });
+    assert.equal(await page.isEnabled('#cancel'), true);
+    await page.click('#cancel');
+    assert.equal(await waitState(page, ['cancelled', 'failed'], 120_000), 'cancelled', await page.textContent('#status'));
+    const logged = await page.$$eval('#steps-log li', (li) => li.length);
+    assert.ok(logged < 1000, `${logged} steps ran`);
+    await explain(page, { steps: 2 });
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('a custom zoo loads from local files, and a broken one says what is wrong', async () => {
+  const { page, base, errors, close } = await open({ webgpu: false });
+  try {
+    await ready(page, base);
+    const manifest = JSON.parse(readFileSync(`${ROOT}models/zoo.json`, 'utf8'));
+    const files = [{ name: 'zoo.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(manifest)) }];
+    for (const n of manifest.networks) files.push({ name: n.file, mimeType: 'application/octet-stream', buffer: readFileSync(`${ROOT}models/${n.file}`) });
+    await page.click('#custom-zoo summary');
+    await page.setInputFiles('#zoo-files', files);
+    await page.click('#zoo-load');
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
+    assert.match(await page.textContent('#backend'), /local files/);
+    await explain(page, { steps: 2 });
+    // A missing weight file and a manifest the core rejects are both shown in the page.
+    await page.setInputFiles('#zoo-files', files.filter((f) => f.name !== 'xception.safetensors'));
+    await page.click('#zoo-load');
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'failed');
+    assert.match(await page.textContent('#banner'), /xception\.safetensors, which is not among the chosen files/);
+    const wrong = { ...manifest, n_latent: manifest.n_latent + 1 };
+    await page.setInputFiles('#zoo-files', [{ ...files[0], buffer: Buffer.from(JSON.stringify(wrong)) }, ...files.slice(1)]);
+    await page.click('#zoo-load');
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'failed');
+    assert.match(await page.textContent('#banner'), /W\+ rows disagree/);
+    await page.screenshot({ path: `${ARTIFACTS}/app-bad-zoo.png`, fullPage: true });
+    await page.click('#zoo-default');
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready');
+    assert.deepEqual(errors.filter((e) => !/W\+ rows|not among/.test(e)), []);
+  } finally {
+    await close();
+  }
+});
+
+test('results download as PNG, JSON and one ZIP; sliders redraw', async () => {
+  const { page, base, errors, close } = await open({ webgpu: false });
+  try {
+    await ready(page, `${base}?backend=cpu`);
+    await page.check('input[value="samples/synth-fake-1.png"]');
+    await explain(page, { steps: 4 });
+    assert.equal(await page.isVisible('#truth-figure'), true, 'the sample shows its ground-truth mask');
+    const residual = () => page.evaluate(() => Array.from(document.getElementById('residual').getContext('2d').getImageData(0, 0, 8, 8).data).join());
+    const before = await residual();
+    await page.fill('#gain', '8');
+    await page.dispatchEvent('#gain', 'input');
+    await page.waitForFunction((b) => Array.from(document.getElementById('residual').getContext('2d').getImageData(0, 0, 8, 8).data).join() !== b, before);
+    const download = async (id) => {
+      const [d] = await Promise.all([page.waitForEvent('download'), page.click(id)]);
+      return { name: d.suggestedFilename(), bytes: readFileSync(await d.path()) };
+    };
+    const zipFile = await download('#download-zip');
+    assert.equal(zipFile.name, 'unforge-result.zip');
+    assert.equal(zipFile.bytes.readUInt32LE(0), 0x04034b50);
+    for (const name of ['counterfactual.png', 'residual.png', 'cam-after.png', 'report.json']) assert.ok(zipFile.bytes.includes(Buffer.from(name)), `${name} missing from the ZIP`);
+    const json = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
+    assert.equal(json.result.detector, await page.inputValue('#detector'));
+    assert.equal(json.result.scores.length, 2);
+    const png = await download('#download-png');
+    assert.ok(png.bytes.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47])));
+    assert.equal(await page.$$eval('#thumbnails canvas', (c) => c.length) >= 1, true, 'intermediate thumbnails');
+    await page.screenshot({ path: `${ARTIFACTS}/app-results.png`, fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('privacy: every request is same-origin and none carries image bytes; works offline', async () => {
+  const { page, base, errors, close } = await open({ webgpu: false });
+  const requests = [];
+  page.context().on('request', (r) => requests.push({ url: r.url(), method: r.method(), body: r.postDataBuffer() }));
+  try {
+    await ready(page, base);
+    await page.setInputFiles('#file', { name: 'private-upload.png', mimeType: 'image/png', buffer: readFileSync(`${ROOT}www/samples/synth-fake-2.png`) });
+    await explain(page, { steps: 2 });
+    const origin = new URL(base).origin;
+    assert.ok(requests.length > 5, `${requests.length} requests seen`);
+    for (const r of requests) {
+      assert.equal(new URL(r.url).origin, origin, `third-party request: ${r.url}`);
+      assert.equal(r.method, 'GET', `${r.method} ${r.url}`);
+      assert.equal(r.body, null, `request with a body: ${r.url}`);
+    }
+    assert.ok(!requests.some((r) => r.url.includes('private-upload')), 'the uploaded image was requested from the server');
+    // After the first visit the page, the core and the weights come from this device.
+    await page.waitForFunction(() => navigator.serviceWorker?.controller || navigator.serviceWorker?.ready);
+    await page.reload();
+    await waitState(page, ['ready', 'failed'], 120_000);
+    await page.context().setOffline(true);
+    await page.reload();
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
+    assert.match(await page.textContent('#cache'), /Weights cache: [1-9]\d* files/);
+    await explain(page, { steps: 2 });
+    await page.context().setOffline(false);
+    assert.deepEqual(errors.filter((e) => !/ERR_INTERNET_DISCONNECTED/.test(e)), []);
+  } finally {
+    await close();
+  }
+});
+
+test('labelled controls, keyboard use, and layouts for a projector and a phone', async () => {
+  const { page, base, errors, close } = await open({ webgpu: false });
+  try {
+    await ready(page, base);
+    const unlabelled = await page.$$eval('input, select, button, canvas[tabindex]', (els) => els
+      .filter((e) => e.type !== 'radio' && e.offsetParent !== null)
+      .filter((e) => !(e.labels?.length || e.getAttribute('aria-label') || (e.tagName === 'BUTTON' && e.textContent.trim())))
+      .map((e) => e.id || e.outerHTML.slice(0, 60)));
+    assert.deepEqual(unlabelled, []);
+    // Explain is reachable and works from the keyboard.
+    await page.focus('#run');
+    await page.keyboard.press('Enter');
+    assert.equal(await waitState(page, ['done', 'error'], RUN_TIMEOUT), 'done');
+    for (const [name, viewport] of [['projector', { width: 1280, height: 720 }], ['phone', { width: 390, height: 844 }]]) {
+      await page.setViewportSize(viewport);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 1, `${name}: the page is ${overflow}px wider than the screen`);
+      await page.screenshot({ path: `${ARTIFACTS}/app-${name}.png`, fullPage: name === 'phone' });
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});

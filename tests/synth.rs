@@ -1,0 +1,69 @@
+//! The synthetic world: same seed same bytes, masks that are exactly the altered pixels, and
+//! labels that say what was done.
+
+use unforge::synth::{ForgeryKind, Label, Sample, Split};
+
+#[test]
+fn same_index_same_bytes_and_splits_are_disjoint() {
+    let a = Sample::generate(Split::Test, 7, 64);
+    let b = Sample::generate(Split::Test, 7, 64);
+    assert_eq!(a.image, b.image);
+    assert_eq!(a.mask, b.mask);
+    let other = Sample::generate(Split::Train, 7, 64);
+    assert_ne!(a.image, other.image, "splits draw different faces");
+    let seeds = |s: Split| (s.base_seed(), s.base_seed() + (1 << 32) - 1);
+    let (tr, va, te) = (seeds(Split::Train), seeds(Split::Validation), seeds(Split::Test));
+    assert!(tr.1 < va.0 && va.1 < te.0);
+    // Different faces at different indices.
+    assert_ne!(Sample::generate(Split::Test, 0, 64).image, Sample::generate(Split::Test, 2, 64).image);
+}
+
+#[test]
+fn masks_are_exactly_the_altered_pixels() {
+    for index in 0..14 {
+        let s = Sample::generate(Split::Validation, index, 64);
+        for (i, (a, b)) in s.image.data.chunks(4).zip(s.pristine.data.chunks(4)).enumerate() {
+            assert_eq!(s.mask[i] == 255, a[..3] != b[..3], "index {index}, pixel {i}");
+            assert!(s.mask[i] == 0 || s.mask[i] == 255);
+        }
+        match s.label {
+            Label::Real => assert_eq!(s.altered_pixels(), 0, "a real image has an empty mask"),
+            Label::Fake(kind) => {
+                let n = s.altered_pixels();
+                assert!(n > 20, "{kind:?} at {index} altered only {n} pixels");
+                assert!(n < 64 * 64, "{kind:?} at {index} altered the whole image");
+            }
+        }
+    }
+}
+
+#[test]
+fn labels_cycle_through_every_forgery() {
+    let kinds: Vec<Label> = (0..12).map(|i| Sample::generate(Split::Test, i, 32).label).collect();
+    for (i, label) in kinds.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(*label, Label::Real);
+        } else {
+            assert_eq!(*label, Label::Fake(ForgeryKind::ALL[i / 2]));
+        }
+    }
+}
+
+/// The share of the mask above 3/5 of the image height (the eyes sit near the middle).
+fn upper_share(s: &Sample, size: usize) -> f32 {
+    let total = s.altered_pixels() as f32;
+    let upper = s.mask.iter().enumerate().filter(|(i, m)| **m != 0 && i / size < size * 3 / 5).count() as f32;
+    upper / total
+}
+
+#[test]
+fn eye_and_brow_forgeries_stay_in_the_upper_face() {
+    let size = 96;
+    for base in [0u64, 12, 24] {
+        for (offset, kind) in [(3u64, ForgeryKind::AsymmetricEyes), (5, ForgeryKind::IrregularBrows)] {
+            let s = Sample::generate(Split::Train, base + offset, size);
+            assert_eq!(s.label, Label::Fake(kind));
+            assert!(upper_share(&s, size) > 0.9, "{kind:?} at {}: {:.2} of its mask in the upper face", base + offset, upper_share(&s, size));
+        }
+    }
+}

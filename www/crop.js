@@ -1,0 +1,80 @@
+// A square crop with zoom: the canvas always shows the square that will be used; drag or the
+// arrow keys move it, the slider or the wheel zooms.
+
+export class SquareCrop {
+  constructor(canvas, zoomInput) {
+    this.canvas = canvas;
+    this.zoomInput = zoomInput;
+    this.bitmap = null;
+    this.cx = 0;
+    this.cy = 0;
+    let drag = null;
+    canvas.addEventListener('pointerdown', (e) => {
+      drag = { x: e.clientX, y: e.clientY, cx: this.cx, cy: this.cy };
+      canvas.setPointerCapture(e.pointerId);
+    });
+    canvas.addEventListener('pointermove', (e) => {
+      if (!drag || !this.bitmap) return;
+      const k = this.side() / canvas.getBoundingClientRect().width;
+      this.move(drag.cx - (e.clientX - drag.x) * k, drag.cy - (e.clientY - drag.y) * k);
+    });
+    canvas.addEventListener('pointerup', () => { drag = null; });
+    canvas.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      this.zoomInput.value = Math.min(Number(this.zoomInput.max), Math.max(1, Number(this.zoomInput.value) * (e.deltaY < 0 ? 1.1 : 1 / 1.1)));
+      this.draw();
+    }, { passive: false });
+    canvas.addEventListener('keydown', (e) => {
+      const step = this.side() / 20;
+      const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+      if (!moves[e.key]) return;
+      e.preventDefault();
+      this.move(this.cx + moves[e.key][0], this.cy + moves[e.key][1]);
+    });
+    zoomInput.addEventListener('input', () => this.draw());
+  }
+
+  // The side of the selected square, in image pixels.
+  side() {
+    return Math.min(this.bitmap.width, this.bitmap.height) / Number(this.zoomInput.value);
+  }
+
+  set(bitmap) {
+    this.bitmap = bitmap;
+    this.zoomInput.value = 1;
+    this.move(bitmap.width / 2, bitmap.height / 2);
+  }
+
+  move(cx, cy) {
+    const half = this.side() / 2;
+    this.cx = Math.min(this.bitmap.width - half, Math.max(half, cx));
+    this.cy = Math.min(this.bitmap.height - half, Math.max(half, cy));
+    this.draw();
+  }
+
+  draw() {
+    if (!this.bitmap) return;
+    this.move0();
+    const s = this.side();
+    const ctx = this.canvas.getContext('2d');
+    ctx.drawImage(this.bitmap, this.cx - s / 2, this.cy - s / 2, s, s, 0, 0, this.canvas.width, this.canvas.height);
+  }
+
+  // Keeps the square inside the image after a zoom change.
+  move0() {
+    const half = this.side() / 2;
+    this.cx = Math.min(this.bitmap.width - half, Math.max(half, this.cx));
+    this.cy = Math.min(this.bitmap.height - half, Math.max(half, this.cy));
+  }
+
+  // The selected square as RGBA at `size` × `size`.
+  pixels(size) {
+    const s = this.side();
+    const off = new OffscreenCanvas(size, size);
+    const ctx = off.getContext('2d');
+    ctx.imageSmoothingQuality = 'high';
+    ctx.drawImage(this.bitmap, this.cx - s / 2, this.cy - s / 2, s, s, 0, 0, size, size);
+    const { data } = ctx.getImageData(0, 0, size, size);
+    return { data: data.buffer, width: size, height: size };
+  }
+}
