@@ -23,7 +23,7 @@ export function startServer(port = 8080, host = '127.0.0.1') {
       const info = await stat(file);
       const target = info.isDirectory() ? join(file, 'index.html') : file;
       const body = await readFile(target);
-      res.writeHead(200, { 'Content-Type': TYPES[extname(target)] ?? 'application/octet-stream', 'Content-Security-Policy': CSP, 'Cache-Control': 'no-cache' });
+      res.writeHead(200, { 'Content-Type': TYPES[extname(target)] ?? 'application/octet-stream', 'Content-Length': body.length, 'Content-Security-Policy': CSP, 'Cache-Control': 'no-cache' });
       res.end(body);
     } catch (e) {
       res.writeHead(e.code === 'ENOENT' ? 404 : 500, { 'Content-Type': 'text/plain' });

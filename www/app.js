@@ -114,6 +114,13 @@ const handlers = {
     setState('done', 'Done.');
   },
   error(data) {
+    if (state.backend === 'webgpu' && data.during === 'run' && /lost|device|gpu/i.test(data.message)) {
+      // The GPU went away (driver reset, another tab, sleep): carry on on the CPU.
+      showBanner(`The WebGPU device was lost (${data.message}); reloading on the CPU. Press Explain again.`);
+      $('backend-choice').value = 'cpu';
+      load();
+      return;
+    }
     if (data.during === 'load') {
       setState('failed', `Error: ${data.message}`);
       showBanner(`The zoo could not be loaded: ${data.message}`);
@@ -217,6 +224,12 @@ function run() {
   $('summary').textContent = '';
   $('run-progress').value = 0;
   drawChart();
+  const rowsText = $('rows').value.trim();
+  const rows = rowsText ? rowsText.split(/[\s,]+/).map(Number) : null;
+  if (rows && rows.some((r) => !Number.isInteger(r) || r < 0)) {
+    setState('error', `Rows: “${rowsText}” is not a list of row numbers (e.g. 0,3,7).`);
+    return;
+  }
   setState('running', 'Inverting and searching…');
   const image = crop.pixels(CROP_SIZE);
   const steps = Number($('steps').value);
@@ -231,6 +244,7 @@ function run() {
     alpha: Number($('alpha').value),
     steps,
     kappa: Number($('kappa').value),
+    ...(rows ? { rows } : {}),
     allDetectors: state.detectors.length > 1,
     thumbnailEvery: Math.max(1, Math.ceil(steps / 8)),
   };

@@ -38,21 +38,40 @@ async function fetchBytes(url, key, onProgress) {
   const bytes = new Uint8Array(loaded);
   let o = 0;
   for (const c of chunks) { bytes.set(c, o); o += c.length; }
+  onProgress(loaded, loaded, false);
   if (cache) await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
   return bytes;
 }
 
-// `auto` takes WebGPU only when it runs on real hardware: a software fallback adapter
-// (SwiftShader) is far slower than the WebAssembly CPU path.
-async function chooseBackend(preference) {
-  if (preference !== 'auto') return { backend: preference, note: null };
-  if (!('gpu' in navigator)) return { backend: 'cpu', note: 'WebGPU is not available in this browser' };
+// The largest buffer the generator needs: its widest feature map (float32, batch 1), with
+// room for the padded upsampling. The core asks the adapter for all of its limits; this checks
+// that they are enough before any weights move to the GPU.
+function largestBuffer(manifest) {
+  const g = manifest.networks?.find((n) => n.role === 'generator');
+  const channels = g?.config?.channels ?? [];
+  return Math.ceil(1.1 * Math.max(0, ...channels.map((c, l) => c * (4 << l) ** 2 * 4)));
+}
+
+// `auto` takes WebGPU only when it runs on real hardware with room for the models: a software
+// fallback adapter (SwiftShader) is far slower than the WebAssembly CPU path.
+async function chooseBackend(preference, manifest) {
+  if (preference === 'cpu') return { backend: 'cpu', note: null };
+  const refuse = (note) => {
+    if (preference === 'auto') return { backend: 'cpu', note };
+    throw new Error(note);
+  };
+  if (!('gpu' in navigator)) return refuse('WebGPU is not available in this browser');
   const adapter = await navigator.gpu.requestAdapter().catch(() => null);
-  if (!adapter) return { backend: 'cpu', note: 'WebGPU is not available in this browser (no adapter)' };
-  if (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter) {
+  if (!adapter) return refuse('WebGPU is not available in this browser (no adapter)');
+  const need = largestBuffer(manifest);
+  const room = Math.min(adapter.limits.maxStorageBufferBindingSize, adapter.limits.maxBufferSize);
+  if (need > room) {
+    return refuse(`this GPU's largest buffer (${(room / 1048576).toFixed(0)} MB) is smaller than the models need (${(need / 1048576).toFixed(0)} MB)`);
+  }
+  if (preference === 'auto' && (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter)) {
     return { backend: 'cpu', note: 'WebGPU here is a software fallback adapter, slower than the CPU path' };
   }
-  return { backend: 'auto', note: null };
+  return { backend: preference, note: null };
 }
 
 // The manifest text and a way to get each weight file, from a URL folder or local files.
@@ -88,7 +107,6 @@ async function zooSource({ base, files }) {
 
 async function load({ backend: preference, base = 'models/', files = null }) {
   const t0 = performance.now();
-  const { backend, note } = await chooseBackend(preference);
   await init();
   const source = await zooSource({ base, files });
   let manifest;
@@ -98,6 +116,7 @@ async function load({ backend: preference, base = 'models/', files = null }) {
     throw new Error(`zoo.json is not valid JSON: ${e.message}`);
   }
   if (!Array.isArray(manifest.networks)) throw new Error('zoo.json has no `networks` list');
+  const { backend, note } = await chooseBackend(preference, manifest);
   const weights = new Map();
   const progress = manifest.networks.map((n) => ({ file: n.file, loaded: 0, total: 0, cached: false }));
   for (const [i, net] of manifest.networks.entries()) {

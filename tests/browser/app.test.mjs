@@ -89,6 +89,11 @@ test('a custom zoo loads from local files, and a broken one says what is wrong',
   try {
     await ready(page, base);
     const manifest = JSON.parse(readFileSync(`${ROOT}models/zoo.json`, 'utf8'));
+    // The default zoo came with a progress bar per file and went into the cache.
+    assert.equal(await page.$$eval('#model-progress progress', (p) => p.filter((x) => x.value === x.max).length), manifest.networks.length);
+    await page.waitForFunction(() => /Weights cache: [1-9]/.test(document.getElementById('cache').textContent));
+    await page.click('#cache-clear');
+    await page.waitForFunction(() => /Weights cache: 0 files/.test(document.getElementById('cache').textContent));
     const files = [{ name: 'zoo.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(manifest)) }];
     for (const n of manifest.networks) files.push({ name: n.file, mimeType: 'application/octet-stream', buffer: readFileSync(`${ROOT}models/${n.file}`) });
     await page.click('#custom-zoo summary');
@@ -198,8 +203,55 @@ test('labelled controls, keyboard use, and layouts for a projector and a phone',
       await page.setViewportSize(viewport);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 1, `${name}: the page is ${overflow}px wider than the screen`);
-      await page.screenshot({ path: `${ARTIFACTS}/app-${name}.png`, fullPage: name === 'phone' });
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: `${ARTIFACTS}/app-${name}.png` });
     }
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('drop, paste and the webcam bring images in; custom rows reach the core', async () => {
+  const { page, base, errors, close } = await open({ webgpu: false, camera: true });
+  try {
+    await ready(page, base);
+    const bytes = [...readFileSync(`${ROOT}www/samples/synth-fake-3.png`)];
+    const cropPixels = () => page.evaluate(() => Array.from(document.getElementById('crop').getContext('2d').getImageData(100, 100, 4, 4).data).join());
+    const before = await cropPixels();
+    // Drop a file on the drop zone.
+    await page.evaluate((b) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(b)], 'dropped.png', { type: 'image/png' }));
+      document.getElementById('dropzone').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, bytes);
+    await page.waitForFunction((b) => Array.from(document.getElementById('crop').getContext('2d').getImageData(100, 100, 4, 4).data).join() !== b, before);
+    // Paste a non-image: the page says so.
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['hello'], 'clip.txt', { type: 'text/plain' }));
+      document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true }));
+    });
+    await page.waitForFunction(() => !document.getElementById('input-error').hidden);
+    assert.match(await page.textContent('#input-error'), /clip\.txt: not an image/);
+    // The webcam (Chromium's synthetic one): preview, then a picture into the crop.
+    const beforeCam = await cropPixels();
+    await page.click('#camera');
+    await page.waitForSelector('#snap:not([hidden])');
+    await page.click('#snap');
+    await page.waitForFunction((b) => Array.from(document.getElementById('crop').getContext('2d').getImageData(100, 100, 4, 4).data).join() !== b, beforeCam);
+    assert.equal(await page.isHidden('#video'), true, 'the camera stops after the picture');
+    // Explicit rows: only rows 0 and 2 may move.
+    await page.fill('#rows', '0, 2');
+    await explain(page, { steps: 2 });
+    await page.fill('#rows', '0,x');
+    await page.click('#run');
+    assert.equal(await waitState(page, ['error', 'done'], 10_000), 'error');
+    assert.match(await page.textContent('#status'), /not a list of row numbers/);
+    await page.fill('#rows', '0,99');
+    await page.click('#run');
+    assert.equal(await waitState(page, ['error', 'done'], RUN_TIMEOUT), 'error');
+    assert.match(await page.textContent('#status'), /row 99 is outside W\+/);
     assert.deepEqual(errors, []);
   } finally {
     await close();

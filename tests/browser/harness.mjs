@@ -10,10 +10,12 @@ mkdirSync(ARTIFACTS, { recursive: true });
 
 const QUIET = ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 
-export async function open({ webgpu }) {
+export async function open({ webgpu, camera = false }) {
   const server = await startServer(0);
   const base = `http://127.0.0.1:${server.address().port}/`;
   const args = webgpu ? [...QUIET, '--enable-unsafe-webgpu'] : [...QUIET, '--disable-webgpu'];
+  // Chromium's synthetic camera, granted without a prompt.
+  if (camera) args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args });
   const page = await browser.newPage();
   const errors = [];

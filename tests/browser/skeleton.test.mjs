@@ -151,3 +151,29 @@ test('without WebGPU the same flow runs on the CPU and the page says so', async 
     await close();
   }
 });
+
+test('a zoo larger than the GPU allows is refused on WebGPU and runs on the CPU under "fastest available"', async () => {
+  const { readFileSync } = await import('node:fs');
+  const root = new URL('../../', import.meta.url).pathname;
+  const manifest = JSON.parse(readFileSync(`${root}models/zoo.json`, 'utf8'));
+  const big = structuredClone(manifest);
+  // A feature map no adapter holds in one buffer (hundreds of GB).
+  big.networks.find((n) => n.role === 'generator').config.channels[8] = 100000;
+  const files = [{ name: 'zoo.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(big)) }];
+  for (const n of manifest.networks) files.push({ name: n.file, mimeType: 'application/octet-stream', buffer: readFileSync(`${root}models/${n.file}`) });
+  const { page, base, close } = await open({ webgpu: true });
+  try {
+    await page.goto(base + '?backend=webgpu');
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
+    await page.click('#custom-zoo summary');
+    await page.setInputFiles('#zoo-files', files);
+    await page.click('#zoo-load');
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'failed');
+    assert.match(await page.textContent('#banner'), /largest buffer \(\d+ MB\) is smaller than the models need \(\d+ MB\)/);
+    await page.selectOption('#backend-choice', 'auto');
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'failed', 'the oversized zoo still fails the core’s own checks');
+    assert.doesNotMatch(await page.textContent('#banner'), /largest buffer/, 'auto falls back to the CPU instead of refusing');
+  } finally {
+    await close();
+  }
+});
