@@ -64,14 +64,14 @@ fn run_takes_presets_regularisers_and_cam_layers() {
     let args = [
         "run", sample, "--zoo", z, "--detector", "efficientnet", "--preset", "fast", "--steps", "3", "--rows", "0,2",
         "--lambda-pixel", "1", "--lambda-lpips", "0.5", "--lambda-id", "0.5", "--cam", "layer_cam", "--cam-layer", "blocks.3",
-        "--cam-class", "0", "--seed", "9", "--out", out.to_str().unwrap(),
+        "--cam-class", "0", "--seed", "9", "--max-scale", "5", "--out", out.to_str().unwrap(),
     ];
     let (ok, _, err) = unforge(&args);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let search = &report["search"];
     assert_eq!((search["alpha"].as_f64().unwrap() as f32, search["refine"].as_u64(), search["max_steps"].as_u64()), (8e-4, Some(6), Some(3)));
-    assert_eq!(search["method"]["name"], "rprop");
+    assert_eq!((search["method"]["name"].as_str(), search["method"]["max_scale"].as_f64()), (Some("rprop"), Some(5.0)));
     assert_eq!(search["regularisers"]["lpips"], 0.5);
     assert_eq!(search["seed"], 9);
     assert_eq!(report["rows"], serde_json::json!([0, 2]));
@@ -122,6 +122,46 @@ fn eval_writes_tables_and_resumes() {
     assert!(err.contains("1 runs, 27 resumed"), "{err}");
     // Same seed, same bits: the redone PGD run (random start included) reproduces the table.
     assert_eq!(stdout, stdout2, "resumed tables differ");
+}
+
+#[test]
+fn an_interrupted_eval_leaves_whole_records_and_resumes() {
+    let data = sample_folder("eval-kill", 3);
+    let out = tmp("eval-kill-out");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let args = ["eval", data.to_str().unwrap(), "--zoo", zoo, "--attacks", "latent,pgd", "--steps", "3", "--alpha", "0.02", "--limit", "4", "--out", out.to_str().unwrap()];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // Stop it hard (as a Ctrl-C or a crash would) once the first records exist.
+    let count = || walk(&out.join("records")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")).count();
+    let started = std::time::Instant::now();
+    while count() < 2 && started.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = count();
+    assert!((2..16).contains(&done), "{done} records before the stop");
+    for path in walk(&out.join("records")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok(), "{} is not whole", path.display());
+    }
+    let tables: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("tables.json")).unwrap()).unwrap();
+    assert!(tables.is_array(), "the tables are whole");
+    let (ok, _, err) = unforge(&args);
+    assert!(ok, "{err}");
+    // 4 images × 2 victims × 2 attacks.
+    assert!(err.contains(&format!("{} runs, {done} resumed", 16 - done)), "{err}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        }
+    }
+    out
 }
 
 #[test]

@@ -224,6 +224,9 @@ struct SearchArgs {
     /// L∞ bound of PGD around the inversion.
     #[arg(long, default_value_t = 0.05)]
     beta: f32,
+    /// Rprop's largest step, in units of α (default 8).
+    #[arg(long)]
+    max_scale: Option<f32>,
     /// mse (the paper's) or ce.
     #[arg(long, default_value = "mse")]
     loss: String,
@@ -251,9 +254,11 @@ impl SearchArgs {
     /// The search settings, checked.
     fn config(&self) -> Result<SearchConfig> {
         let defaults = self.preset.parse::<Preset>()?.config();
-        let method = match &self.method {
-            Some(name) => Method::from_name(name, self.mu, self.beta)?,
-            None => defaults.method,
+        let max_scale = self.max_scale.unwrap_or(unforge::search::RPROP_MAX_SCALE);
+        let method = match (&self.method, defaults.method) {
+            (Some(name), _) => Method::from_name_with(name, self.mu, self.beta, max_scale)?,
+            (None, Method::Rprop { .. }) if self.max_scale.is_some() => Method::Rprop { max_scale },
+            (None, preset) => preset,
         };
         let config = SearchConfig {
             method,

@@ -136,12 +136,17 @@ impl Method {
     /// From a name (`ifgsm`, `mifgsm`, `nifgsm`, `pgd`) and its parameters, as the CLI and the
     /// page give them.
     pub fn from_name(name: &str, mu: f32, beta: f32) -> Result<Self> {
+        Self::from_name_with(name, mu, beta, RPROP_MAX_SCALE)
+    }
+
+    /// `from_name` with Rprop's largest step (in units of α) given too.
+    pub fn from_name_with(name: &str, mu: f32, beta: f32, max_scale: f32) -> Result<Self> {
         match name.to_ascii_lowercase().replace('-', "").as_str() {
             "ifgsm" | "fgsm" => Ok(Method::Ifgsm),
             "mifgsm" => Ok(Method::Mifgsm { mu }),
             "nifgsm" => Ok(Method::Nifgsm { mu }),
             "pgd" => Ok(Method::Pgd { beta }),
-            "rprop" => Ok(Method::Rprop { max_scale: RPROP_MAX_SCALE }),
+            "rprop" => Ok(Method::Rprop { max_scale }),
             other => Err(Error::config(format!("unknown method `{other}` (use ifgsm, mifgsm, nifgsm, pgd or rprop)"))),
         }
     }

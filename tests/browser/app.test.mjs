@@ -113,9 +113,19 @@ test('a custom zoo loads from local files, and a broken one says what is wrong',
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'failed');
     assert.match(await page.textContent('#banner'), /W\+ rows disagree/);
     await page.screenshot({ path: `${ARTIFACTS}/app-bad-zoo.png`, fullPage: true });
+    // A zoo by URL: on this site only (the CSP would block any other anyway).
+    await page.setInputFiles('#zoo-files', []);
+    await page.fill('#zoo-url', 'https://example.com/zoo/');
+    await page.click('#zoo-load');
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'failed');
+    assert.match(await page.textContent('#banner'), /must come from this site/);
+    await page.fill('#zoo-url', 'models');
+    await page.click('#zoo-load');
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready');
+    assert.match(await page.textContent('#backend'), /\/models\/zoo\.json/);
     await page.click('#zoo-default');
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready');
-    assert.deepEqual(errors.filter((e) => !/W\+ rows|not among/.test(e)), []);
+    assert.deepEqual(errors.filter((e) => !/W\+ rows|not among|this site/.test(e)), []);
   } finally {
     await close();
   }
