@@ -165,6 +165,36 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
+fn synth_writes_a_world_that_eval_scores_against_its_masks() {
+    let data = tmp("synth-world");
+    let (ok, stdout, err) = unforge(&["synth", "--split", "validation", "--count", "4", "--start", "2", "--size", "64", "--contact-sheet", "--out", data.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("wrote 4 validation images"), "{stdout}");
+    let labels: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("labels.json")).unwrap()).unwrap();
+    assert_eq!(labels["validation-000002.png"], "real");
+    assert_eq!(labels["validation-000003.png"], "fake");
+    let samples: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("samples.json")).unwrap()).unwrap();
+    assert_eq!(samples[1]["forgery"], "asymmetric_eyes");
+    assert!(samples[1]["altered_pixels"].as_u64().unwrap() > 0);
+    for f in ["validation-000005.png", "masks/validation-000005.png", "contact-sheet.png"] {
+        assert!(std::fs::read(data.join(f)).unwrap().starts_with(b"\x89PNG"), "{f}");
+    }
+    let out = tmp("synth-world-eval");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let (ok, stdout, err) = unforge(&["eval", data.to_str().unwrap(), "--zoo", zoo, "--attacks", "latent,fgsm", "--steps", "2", "--alpha", "0.02", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("8 runs"), "2 fakes × 2 victims × 2 attacks: {err}");
+    assert!(stdout.contains("### Localisation") && out.join("localisation.csv").exists(), "{stdout}");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("records/efficientnet/latent/validation-000003.json")).unwrap()).unwrap();
+    let auroc = record["localisation"]["change_auroc"].as_f64().expect("a change AUROC");
+    assert!((0.0..=1.0).contains(&auroc));
+    for (args, needle) in [(&["synth", "--split", "dev"][..], "unknown split `dev`"), (&["synth", "--size", "30"][..], "--size 30"), (&["synth", "--count", "0"][..], "--count")] {
+        let (ok, _, err) = unforge(args);
+        assert!(!ok && err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn eval_narrows_to_victims_and_images() {
     let data = sample_folder("eval-narrow", 2);
     let out = tmp("eval-narrow-out");

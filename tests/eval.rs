@@ -40,6 +40,7 @@ fn record(image: &str, victim: &str, experiment: &str, detected: bool, success: 
         first_success_step: first,
         after: BTreeMap::from([("a".to_string(), after[0]), ("b".to_string(), after[1])]),
         quality: quality(psnr, Some(0.1 * psnr), Some(if psnr > 25.0 { 0.9 } else { 0.3 })),
+        localisation: None,
         seconds: 1.0,
     }
 }
@@ -113,7 +114,7 @@ fn runs_of_both_kinds_make_records() {
     let plan = EvalPlan { search: SearchConfig { alpha: 0.05, max_steps: 4, ..SearchConfig::default() }, ..plan() };
     let experiments = plan.experiments();
     for experiment in &experiments[..2] {
-        let r = block_on(run_one(&zoo, &image, "face.png", "xception", experiment, &device)).unwrap();
+        let r = block_on(run_one(&zoo, &image, "face.png", "xception", experiment, None, &device)).unwrap();
         assert_eq!((r.image.as_str(), r.victim.as_str(), r.experiment.as_str()), ("face.png", "xception", experiment.tag()));
         assert_eq!(r.after.len(), 2, "every detector scores the result");
         assert_eq!(r.after["xception"], r.p_fake_after);
@@ -127,6 +128,28 @@ fn runs_of_both_kinds_make_records() {
             assert_eq!(r.success, r.p_fake_after < 0.5);
         }
     }
-    let err = block_on(run_one(&zoo, &image, "x", "nope", &experiments[0], &device)).unwrap_err();
+    let err = block_on(run_one(&zoo, &image, "x", "nope", &experiments[0], None, &device)).unwrap_err();
     assert!(err.to_string().contains("no detector named `nope`"));
+}
+
+#[test]
+fn localisation_is_scored_against_the_mask() {
+    use unforge::eval::GroundTruth;
+    use unforge::synth::{Sample, Split};
+    let zoo = tiny_zoo();
+    let device = Device::flex();
+    // A synthetic fake (face swap) at twice the generator's size, with its mask.
+    let s = Sample::generate(Split::Test, 1, 64);
+    let truth = GroundTruth { side: 64, altered: s.mask.iter().map(|m| *m != 0).collect() };
+    let plan = EvalPlan { search: SearchConfig { alpha: 0.05, max_steps: 3, ..SearchConfig::default() }, ..plan() };
+    for experiment in &plan.experiments()[..2] {
+        let r = block_on(run_one(&zoo, &s.image, "fake.png", "xception", experiment, Some(&truth), &device)).unwrap();
+        let l = r.localisation.expect("a mask gives a localisation");
+        let change = l.change_auroc.expect("the mask has both classes");
+        assert!((0.0..=1.0).contains(&change), "{change}");
+        assert_eq!(l.cam_auroc.is_some(), experiment.is_latent(), "{}", experiment.tag());
+    }
+    let small = GroundTruth { side: 16, altered: vec![true; 256] };
+    let err = block_on(run_one(&zoo, &s.image, "fake.png", "xception", &plan.experiments()[0], Some(&small), &device)).unwrap_err();
+    assert!(err.to_string().contains("smaller than the generator"), "{err}");
 }

@@ -98,3 +98,19 @@ fn ssim_closed_forms() {
     assert!(unforge::metrics::ssim(&img, &noisy, 3, h, w, 1.0).unwrap() < 0.9);
     assert_eq!(unforge::metrics::ssim(&img[..3 * 36], &img[..3 * 36], 3, 6, 6, 1.0), None);
 }
+
+#[test]
+fn auroc_known_values() {
+    use unforge::metrics::{auroc, downsample_mask};
+    // Perfect, reversed, chance-by-ties, and a hand count: positives {0.8, 0.4} vs negatives
+    // {0.6, 0.2}: pairs won 1 + 1 + 0 + 1 = 3 of 4.
+    assert_eq!(auroc(&[0.9, 0.8, 0.1, 0.2], &[true, true, false, false]), Some(1.0));
+    assert_eq!(auroc(&[0.1, 0.2, 0.9, 0.8], &[true, true, false, false]), Some(0.0));
+    assert_eq!(auroc(&[0.5; 4], &[true, false, true, false]), Some(0.5));
+    assert_eq!(auroc(&[0.8, 0.6, 0.4, 0.2], &[true, false, true, false]), Some(0.75));
+    assert_eq!(auroc(&[0.3, 0.4], &[true, true]), None);
+    // A 4×4 mask with one altered pixel in its top-right 2×2 block marks that block at 2×2.
+    let mut m = vec![false; 16];
+    m[3] = true;
+    assert_eq!(downsample_mask(&m, 4, 2), vec![false, true, false, false]);
+}

@@ -1,9 +1,11 @@
 //! Image-quality metrics of the paper's tables, as exact ports of what Artifact-Eraser ran
 //! (ARCH.md §8). Images are planar `C×H×W` (or `N×C×H×W`) floats in [0, 1].
 
+pub mod auroc;
 pub mod esnle;
 pub mod ssim;
 
+pub use auroc::{auroc, downsample_mask};
 pub use esnle::{esnle, esnle_255};
 pub use ssim::ssim;
 

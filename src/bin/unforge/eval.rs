@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use unforge::error::{Error, Result};
-use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, Record};
+use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, GroundTruth, Record};
 use unforge::image::RgbaImage;
 
 use super::{load_zoo, mkdir, read_image, write, SearchArgs};
@@ -66,6 +66,16 @@ fn list_images(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
         return Err(Error::config(format!("{}: no PNG images to attack", data.display())));
     }
     Ok(images)
+}
+
+/// The ground-truth mask of `name`, when DATA has one in `masks/` (as `unforge synth` writes).
+fn read_truth(data: &Path, name: &str) -> Result<Option<GroundTruth>> {
+    let path = data.join("masks").join(name);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mask = read_image(&path)?;
+    GroundTruth::from_image(&mask).map(Some).map_err(|e| Error::config(format!("{}: {e}", path.display())))
 }
 
 fn eta(seconds: f64) -> String {
@@ -126,7 +136,7 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     let mut records: Vec<Record> = Vec::new();
     let started = Instant::now();
     for image_path in &images {
-        let mut image: Option<RgbaImage> = None;
+        let mut image: Option<(RgbaImage, Option<GroundTruth>)> = None;
         for victim in &victims {
             for experiment in &experiments {
                 let path = record_path(image_path, victim, experiment.tag());
@@ -141,10 +151,10 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
                 let name = image_path.file_name().and_then(|n| n.to_str()).unwrap_or("image").to_string();
                 progress(done, total, skipped, started, ran, &format!("{name} · {victim} · {}", experiment.tag()));
                 if image.is_none() {
-                    image = Some(read_image(image_path)?);
+                    image = Some((read_image(image_path)?, read_truth(data, &name)?));
                 }
-                let img = image.as_ref().expect("just read");
-                let record = unforge::block_on(run_one(&zoo, img, &name, victim, experiment, &device))?;
+                let (img, truth) = image.as_ref().expect("just read");
+                let record = unforge::block_on(run_one(&zoo, img, &name, victim, experiment, truth.as_ref(), &device))?;
                 mkdir(path.parent().expect("record folder"))?;
                 write_atomic(&path, serde_json::to_string_pretty(&record).expect("json").as_bytes())?;
                 records.push(record);
