@@ -19,6 +19,8 @@ pub mod pipeline;
 pub mod rng;
 pub mod search;
 pub mod synth;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 pub mod weights;
 pub mod zoo;
 pub mod zoo_init;

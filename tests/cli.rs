@@ -195,6 +195,30 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
 }
 
 #[test]
+fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
+    let out = tmp("trained");
+    let (ok, stdout, err) = unforge(&["train", "--size", "32", "--inverter-steps", "3", "--inverter-batch", "2", "--detector-steps", "3", "--detector-batch", "4", "--test-images", "6", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("ETA"), "no progress: {err}");
+    let scores: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(scores["images"], 6);
+    for d in ["xception", "efficientnet"] {
+        let auc = scores["detectors"][d]["auc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{d}: {auc}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
+    assert_eq!(report["inverter"]["losses"].as_array().unwrap().len(), 3);
+    assert_eq!(report["xception"]["losses"].as_array().unwrap().len(), 3);
+    // The trained zoo is an ordinary zoo.
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/synth-fake-1.png");
+    let run_out = tmp("trained-run");
+    let (ok, _, err) = unforge(&["run", sample, "--zoo", out.to_str().unwrap(), "--steps", "2", "--out", run_out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = unforge(&["train", "--size", "48", "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("--size 48"), "{err}");
+}
+
+#[test]
 fn eval_narrows_to_victims_and_images() {
     let data = sample_folder("eval-narrow", 2);
     let out = tmp("eval-narrow-out");

@@ -45,6 +45,8 @@ struct State {
     used: BTreeSet<String>,
     problems: Vec<String>,
     bound: TensorFile,
+    /// The key of every trainable parameter, for writing a trained network back.
+    params: std::collections::BTreeMap<ParamId, String>,
 }
 
 /// Where a network's tensors come from: a checkpoint, or a seeded initialisation.
@@ -84,6 +86,7 @@ impl WeightSource {
                 used: BTreeSet::new(),
                 problems: Vec::new(),
                 bound: TensorFile::default(),
+                params: Default::default(),
             }),
         }
     }
@@ -95,6 +98,11 @@ impl WeightSource {
     /// Ends the binding. Fails with every problem found: missing keys, wrong shapes and keys
     /// the network does not have. On success returns the tensors the network now holds, in
     /// checkpoint layout, ready to be saved.
+    /// Each trainable parameter's id and key, as built so far.
+    pub fn param_keys(&self) -> std::collections::BTreeMap<ParamId, String> {
+        self.state.borrow().params.clone()
+    }
+
     pub fn finish(self) -> Result<TensorFile> {
         let mut state = self.state.into_inner();
         if let Mode::Checkpoint(file) = &state.mode {
@@ -219,7 +227,9 @@ impl<'a> VarBuilder<'a> {
             let zeros = move |device: &Device, _| Tensor::zeros(shape, device);
             return Param::uninitialized(ParamId::new(), zeros, self.device.clone(), true, shape.into());
         }
-        Param::from_tensor(self.tensor(host))
+        let param = Param::from_tensor(self.tensor(host));
+        self.source.state.borrow_mut().params.insert(param.id, self.key(name));
+        param
     }
 
     /// A registered buffer (BatchNorm statistics, noise maps): stored, never trained.
