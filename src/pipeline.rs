@@ -230,7 +230,7 @@ pub async fn explain_live(
     let quality = zoo.quality(inversion.reconstruction.clone(), counterfactual.clone()).await?;
     let rec = read_planar(inversion.reconstruction).await?.remove(0);
     let cf = read_planar(counterfactual).await?.remove(0);
-    let inp = read_planar(input_tensor).await?.remove(0);
+    let inp = input.to_planar();
     let unit = crate::metrics::to_unit_range;
     Ok(Counterfactual {
         input,

@@ -82,7 +82,9 @@ const handlers = {
     showBanner(data.fallbackReason ? `Running on the CPU: ${data.fallbackReason}.` : '');
     $('detector').replaceChildren(...data.detectors.map((d) => new Option(d, d)));
     applyPreset($('preset').value);
-    setState('ready', 'Ready. Pick an image and press Explain.');
+    if (state.cancelled) setState('cancelled', 'Cancelled.');
+    else setState('ready', 'Ready. Pick an image and press Explain.');
+    state.cancelled = false;
     worker.postMessage({ type: 'cache-info' });
   },
   residual({ signed, magnitude, size }) {
@@ -255,14 +257,9 @@ function run() {
 // Cancel stops the worker outright (a search step cannot be interrupted) and starts a fresh
 // one; the weights come back from the cache.
 function cancel() {
+  state.cancelled = true;
   load();
   setState('loading', 'Cancelled; reloading the models…');
-  const afterLoad = handlers.loaded;
-  handlers.loaded = (data) => {
-    handlers.loaded = afterLoad;
-    afterLoad(data);
-    setState('cancelled', 'Cancelled.');
-  };
 }
 
 function addThumbnail(rgba, step) {

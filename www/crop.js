@@ -46,25 +46,19 @@ export class SquareCrop {
   }
 
   move(cx, cy) {
-    const half = this.side() / 2;
-    this.cx = Math.min(this.bitmap.width - half, Math.max(half, cx));
-    this.cy = Math.min(this.bitmap.height - half, Math.max(half, cy));
+    this.cx = cx;
+    this.cy = cy;
     this.draw();
   }
 
+  // Keeps the square inside the image (after a move or a zoom), then shows it.
   draw() {
     if (!this.bitmap) return;
-    this.move0();
     const s = this.side();
+    this.cx = Math.min(this.bitmap.width - s / 2, Math.max(s / 2, this.cx));
+    this.cy = Math.min(this.bitmap.height - s / 2, Math.max(s / 2, this.cy));
     const ctx = this.canvas.getContext('2d');
     ctx.drawImage(this.bitmap, this.cx - s / 2, this.cy - s / 2, s, s, 0, 0, this.canvas.width, this.canvas.height);
-  }
-
-  // Keeps the square inside the image after a zoom change.
-  move0() {
-    const half = this.side() / 2;
-    this.cx = Math.min(this.bitmap.width - half, Math.max(half, this.cx));
-    this.cy = Math.min(this.bitmap.height - half, Math.max(half, this.cy));
   }
 
   // The selected square as RGBA at `size` × `size`.

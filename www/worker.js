@@ -39,7 +39,7 @@ async function fetchBytes(url, key, onProgress) {
   let o = 0;
   for (const c of chunks) { bytes.set(c, o); o += c.length; }
   onProgress(loaded, loaded, false);
-  if (cache) await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
+  if (cache) await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) } }));
   return bytes;
 }
 
@@ -151,7 +151,8 @@ async function cacheInfo() {
   const cache = await caches.open(CACHE);
   let bytes = 0;
   const keys = await cache.keys();
-  for (const k of keys) bytes += (await (await cache.match(k)).arrayBuffer()).byteLength;
+  // Each entry was stored with its length, so the size is read without reading the weights.
+  for (const k of keys) bytes += Number((await cache.match(k)).headers.get('content-length')) || 0;
   return { type: 'cache', bytes, files: keys.length, available: true };
 }
 

@@ -475,47 +475,13 @@ fn train(out: &Path, size: usize, inverter: (usize, usize), detector: (usize, us
     // Scores on the test split: detectors on raw images and on reconstructions of the fakes.
     let device = Device::flex();
     let zoo = Zoo::load(manifest, &files, &device)?;
-    let scores = test_scores(&zoo, size, test_images, &device)?;
+    let scores = unforge::train::test_scores(&zoo, size, test_images, &device)?;
     report.insert("test".into(), scores.clone());
     report.insert("total_seconds".into(), json!(started.elapsed().as_secs_f64()));
     write(&out.join("train-report.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
     println!("{}", serde_json::to_string_pretty(&scores).expect("json"));
     eprintln!("trained in {:.1} min; zoo in {}", started.elapsed().as_secs_f64() / 60.0, out.display());
     Ok(())
-}
-
-/// Reconstruction PSNR and, per detector, the AUC on raw test images and the share of fakes
-/// still detected after inversion.
-fn test_scores(zoo: &Zoo, size: usize, count: u64, device: &Device) -> Result<serde_json::Value> {
-    use unforge::synth::{Label, Sample, Split};
-    let mut labels = Vec::new();
-    let mut raw: Vec<Vec<f32>> = vec![Vec::new(); zoo.detectors.len()];
-    let mut recon: Vec<Vec<f32>> = vec![Vec::new(); zoo.detectors.len()];
-    let mut psnr = Vec::new();
-    for index in 0..count {
-        let s = Sample::generate(Split::Test, index, size);
-        let fake = s.label != Label::Real;
-        labels.push(fake);
-        let x = s.image.to_tensor(size, device);
-        let inv = zoo.invert(&s.image, device);
-        let a = unforge::metrics::to_unit_range(&s.image.to_planar());
-        let b = unforge::metrics::to_unit_range(&unforge::block_on(unforge::pipeline::read_planar(inv.reconstruction.clone()))?.remove(0));
-        psnr.push(unforge::metrics::psnr(&a, &b, 1.0));
-        let (r, c) = (unforge::block_on(zoo.score_all(x))?, unforge::block_on(zoo.score_all(inv.reconstruction))?);
-        for d in 0..zoo.detectors.len() {
-            raw[d].push(r[d]);
-            if fake {
-                recon[d].push(c[d]);
-            }
-        }
-    }
-    let mut detectors = serde_json::Map::new();
-    for (d, (name, _)) in zoo.detectors.iter().enumerate() {
-        let detected = recon[d].iter().filter(|p| **p >= 0.5).count() as f64 / recon[d].len().max(1) as f64;
-        let accuracy = raw[d].iter().zip(&labels).filter(|(p, l)| (**p >= 0.5) == **l).count() as f64 / labels.len() as f64;
-        detectors.insert(name.clone(), json!({ "auc": unforge::metrics::auroc(&raw[d], &labels), "accuracy": accuracy, "detected_reconstructed_fakes": detected }));
-    }
-    Ok(json!({ "images": count, "reconstruction_psnr_db": psnr.iter().sum::<f64>() / psnr.len() as f64, "detectors": detectors }))
 }
 
 fn synth(split: &str, count: u64, start: u64, size: usize, out: &Path, sheet: bool) -> Result<()> {

@@ -44,7 +44,7 @@ impl CamTarget {
     fn layer_index(&self, detector: &Detector) -> Result<usize> {
         match &self.layer {
             Some(name) => detector.layer_index(name),
-            None => Ok(detector.layer_names().len() - 1),
+            None => Ok(detector.layer_count() - 1),
         }
     }
 }

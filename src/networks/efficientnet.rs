@@ -223,6 +223,11 @@ impl EfficientNet {
         std::iter::once("stem".to_string()).chain(blocks).chain(std::iter::once("conv_head".to_string())).collect()
     }
 
+    /// How many stages `stage_names` lists.
+    pub fn stage_count(&self) -> usize {
+        self.blocks.len() + 2
+    }
+
     /// One stage of `features`.
     pub fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {
         match index {
@@ -234,7 +239,7 @@ impl EfficientNet {
 
     /// The last feature map (after the head conv, BN and swish), for Grad-CAM.
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        (0..self.blocks.len() + 2).fold(x, |x, i| self.stage(i, x))
+        (0..self.stage_count()).fold(x, |x, i| self.stage(i, x))
     }
 
     pub fn head(&self, features: Tensor<4>) -> Tensor<2> {

@@ -81,8 +81,16 @@ impl Detector {
 
     /// The last convolutional block's output, the default layer of the CAMs.
     pub fn features(&self, images: Tensor<4>) -> Tensor<4> {
-        let last = self.layer_names().len() - 1;
-        self.activation(images, last)
+        self.activation(images, self.layer_count() - 1)
+    }
+
+    /// How many layers `layer_names` lists, without building the names (the search's every
+    /// step goes through here).
+    pub fn layer_count(&self) -> usize {
+        match &self.net {
+            DetectorNet::Xception(net) => net.stage_count(),
+            DetectorNet::EfficientNet(net) => net.stage_count(),
+        }
     }
 
     /// Layers a CAM can be taken at, input side first; the last is `features`' output.
@@ -116,8 +124,7 @@ impl Detector {
 
     /// The logits from the activation after layer `layer`.
     pub fn logits_from(&self, activation: Tensor<4>, layer: usize) -> Tensor<2> {
-        let n = self.layer_names().len();
-        self.head((layer + 1..n).fold(activation, |x, i| self.stage(i, x)))
+        self.head((layer + 1..self.layer_count()).fold(activation, |x, i| self.stage(i, x)))
     }
 
     pub fn head(&self, features: Tensor<4>) -> Tensor<2> {

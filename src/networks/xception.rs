@@ -182,6 +182,11 @@ impl Xception {
         std::iter::once("conv2".to_string()).chain(blocks).chain(["conv3".into(), "conv4".into()]).collect()
     }
 
+    /// How many stages `stage_names` lists.
+    pub fn stage_count(&self) -> usize {
+        self.blocks.len() + 3
+    }
+
     /// One stage of `features`.
     pub fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {
         let nb = self.blocks.len();
@@ -198,7 +203,7 @@ impl Xception {
 
     /// The feature map before the head (`features` in the PyTorch module), for Grad-CAM.
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        (0..self.blocks.len() + 3).fold(x, |x, i| self.stage(i, x))
+        (0..self.stage_count()).fold(x, |x, i| self.stage(i, x))
     }
 
     /// The head: ReLU, global average pool, `last_linear`.

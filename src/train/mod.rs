@@ -186,3 +186,36 @@ pub fn export_params<M: Module>(module: &M, mut bound: TensorFile, keys: &BTreeM
     module.visit(&mut visitor);
     if visitor.problems.is_empty() { Ok(bound) } else { Err(Error::Backend(visitor.problems.join("; "))) }
 }
+
+/// Reconstruction PSNR and, per detector, the AUC on raw test images and the share of fakes
+/// still detected after inversion.
+pub fn test_scores(zoo: &crate::zoo::Zoo, size: usize, count: u64, device: &Device) -> Result<serde_json::Value> {
+    let mut labels = Vec::new();
+    let mut raw: Vec<Vec<f32>> = vec![Vec::new(); zoo.detectors.len()];
+    let mut recon: Vec<Vec<f32>> = vec![Vec::new(); zoo.detectors.len()];
+    let mut psnr = Vec::new();
+    for index in 0..count {
+        let s = Sample::generate(Split::Test, index, size);
+        let fake = s.label != Label::Real;
+        labels.push(fake);
+        let x = s.image.to_tensor(size, device);
+        let inv = zoo.invert(&s.image, device);
+        let a = crate::metrics::to_unit_range(&s.image.to_planar());
+        let b = crate::metrics::to_unit_range(&crate::block_on(crate::pipeline::read_planar(inv.reconstruction.clone()))?.remove(0));
+        psnr.push(crate::metrics::psnr(&a, &b, 1.0));
+        let (r, c) = (crate::block_on(zoo.score_all(x))?, crate::block_on(zoo.score_all(inv.reconstruction))?);
+        for d in 0..zoo.detectors.len() {
+            raw[d].push(r[d]);
+            if fake {
+                recon[d].push(c[d]);
+            }
+        }
+    }
+    let mut detectors = serde_json::Map::new();
+    for (d, (name, _)) in zoo.detectors.iter().enumerate() {
+        let detected = recon[d].iter().filter(|p| **p >= 0.5).count() as f64 / recon[d].len().max(1) as f64;
+        let accuracy = raw[d].iter().zip(&labels).filter(|(p, l)| (**p >= 0.5) == **l).count() as f64 / labels.len() as f64;
+        detectors.insert(name.clone(), serde_json::json!({ "auc": crate::metrics::auroc(&raw[d], &labels), "accuracy": accuracy, "detected_reconstructed_fakes": detected }));
+    }
+    Ok(serde_json::json!({ "images": count, "reconstruction_psnr_db": psnr.iter().sum::<f64>() / psnr.len() as f64, "detectors": detectors }))
+}
