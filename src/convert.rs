@@ -13,6 +13,7 @@ use crate::networks::e4e::{EncoderConfig, EncoderVariant};
 use crate::networks::efficientnet::{EfficientNetConfig, EfficientNetLayout};
 use crate::networks::irse::IrSeConfig;
 use crate::networks::stylegan2::GeneratorConfig;
+use crate::networks::resnet::{ResnetBlock, ResnetConfig};
 use crate::networks::xception::{XceptionConfig, XceptionLayout};
 use crate::networks::Normalization;
 use crate::weights::{HostTensor, TensorFile, WeightSource};
@@ -178,6 +179,18 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
                 .ok_or_else(|| Error::config("no LPIPS in this checkpoint (looked for `lin0.model.1.weight` beside `net.slice1.0.weight`)"))?;
             (Architecture::Lpips, all.select_prefix(&p), input_size.unwrap_or(256))
         }
+        Role::Detector if find_prefix(&all, "layer1.0.conv1.weight", DETECTOR_PREFIXES).is_some() => {
+            let p = find_prefix(&all, "layer1.0.conv1.weight", DETECTOR_PREFIXES).expect("checked by the guard");
+            let t = all.select_prefix(&p);
+            let blocks = |l: usize| (0..).take_while(|b| t.tensors.contains_key(&format!("layer{l}.{b}.conv1.weight"))).count();
+            let cfg = ResnetConfig {
+                block: if t.tensors.contains_key("layer1.0.conv3.weight") { ResnetBlock::Bottleneck } else { ResnetBlock::Basic },
+                layers: [blocks(1), blocks(2), blocks(3), blocks(4)],
+                width: shape(&t, "conv1.weight")?[0],
+                num_classes: shape(&t, "fc.weight")?[0],
+            };
+            (Architecture::Resnet(cfg), t, input_size.unwrap_or(224))
+        }
         Role::Detector if find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).is_none() => {
             let (p, layout, stem) = if let Some(p) = find_prefix(&all, "efficientnet._conv_stem.weight", DETECTOR_PREFIXES) {
                 (p, EfficientNetLayout::DeepfakeBench, "efficientnet._conv_stem.weight")
@@ -185,8 +198,8 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
                 (p, EfficientNetLayout::ArtifactEraserTimm, "encoder.conv_stem.weight")
             } else {
                 return Err(Error::config(
-                    "no detector in this checkpoint: looked for Xception (`block1.rep.0.conv1.weight`), DeepfakeBench EfficientNet \
-                     (`efficientnet._conv_stem.weight`) and Artifact-Eraser timm EfficientNet (`encoder.conv_stem.weight`)",
+                    "no detector in this checkpoint: looked for Xception (`block1.rep.0.conv1.weight`), torchvision ResNet \
+                     (`layer1.0.conv1.weight`), DeepfakeBench EfficientNet (`efficientnet._conv_stem.weight`) and Artifact-Eraser timm EfficientNet (`encoder.conv_stem.weight`)",
                 ));
             };
             let t = all.select_prefix(&p);

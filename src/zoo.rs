@@ -15,6 +15,7 @@ use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
 use crate::networks::lpips::Lpips;
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::networks::efficientnet::{EfficientNet, EfficientNetConfig};
+use crate::networks::resnet::{Resnet, ResnetConfig};
 use crate::networks::xception::{Xception, XceptionConfig};
 use crate::networks::{Detector, DetectorNet, Normalization};
 use crate::search::RowBands;
@@ -40,6 +41,8 @@ pub enum Architecture {
     E4e(EncoderConfig),
     Xception(XceptionConfig),
     Efficientnet(EfficientNetConfig),
+    /// torchvision ResNet (`resnet18`, `resnet34`, `resnet50`, or narrower for the synthetic zoo).
+    Resnet(ResnetConfig),
     Arcface(ArcFaceConfig),
     /// LPIPS v0.1 on AlexNet (no configuration).
     Lpips,
@@ -50,7 +53,7 @@ impl Architecture {
         match self {
             Architecture::Stylegan2(_) => Role::Generator,
             Architecture::E4e(_) => Role::Encoder,
-            Architecture::Xception(_) | Architecture::Efficientnet(_) => Role::Detector,
+            Architecture::Xception(_) | Architecture::Efficientnet(_) | Architecture::Resnet(_) => Role::Detector,
             Architecture::Arcface(_) => Role::Identity,
             Architecture::Lpips => Role::Perceptual,
         }
@@ -267,6 +270,7 @@ pub fn build_detector(entry: &NetworkEntry, vb: &crate::weights::VarBuilder) -> 
     let net = match &entry.architecture {
         Architecture::Xception(cfg) => DetectorNet::Xception(Xception::new(vb, cfg)?),
         Architecture::Efficientnet(cfg) => DetectorNet::EfficientNet(EfficientNet::new(vb, cfg)?),
+        Architecture::Resnet(cfg) => DetectorNet::Resnet(Resnet::new(vb, cfg)?),
         other => return Err(Error::manifest(format!("network `{}`: {:?} is not a detector", entry.name, other.role()))),
     };
     Ok(Detector { net, input_size: entry.input_size, normalization: entry.normalization })
@@ -278,7 +282,7 @@ pub fn bind_only(entry: &NetworkEntry, vb: &crate::weights::VarBuilder) -> Resul
     match &entry.architecture {
         Architecture::Stylegan2(cfg) => drop(Generator::new(vb, cfg)?),
         Architecture::E4e(cfg) => drop(Encoder4Editing::new(vb, cfg)?),
-        Architecture::Xception(_) | Architecture::Efficientnet(_) => drop(build_detector(entry, vb)?),
+        Architecture::Xception(_) | Architecture::Efficientnet(_) | Architecture::Resnet(_) => drop(build_detector(entry, vb)?),
         Architecture::Arcface(cfg) => drop(ArcFace::new(vb, cfg)?),
         Architecture::Lpips => drop(Lpips::new(vb)),
     }

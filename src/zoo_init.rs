@@ -12,6 +12,7 @@ use crate::networks::e4e::EncoderConfig;
 use crate::networks::efficientnet::{EfficientNetConfig, EfficientNetLayout};
 use crate::networks::irse::IrSeConfig;
 use crate::networks::stylegan2::GeneratorConfig;
+use crate::networks::resnet::{ResnetBlock, ResnetConfig};
 use crate::networks::xception::XceptionConfig;
 use crate::networks::Normalization;
 use crate::search::RowBands;
@@ -65,6 +66,11 @@ impl TinyZooSpec {
         EfficientNetConfig { width: 0.25, depth: 0.34, layout: EfficientNetLayout::DeepfakeBench, num_classes: 2, assumed_size: self.size - 2 }
     }
 
+    /// A ResNet with one basic block per layer at width 16 (ResNet-18's layout, a quarter wide).
+    pub fn resnet(&self) -> ResnetConfig {
+        ResnetConfig { block: ResnetBlock::Basic, layers: [1, 1, 1, 1], width: 16, num_classes: 2 }
+    }
+
     /// IR-SE with one unit per stage at 32 px: an ArcFace with the real layout, toy-sized.
     pub fn arcface(&self) -> ArcFaceConfig {
         ArcFaceConfig { backbone: IrSeConfig { stem: 16, stages: vec![(16, 1), (24, 1), (32, 1), (48, 1)], se_reduction: 4 }, input_size: 32, embedding: 64 }
@@ -94,6 +100,7 @@ impl TinyZooSpec {
                 entry("e4e", Role::Encoder, Architecture::E4e(self.encoder()), "encoder.safetensors", self.size),
                 entry("xception", Role::Detector, Architecture::Xception(self.detector()), "xception.safetensors", self.size),
                 entry("efficientnet", Role::Detector, Architecture::Efficientnet(self.efficientnet()), "efficientnet.safetensors", self.size),
+                entry("resnet", Role::Detector, Architecture::Resnet(self.resnet()), "resnet.safetensors", self.size),
             ]
             .into_iter()
             .chain(self.metric_networks.then(|| {
@@ -154,6 +161,7 @@ impl TinyZooSpec {
             let mut t = TensorFile::from_safetensors(&files[&entry.file], &entry.file)?;
             let head = match entry.architecture {
                 Architecture::Xception(_) => "last_linear",
+                Architecture::Resnet(_) => "fc",
                 _ => "last_layer",
             };
             let w = t.tensors.get_mut(&format!("{head}.weight")).expect("detector head");

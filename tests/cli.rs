@@ -46,7 +46,7 @@ fn run_writes_images_and_report() {
     assert!(q["ssim"].as_f64().is_some_and(|s| s <= 1.0), "{q}");
     assert!(q["lpips"].is_null() && q["id_similarity"].is_null(), "the seeded zoo has no metric networks: {q}");
     let scores = report["result"]["scores"].as_array().unwrap();
-    assert_eq!(scores.len(), 2, "every detector is scored: {scores:?}");
+    assert_eq!(scores.len(), 3, "every detector is scored: {scores:?}");
     assert_eq!(report["search"]["method"]["name"], "mifgsm");
 }
 
@@ -98,7 +98,7 @@ fn eval_writes_tables_and_resumes() {
     let out = tmp("eval-out");
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
     let args = [
-        "eval", data.to_str().unwrap(), "--zoo", zoo, "--attacks", "latent,fgsm,pgd", "--steps", "2", "--alpha", "0.02",
+        "eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception,efficientnet", "--attacks", "latent,fgsm,pgd", "--steps", "2", "--alpha", "0.02",
         "--pixel-steps", "2", "--level-ablation", "--alphas", "0.02,0.04", "--out", out.to_str().unwrap(),
     ];
     let (ok, stdout, err) = unforge(&args);
@@ -113,7 +113,9 @@ fn eval_writes_tables_and_resumes() {
     let records = std::fs::read_dir(out.join("records/xception/latent")).unwrap().count();
     assert_eq!(records, 2, "one record per fake image");
     let tables: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("tables.json")).unwrap()).unwrap();
-    let transfer = &tables[1]["rows"];
+    // The zoo's own two tables (the data has a real image), then the paper's.
+    assert_eq!(tables[0]["name"], "Detectors before the search");
+    let transfer = &tables.as_array().unwrap().iter().find(|t| t["name"].as_str().unwrap().contains("2/3")).unwrap()["rows"];
     assert_eq!(transfer.as_array().unwrap().len(), 6, "{transfer}");
     // A re-run does nothing new; a removed record is the only one redone.
     std::fs::remove_file(out.join("records/efficientnet/pgd/synthetic-2.json")).unwrap();
@@ -129,7 +131,7 @@ fn an_interrupted_eval_leaves_whole_records_and_resumes() {
     let data = sample_folder("eval-kill", 3);
     let out = tmp("eval-kill-out");
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
-    let args = ["eval", data.to_str().unwrap(), "--zoo", zoo, "--attacks", "latent,pgd", "--steps", "3", "--alpha", "0.02", "--limit", "4", "--out", out.to_str().unwrap()];
+    let args = ["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception,efficientnet", "--attacks", "latent,pgd", "--steps", "3", "--alpha", "0.02", "--limit", "4", "--out", out.to_str().unwrap()];
     let mut child = Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     // Stop it hard (as a Ctrl-C or a crash would) once the first records exist.
     let count = || walk(&out.join("records")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")).count();
@@ -181,10 +183,15 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
     }
     let out = tmp("synth-world-eval");
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
-    let (ok, stdout, err) = unforge(&["eval", data.to_str().unwrap(), "--zoo", zoo, "--attacks", "latent,fgsm", "--steps", "2", "--alpha", "0.02", "--out", out.to_str().unwrap()]);
+    let (ok, stdout, err) = unforge(&["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception,efficientnet", "--attacks", "latent,fgsm", "--steps", "2", "--alpha", "0.02", "--out", out.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(err.contains("8 runs"), "2 fakes × 2 victims × 2 attacks: {err}");
     assert!(stdout.contains("### Localisation") && out.join("localisation.csv").exists(), "{stdout}");
+    // Real and fake images together: the zoo's own scores on them come first.
+    assert!(stdout.starts_with("### Detectors before the search") && stdout.contains("### Inversion"), "{stdout}");
+    let scores: unforge::eval::ZooScores = serde_json::from_slice(&std::fs::read(out.join("zoo-scores.json")).unwrap()).unwrap();
+    assert_eq!((scores.images, scores.fakes), (4, 2));
+    assert!(scores.detectors.values().all(|d| d.p_fake.len() == 4 && d.auc.is_some_and(|a| (0.0..=1.0).contains(&a))));
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("records/efficientnet/latent/validation-000003.json")).unwrap()).unwrap();
     let auroc = record["localisation"]["change_auroc"].as_f64().expect("a change AUROC");
     assert!((0.0..=1.0).contains(&auroc));
@@ -197,16 +204,20 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
 #[test]
 fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     let out = tmp("trained");
-    let (ok, stdout, err) = unforge(&["train", "--size", "32", "--inverter-steps", "3", "--inverter-batch", "2", "--detector-steps", "3", "--detector-batch", "4", "--test-images", "6", "--out", out.to_str().unwrap()]);
+    let args = ["train", "--size", "32", "--inverter-steps", "3", "--inverter-batch", "2", "--detector-steps", "3", "--detector-batch", "4", "--test-images", "6", "--checkpoint-every", "2", "--out", out.to_str().unwrap()];
+    let (ok, stdout, err) = unforge(&args);
     assert!(ok, "{err}");
     assert!(err.contains("ETA"), "no progress: {err}");
-    let scores: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(stdout.contains("### Detectors before the search") && stdout.contains("### Inversion"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
+    let scores = &report["test"];
     assert_eq!(scores["images"], 6);
-    for d in ["xception", "efficientnet"] {
+    for d in ["xception", "efficientnet", "resnet"] {
         let auc = scores["detectors"][d]["auc"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&auc), "{d}: {auc}");
     }
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
+    let card: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["detectors"]["resnet"]["p_fake"].as_array().unwrap().len(), 6);
     assert_eq!(report["inverter"]["losses"].as_array().unwrap().len(), 3);
     assert_eq!(report["xception"]["losses"].as_array().unwrap().len(), 3);
     // The trained zoo is an ordinary zoo.
@@ -216,6 +227,43 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     assert!(ok, "{err}");
     let (ok, _, err) = unforge(&["train", "--size", "48", "--out", out.to_str().unwrap()]);
     assert!(!ok && err.contains("--size 48"), "{err}");
+    // The checkpoints are never overwritten by a new run; `--resume` takes every finished
+    // stage as it is (same weights, nothing trained again).
+    let (ok, _, err) = unforge(&args);
+    assert!(!ok && err.contains("--resume"), "{err}");
+    let before = std::fs::read(out.join("resnet.safetensors")).unwrap();
+    let (ok, stdout2, err) = unforge(&[&args[..], &["--resume"]].concat());
+    assert!(ok, "{err}");
+    assert_eq!(err.matches("finished in an earlier run").count(), 4, "{err}");
+    assert_eq!(std::fs::read(out.join("resnet.safetensors")).unwrap(), before);
+    assert_eq!(stdout2, stdout, "the same zoo scores the same");
+    // A checkpoint made with other settings is refused, naming them.
+    let mut other = args.to_vec();
+    other[4] = "5";
+    let (ok, _, err) = unforge(&[&other[..], &["--resume"]].concat());
+    assert!(!ok && err.contains("inverter.json") && err.contains("settings"), "{err}");
+}
+
+#[test]
+fn an_interrupted_training_resumes_from_its_last_checkpoint() {
+    let out = tmp("train-resume");
+    let args = ["train", "--size", "32", "--inverter-steps", "2", "--inverter-batch", "2", "--detector-steps", "60", "--detector-batch", "2", "--test-images", "2", "--checkpoint-every", "5", "--out", out.to_str().unwrap()];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let meta = out.join("checkpoints/xception.json");
+    let started = std::time::Instant::now();
+    while !meta.exists() && started.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let saved = state["next_step"].as_u64().unwrap();
+    assert!(saved % 5 == 0 && saved < 60, "stopped after step {saved}");
+    let (ok, _, err) = unforge(&[&args[..], &["--resume"]].concat());
+    assert!(ok, "{err}");
+    assert!(err.contains("inverter: finished in an earlier run") && err.contains("xception: resuming at step"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
+    assert_eq!(report["xception"]["losses"].as_array().unwrap().len(), 60, "the loss log continues the saved one");
 }
 
 #[test]

@@ -20,8 +20,10 @@ fn converted_zoo_loads_and_matches_the_original_tensors() {
     // Start from the seeded zoo's manifest, then replace every network by its conversion.
     let zoo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
     std::fs::copy(zoo.join("zoo.json"), dir.join("zoo.json")).unwrap();
-    // The second detector is not converted here; it comes along as it is.
-    std::fs::copy(zoo.join("efficientnet.safetensors"), dir.join("efficientnet.safetensors")).unwrap();
+    // The other detectors are not converted here; they come along as they are.
+    for file in ["efficientnet.safetensors", "resnet.safetensors"] {
+        std::fs::copy(zoo.join(file), dir.join(file)).unwrap();
+    }
     let manifest = dir.join("zoo.json");
     for (ckpt, role, out, name, extra) in [
         ("stylegan2_rosinality.pt", "generator", "g.safetensors", "stylegan2", vec![]),
@@ -114,6 +116,38 @@ fn efficientnet_layouts_and_sizes_are_inferred() {
         let converted = unforge::convert::convert(wrapped, &opts).unwrap();
         assert_eq!(converted.entry.architecture, Architecture::Efficientnet(cfg));
         assert_eq!(converted.entry.input_size, 256);
+    }
+}
+
+#[test]
+fn torchvision_resnets_are_inferred_and_checked_strictly() {
+    use unforge::networks::resnet::{Resnet, ResnetBlock, ResnetConfig};
+    use unforge::weights::{TensorFile, WeightSource};
+    use unforge::zoo::{Architecture, Role};
+    let dev = burn::tensor::Device::flex();
+    let opts = unforge::convert::ConvertOptions {
+        role: Role::Detector,
+        name: "resnet".into(),
+        file: "resnet.safetensors".into(),
+        input_size: None,
+        normalization: unforge::networks::Normalization::ImageNet,
+        encoder_variant: Default::default(),
+    };
+    let narrow_bottleneck = ResnetConfig { block: ResnetBlock::Bottleneck, layers: [1, 2, 1, 1], width: 8, num_classes: 2 };
+    for (cfg, prefix) in [(ResnetConfig::resnet34(2), "backbone."), (narrow_bottleneck, "")] {
+        let source = WeightSource::seeded(2);
+        drop(Resnet::new(&source.root(&dev), &cfg).unwrap());
+        let mut wrapped = TensorFile::default();
+        for (k, v) in source.finish().unwrap().tensors {
+            wrapped.tensors.insert(format!("{prefix}{k}"), v);
+        }
+        let converted = unforge::convert::convert(wrapped.clone(), &opts).unwrap();
+        assert_eq!(converted.entry.architecture, Architecture::Resnet(cfg.clone()));
+        assert_eq!(converted.entry.input_size, 224);
+        // A missing block's tensor is named in the error.
+        wrapped.tensors.remove(&format!("{prefix}layer2.0.bn2.running_var"));
+        let err = unforge::convert::convert(wrapped, &opts).err().expect("a missing tensor is refused").to_string();
+        assert!(err.contains("layer2.0.bn2.running_var"), "{err}");
     }
 }
 

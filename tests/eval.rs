@@ -116,7 +116,7 @@ fn runs_of_both_kinds_make_records() {
     for experiment in &experiments[..2] {
         let r = block_on(run_one(&zoo, &image, "face.png", "xception", experiment, None, &device)).unwrap();
         assert_eq!((r.image.as_str(), r.victim.as_str(), r.experiment.as_str()), ("face.png", "xception", experiment.tag()));
-        assert_eq!(r.after.len(), 2, "every detector scores the result");
+        assert_eq!(r.after.len(), 3, "every detector scores the result");
         assert_eq!(r.after["xception"], r.p_fake_after);
         assert!(r.quality.lpips.is_some() && r.quality.id_similarity.is_some(), "the zoo has the metric networks");
         assert!(r.quality.psnr_db > 0.0);

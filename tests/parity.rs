@@ -91,3 +91,25 @@ fn efficientnet_b4_both_layouts_and_b7() {
         assert_close(&to_vec(logits), &fx.tensors[key], 1e-4, key);
     }
 }
+
+#[test]
+fn torchvision_resnet18_and_resnet50_logits_and_keys() {
+    use unforge::networks::resnet::{Resnet, ResnetConfig};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity/torchvision.safetensors");
+    let fx = unforge::weights::TensorFile::from_safetensors(&std::fs::read(path).unwrap(), path).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path.replace(".safetensors", ".json")).unwrap()).unwrap();
+    let dev = Device::flex();
+    for (name, cfg) in [("resnet18", ResnetConfig::resnet18(2)), ("resnet50", ResnetConfig::resnet50(2))] {
+        // The same key names and shapes as torchvision's state dict, nothing more or less.
+        let shapes = WeightSource::shapes_only();
+        Resnet::new(&shapes.root(&dev), &cfg).unwrap();
+        let ours: std::collections::BTreeMap<String, Vec<usize>> = shapes.finish().unwrap().tensors.into_iter().map(|(k, t)| (k, t.shape)).collect();
+        let theirs: std::collections::BTreeMap<String, Vec<usize>> = serde_json::from_value(meta["state_dict_keys"][name].clone()).unwrap();
+        assert_eq!(ours, theirs, "{name} keys");
+        let source = WeightSource::keyed(SEED);
+        let net = Resnet::new(&source.root(&dev), &cfg).unwrap();
+        source.finish().unwrap();
+        let logits = net.forward(tensor(&fx.tensors["resnet.input"], &dev));
+        assert_close(&to_vec(logits), &fx.tensors[&format!("{name}.logits")], 1e-4, name);
+    }
+}

@@ -67,3 +67,10 @@ fn eye_and_brow_forgeries_stay_in_the_upper_face() {
         }
     }
 }
+
+#[test]
+fn forgery_names_are_their_json_names() {
+    for kind in unforge::synth::ForgeryKind::ALL {
+        assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+    }
+}

@@ -13,28 +13,79 @@ use unforge::zoo::build_detector;
 fn a_short_detector_run_lowers_the_loss_and_exports_every_key() {
     let (manifest, _) = tiny_files();
     let entry = manifest.detectors().find(|d| d.name == "xception").unwrap().clone();
-    let config = DetectorTraining { steps: 40, batch: 8, learning_rate: 2e-3, seed: 5, first_index: 0 };
+    // Epochs over 8 pairs: the loss must fall as the detector fits them.
+    let config = DetectorTraining { steps: 40, batch: 8, learning_rate: 2e-3, seed: 5, first_index: 0, reconstructed_share: 0.0, location_weight: 1.0, distinct_pairs: Some(8) };
     let mut losses = Vec::new();
-    let trained = train_detector(&entry, &config, |s| losses.push(s.loss)).unwrap();
+    let trained = train_detector(&entry, &config, None, None, |s, _| Ok(losses.push(s.loss))).unwrap();
     assert_eq!(losses.len(), 40);
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
     let (first, last) = (mean(&losses[..10]), mean(&losses[30..]));
-    assert!(last < first * 0.9, "loss {first:.4} → {last:.4}: {losses:?}");
+    assert!(last < first * 0.5, "loss {first:.4} → {last:.4}: {losses:?}");
     // Every key of the architecture, and nothing else: the strict loader accepts the file.
     let source = WeightSource::checkpoint(trained.clone(), "trained");
     build_detector(&entry, &source.root(&Device::flex())).unwrap();
     source.finish().unwrap();
-    // The parameters moved from their seeded start; the buffers did not.
+    // The parameters moved from their seeded start, and BatchNorm's running statistics are
+    // the batches' (which a freshly seeded layer's zeros and ones are not).
     let start = WeightSource::seeded(5);
     build_detector(&entry, &start.root(&Device::flex())).unwrap();
     let start = start.finish().unwrap();
     assert_ne!(start.tensors["conv1.weight"], trained.tensors["conv1.weight"]);
     assert_ne!(start.tensors["last_linear.bias"], trained.tensors["last_linear.bias"]);
-    assert_eq!(start.tensors["bn1.running_var"], trained.tensors["bn1.running_var"]);
+    for key in ["bn1.running_mean", "bn1.running_var", "block1.rep.1.running_var"] {
+        assert_ne!(start.tensors[key], trained.tensors[key], "{key}");
+    }
+    assert!(trained.tensors["bn1.running_var"].data.iter().all(|v| v.is_finite() && *v > 0.0));
     // Same settings, same bits.
-    let again = train_detector(&entry, &DetectorTraining { steps: 3, ..config.clone() }, |_| {}).unwrap();
-    let again2 = train_detector(&entry, &DetectorTraining { steps: 3, ..config }, |_| {}).unwrap();
+    let again = train_detector(&entry, &DetectorTraining { steps: 3, ..config.clone() }, None, None, |_, _| Ok(())).unwrap();
+    let again2 = train_detector(&entry, &DetectorTraining { steps: 3, ..config }, None, None, |_, _| Ok(())).unwrap();
     assert_eq!(again, again2);
+}
+
+#[test]
+fn batch_norm_uses_batch_statistics_only_while_training() {
+    use burn::tensor::{Tensor, TensorData};
+    use unforge::networks::layers::BatchNorm;
+    let source = WeightSource::seeded(1);
+    let bn = BatchNorm::new(&source.root(&Device::flex().autodiff()), 2, 1e-5);
+    let data: Vec<f32> = (0..16).map(|i| i as f32).collect();
+    let x = || Tensor::<4>::from_data(TensorData::new(data.clone(), [2, 2, 2, 2]), &Device::flex().autodiff());
+    // Off: running statistics (0, 1) and weight 1, bias 0 leave the input as it is.
+    assert!(to_vec(bn.forward(x())).iter().zip(&data).all(|(a, b)| (a - b).abs() <= 1e-4 * b.abs().max(1.0)));
+    // On: every channel normalised to mean 0 and variance 1 over the batch, and the running
+    // mean moved a tenth of the way to the batch mean.
+    let bn = BatchNorm::set_training(bn, true);
+    let y = to_vec(bn.forward(x()));
+    let channel0: Vec<f32> = [0, 1, 2, 3, 8, 9, 10, 11].iter().map(|&i| y[i]).collect();
+    let mean = channel0.iter().sum::<f32>() / 8.0;
+    let var = channel0.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 8.0;
+    assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3, "mean {mean} var {var}");
+    let _ = bn.forward(x());
+    let running = to_vec(BatchNorm::set_training(bn, false).running_mean.value_sync());
+    // Batch means 5.5 and 9.5; two updates with momentum 0.1 give 0.19 of them.
+    assert!((running[0] - 0.19 * 5.5).abs() < 1e-4 && (running[1] - 0.19 * 9.5).abs() < 1e-4, "{running:?}");
+}
+
+#[test]
+fn a_resumed_detector_run_continues_where_the_checkpoint_stopped() {
+    use unforge::train::Resume;
+    let (manifest, _) = tiny_files();
+    let entry = manifest.detectors().find(|d| d.name == "resnet").unwrap().clone();
+    let config = DetectorTraining { steps: 6, batch: 4, learning_rate: 2e-3, seed: 9, first_index: 0, reconstructed_share: 0.0, location_weight: 1.0, distinct_pairs: None };
+    let (mut saved, mut steps) = (None, Vec::new());
+    train_detector(&entry, &config, None, None, |s, snapshot| {
+        if s.step == 2 {
+            saved = Some(snapshot()?);
+        }
+        Ok(())
+    })
+    .unwrap();
+    let resume = Resume { step: 3, weights: saved.unwrap() };
+    train_detector(&entry, &config, Some(resume), None, |s, _| Ok(steps.push(s.step))).unwrap();
+    assert_eq!(steps, vec![3, 4, 5]);
+    // A callback's error stops the run and comes back.
+    let err = train_detector(&entry, &config, None, None, |_, _| Err(unforge::error::Error::config("disk full"))).unwrap_err();
+    assert!(err.to_string().contains("disk full"));
 }
 
 #[test]
@@ -46,7 +97,7 @@ fn a_short_inverter_run_lowers_the_reconstruction_loss_and_loads_strictly() {
     let (g, e) = (spec.generator(), spec.encoder());
     let config = InverterTraining { steps: 30, batch: 4, learning_rate: 2e-3, seed: 3, first_index: 0, delta_weight: 0.1 };
     let mut steps = Vec::new();
-    let (gw, ew) = train_inverter(&g, &e, &config, |s| steps.push(s.clone())).unwrap();
+    let (gw, ew) = train_inverter(&g, &e, &config, None, |s, _| Ok(steps.push(s.clone()))).unwrap();
     let mean = |f: &dyn Fn(&unforge::train::InverterStep) -> f32, r: std::ops::Range<usize>| steps[r.clone()].iter().map(f).sum::<f32>() / r.len() as f32;
     let (first, last) = (mean(&|s| s.pixel + s.multiscale, 0..8), mean(&|s| s.pixel + s.multiscale, 22..30));
     assert!(last < first * 0.9, "reconstruction loss {first:.4} → {last:.4}");
@@ -59,5 +110,5 @@ fn a_short_inverter_run_lowers_the_reconstruction_loss_and_loads_strictly() {
     Encoder4Editing::new(&source.root(&dev), &e).unwrap();
     source.finish().unwrap();
     let bad = InverterTraining { batch: 0, ..config };
-    assert!(train_inverter(&g, &e, &bad, |_| {}).is_err());
+    assert!(train_inverter(&g, &e, &bad, None, |_, _| Ok(())).is_err());
 }

@@ -112,7 +112,7 @@ fn prefixes_select_one_network_of_a_checkpoint() {
     assert!(strict.contains("missing key `conv1.weight`"), "{strict}");
     manifest.networks.iter_mut().find(|n| n.name == "xception").unwrap().prefix = "backbone.".into();
     let zoo = Zoo::load(manifest, &files, &Device::flex()).unwrap();
-    assert_eq!(zoo.detectors.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["xception", "efficientnet"]);
+    assert_eq!(zoo.detectors.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["xception", "efficientnet", "resnet"]);
     assert_eq!(t.clone().select_prefix("conv1."), TensorFile { tensors: [("weight".to_string(), t.tensors["conv1.weight"].clone())].into() });
 }
 

@@ -18,6 +18,8 @@ use unforge::zoo_init::TinyZooSpec;
 
 #[path = "unforge/eval.rs"]
 mod eval;
+#[path = "unforge/train.rs"]
+mod train;
 
 use eval::EvalArgs;
 
@@ -80,30 +82,10 @@ enum Command {
         contact_sheet: bool,
     },
     /// Trains a zoo on the synthetic world on the CPU: the generator and encoder as an
-    /// autoencoder through W+ (real and fake images), then each detector on real vs fake. Writes
-    /// zoo.json, the weights (f16) and train-report.json (losses, wall times, test-split scores).
-    Train {
-        #[arg(long, default_value = "models-trained")]
-        out: PathBuf,
-        /// Image side (the default zoo's architectures at this size).
-        #[arg(long, default_value_t = 64)]
-        size: usize,
-        #[arg(long, default_value_t = 600)]
-        inverter_steps: usize,
-        #[arg(long, default_value_t = 8)]
-        inverter_batch: usize,
-        #[arg(long, default_value_t = 300)]
-        detector_steps: usize,
-        #[arg(long, default_value_t = 16)]
-        detector_batch: usize,
-        #[arg(long, default_value_t = 2e-3)]
-        lr: f64,
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        /// Test-split images scored at the end.
-        #[arg(long, default_value_t = 64)]
-        test_images: u64,
-    },
+    /// autoencoder through W+ (real and fake images), then each detector (Xception,
+    /// EfficientNet, ResNet) on real vs fake, raw and reconstructed. Writes zoo.json, the weights
+    /// (f16), train-report.json (losses, test-split scores) and resumable checkpoints.
+    Train(train::TrainArgs),
     /// Converts a checkpoint (.pt/.pth zip format, or .safetensors) into one network's
     /// safetensors with the original key names, and prints its zoo.json entry.
     Convert {
@@ -431,59 +413,6 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn train(out: &Path, size: usize, inverter: (usize, usize), detector: (usize, usize), lr: f64, seed: u64, test_images: u64) -> Result<()> {
-    use unforge::train::{train_detector, train_inverter, DetectorTraining, InverterTraining};
-    if !(32..=256).contains(&size) || !size.is_power_of_two() {
-        return Err(Error::config(format!("--size {size}: use a power of two from 32 to 256")));
-    }
-    let spec = TinyZooSpec { size, seed, precision: StoredPrecision::F16, ..TinyZooSpec::default() };
-    let mut manifest = spec.manifest();
-    manifest.name = "synthetic-trained".into();
-    manifest.description = format!("Trained by `unforge train` on the synthetic face world ({size} px, seed {seed}).");
-    mkdir(out)?;
-    let started = Instant::now();
-    let mut report = serde_json::Map::new();
-    let (mut pixel_log, mut files) = (Vec::new(), unforge::zoo::ZooFiles::new());
-    let cfg = InverterTraining { steps: inverter.0, batch: inverter.1, learning_rate: lr, seed, first_index: 0, delta_weight: 0.1 };
-    let t = Instant::now();
-    let (g, e) = train_inverter(&spec.generator(), &spec.encoder(), &cfg, |s| {
-        pixel_log.push(json!([s.pixel, s.multiscale, s.delta]));
-        let per = t.elapsed().as_secs_f64() / (s.step + 1) as f64;
-        eprint!("\rinverter step {:>5}/{}  pixel {:.4}  multiscale {:.4}  delta {:.4}  ETA {:.0} s   ", s.step + 1, cfg.steps, s.pixel, s.multiscale, s.delta, per * (cfg.steps - s.step - 1) as f64);
-    })?;
-    eprintln!();
-    report.insert("inverter".into(), json!({ "seconds": t.elapsed().as_secs_f64(), "steps": cfg.steps, "batch": cfg.batch, "losses": pixel_log }));
-    files.insert("generator.safetensors".into(), g.to_safetensors(StoredPrecision::F16));
-    files.insert("encoder.safetensors".into(), e.to_safetensors(StoredPrecision::F16));
-    for entry in manifest.detectors().cloned().collect::<Vec<_>>() {
-        let cfg = DetectorTraining { steps: detector.0, batch: detector.1, learning_rate: lr, seed: seed ^ 0xDE7, first_index: 0 };
-        let (t, mut log) = (Instant::now(), Vec::new());
-        let trained = train_detector(&entry, &cfg, |s| {
-            log.push(json!([s.loss, s.accuracy]));
-            let per = t.elapsed().as_secs_f64() / (s.step + 1) as f64;
-            eprint!("\r{} step {:>5}/{}  loss {:.4}  accuracy {:.2}  ETA {:.0} s   ", entry.name, s.step + 1, cfg.steps, s.loss, s.accuracy, per * (cfg.steps - s.step - 1) as f64);
-        })?;
-        eprintln!();
-        report.insert(entry.name.clone(), json!({ "seconds": t.elapsed().as_secs_f64(), "steps": cfg.steps, "batch": cfg.batch, "losses": log }));
-        files.insert(entry.file.clone(), trained.to_safetensors(StoredPrecision::F16));
-    }
-    for (name, bytes) in &files {
-        write(&out.join(name), bytes)?;
-    }
-    write(&out.join("zoo.json"), manifest.to_json().as_bytes())?;
-    // Scores on the test split: detectors on raw images and on reconstructions of the fakes.
-    let device = Device::flex();
-    let zoo = Zoo::load(manifest, &files, &device)?;
-    let scores = unforge::train::test_scores(&zoo, size, test_images, &device)?;
-    report.insert("test".into(), scores.clone());
-    report.insert("total_seconds".into(), json!(started.elapsed().as_secs_f64()));
-    write(&out.join("train-report.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
-    println!("{}", serde_json::to_string_pretty(&scores).expect("json"));
-    eprintln!("trained in {:.1} min; zoo in {}", started.elapsed().as_secs_f64() / 60.0, out.display());
-    Ok(())
-}
-
 fn synth(split: &str, count: u64, start: u64, size: usize, out: &Path, sheet: bool) -> Result<()> {
     use unforge::synth::{contact_sheet, Label, Sample, Split};
     let split: Split = split.parse()?;
@@ -659,9 +588,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::InitZoo { out, seed, f32, metric_networks } => init_zoo(&out, seed, f32, metric_networks),
-        Command::Train { out, size, inverter_steps, inverter_batch, detector_steps, detector_batch, lr, seed, test_images } => {
-            train(&out, size, (inverter_steps, inverter_batch), (detector_steps, detector_batch), lr, seed, test_images)
-        }
+        Command::Train(args) => train::run(&args),
         Command::Synth { split, count, start, size, out, contact_sheet } => synth(&split, count, start, size, &out, contact_sheet),
         Command::Samples { photo, face, out, size, synthetic } => samples(&photo, &face, &out, size, synthetic),
         Command::Bench { size, channel_multiplier, steps, json, backend } => bench(size, channel_multiplier, steps, json, &backend),

@@ -480,3 +480,109 @@ pub fn pixel_attacks(names: &[&str], eps: f32, alpha: f32, steps: usize, mu: f32
         })
         .collect()
 }
+
+/// One detector on labelled images before any search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorQuality {
+    /// `None` unless the images hold both real and fake ones.
+    pub auc: Option<f64>,
+    /// Share of images on the right side of P(fake) = 0.5.
+    pub accuracy: f64,
+    /// Share of the fakes still called fake after inversion: below it the search has little
+    /// to remove.
+    pub detected_reconstructed_fakes: f64,
+    /// P(fake) of each image, in the order given.
+    pub p_fake: Vec<f32>,
+}
+
+/// How a zoo does on labelled images before any search: each detector's AUC, accuracy and
+/// detection of reconstructed fakes, and the inversion's quality (the zoo card's numbers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZooScores {
+    pub images: usize,
+    pub fakes: usize,
+    pub reconstruction_psnr_db: f64,
+    pub reconstruction_ssim: Option<f64>,
+    /// With the zoo's LPIPS, when it has one.
+    pub reconstruction_lpips: Option<f64>,
+    pub detectors: BTreeMap<String, DetectorQuality>,
+    /// Per forgery kind, per detector: the share of that kind's fakes called fake.
+    pub by_kind: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+impl ZooScores {
+    /// Scores `images`, each with its forgery kind (`None`: real; `"fake"` when the kind is
+    /// not known).
+    pub async fn measure(zoo: &Zoo, images: impl IntoIterator<Item = (RgbaImage, Option<String>)>, device: &Device) -> Result<Self> {
+        let n = zoo.detectors.len();
+        let (mut labels, mut kinds, mut raw, mut rec) = (Vec::new(), Vec::new(), vec![Vec::new(); n], vec![Vec::new(); n]);
+        let mut quality = Vec::new();
+        for (image, kind) in images {
+            let fake = kind.is_some();
+            kinds.push(kind);
+            let x = image.to_tensor(zoo.encoder_size, device);
+            let inversion = zoo.invert(&image, device);
+            quality.push(zoo.quality(x.clone(), inversion.reconstruction.clone()).await?);
+            let (r, c) = (zoo.score_all(x).await?, zoo.score_all(inversion.reconstruction).await?);
+            for d in 0..n {
+                raw[d].push(r[d]);
+                if fake {
+                    rec[d].push(c[d]);
+                }
+            }
+            labels.push(fake);
+        }
+        let fakes = labels.iter().filter(|f| **f).count();
+        let share = |hits: usize, of: usize| if of == 0 { 0.0 } else { hits as f64 / of as f64 };
+        let detectors = zoo
+            .detectors
+            .iter()
+            .enumerate()
+            .map(|(d, (name, _))| {
+                let right = raw[d].iter().zip(&labels).filter(|(p, l)| (**p >= 0.5) == **l).count();
+                let detected = rec[d].iter().filter(|p| **p >= 0.5).count();
+                let q = DetectorQuality { auc: auroc(&raw[d], &labels), accuracy: share(right, labels.len()), detected_reconstructed_fakes: share(detected, fakes), p_fake: raw[d].clone() };
+                (name.clone(), q)
+            })
+            .collect();
+        let mut by_kind: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for kind in kinds.iter().flatten().collect::<std::collections::BTreeSet<_>>() {
+            let of_kind: Vec<usize> = kinds.iter().enumerate().filter(|(_, k)| k.as_ref() == Some(kind)).map(|(i, _)| i).collect();
+            let rates = zoo.detectors.iter().enumerate().map(|(d, (name, _))| (name.clone(), share(of_kind.iter().filter(|&&i| raw[d][i] >= 0.5).count(), of_kind.len())));
+            by_kind.insert(kind.clone(), rates.collect());
+        }
+        Ok(Self {
+            by_kind,
+            images: labels.len(),
+            fakes,
+            reconstruction_psnr_db: mean(quality.iter().map(|q| q.psnr_db)).unwrap_or(f64::NAN),
+            reconstruction_ssim: mean(quality.iter().filter_map(|q| q.ssim)),
+            reconstruction_lpips: mean(quality.iter().filter_map(|q| q.lpips)),
+            detectors,
+        })
+    }
+
+    /// The two tables of the zoo card: detectors, and the inversion.
+    pub fn tables(&self) -> Vec<Table> {
+        let detectors = Table {
+            name: "Detectors before the search".into(),
+            caption: format!("{} images ({} fake). AUC and accuracy on the images; detected: share of the fakes still called fake (P ≥ 0.5) after inversion.", self.images, self.fakes),
+            header: ["detector", "AUC", "accuracy %", "detected after inversion %"].map(String::from).to_vec(),
+            rows: self.detectors.iter().map(|(n, d)| vec![n.clone(), cell(d.auc, 3), format!("{:.1}", 100.0 * d.accuracy), format!("{:.1}", 100.0 * d.detected_reconstructed_fakes)]).collect(),
+        };
+        let inversion = Table {
+            name: "Inversion".into(),
+            caption: "Reconstruction against the input, mean over the images (LPIPS with the zoo's perceptual network, when it has one).".into(),
+            header: ["PSNR dB", "SSIM", "LPIPS"].map(String::from).to_vec(),
+            rows: vec![vec![format!("{:.2}", self.reconstruction_psnr_db), cell(self.reconstruction_ssim, 4), cell(self.reconstruction_lpips, 4)]],
+        };
+        let names: Vec<&String> = self.detectors.keys().collect();
+        let by_kind = Table {
+            name: "Detection by forgery kind".into(),
+            caption: "Share of each kind's fakes called fake (P ≥ 0.5), %.".into(),
+            header: std::iter::once("kind".to_string()).chain(names.iter().map(|n| n.to_string())).collect(),
+            rows: self.by_kind.iter().map(|(kind, rates)| std::iter::once(kind.clone()).chain(names.iter().map(|n| rates.get(*n).map_or("–".into(), |r| format!("{:.1}", 100.0 * r)))).collect()).collect(),
+        };
+        vec![detectors, by_kind, inversion]
+    }
+}

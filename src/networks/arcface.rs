@@ -66,7 +66,7 @@ impl ArcFace {
         let body = self.backbone.forward_taps(x, &[last]).remove(0);
         let [b, c, h, w] = body.dims();
         let x = self.output_bn.forward(body).reshape([b, c * h * w]);
-        let x = self.output_bn1d.forward_1d(self.output_linear.forward(x));
+        let x = self.output_bn1d.forward(self.output_linear.forward(x));
         let norm = x.clone().square().sum_dim(1).sqrt();
         x / norm
     }

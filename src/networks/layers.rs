@@ -1,8 +1,8 @@
 //! PyTorch's plain layers with their state-dict names (`weight`, `bias`, `running_mean`, …),
 //! shared by the encoder, the detectors and the metric networks.
 
-use burn::module::{Module, Param};
-use burn::tensor::module::conv2d;
+use burn::module::{Flag, Module, ModuleMapper, Param, RunningState};
+use burn::tensor::module::{batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 
@@ -77,44 +77,66 @@ impl Conv2d {
     }
 }
 
-/// `nn.BatchNorm2d` / `nn.BatchNorm1d` at inference, with running statistics.
+/// `nn.BatchNorm2d` / `nn.BatchNorm1d`. At inference (always, unless training switched the
+/// layer on with [`BatchNorm::set_training`]) it normalises with the running statistics; in
+/// training, on an autodiff device, with the batch's own and updates the running averages
+/// (momentum 0.1, as PyTorch), which are written back under `running_mean` / `running_var`.
 #[derive(Module, Debug)]
 pub struct BatchNorm {
     pub weight: Param<Tensor<1>>,
     pub bias: Param<Tensor<1>>,
-    pub running_mean: Tensor<1>,
-    pub running_var: Tensor<1>,
+    pub running_mean: RunningState<Tensor<1>>,
+    pub running_var: RunningState<Tensor<1>>,
+    pub training: Param<Flag>,
     pub eps: f64,
 }
 
 impl BatchNorm {
+    const MOMENTUM: f64 = 0.1;
+
     pub fn new(vb: &VarBuilder, channels: usize, eps: f64) -> Self {
         Self {
             weight: vb.param("weight", [channels], Init::Ones),
             bias: vb.param("bias", [channels], Init::Zeros),
-            running_mean: vb.buffer("running_mean", [channels], Init::Zeros),
-            running_var: vb.buffer("running_var", [channels], Init::Ones),
+            running_mean: vb.running("running_mean", [channels], Init::Zeros),
+            running_var: vb.running("running_var", [channels], Init::Ones),
+            training: Param::from_bool(false),
             eps,
         }
     }
 
-    /// Folds the statistics into one scale and shift per channel.
-    fn scale_shift(&self) -> (Tensor<1>, Tensor<1>) {
-        let scale = self.weight.val() / (self.running_var.clone() + self.eps).sqrt();
-        let shift = self.bias.val() - self.running_mean.clone() * scale.clone();
-        (scale, shift)
+    /// Switches every BatchNorm in `module` to batch statistics (`true`) or back.
+    pub fn set_training<M: Module>(module: M, on: bool) -> M {
+        struct Switch(bool);
+        impl ModuleMapper for Switch {
+            fn map_flag(&mut self, flag: Param<Flag>) -> Param<Flag> {
+                flag.with_value(self.0)
+            }
+        }
+        module.map(&mut Switch(on))
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let c = self.weight.dims()[0];
-        let (scale, shift) = self.scale_shift();
-        x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+    /// `[B, C, …]` in, the same shape out.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if self.training.is_enabled() && x.device().is_autodiff() {
+            return self.forward_batch_statistics(x);
+        }
+        let mut shape = [1; D];
+        shape[1] = self.weight.dims()[0];
+        // The statistics folded into one scale and shift per channel.
+        let scale = self.weight.val() / (self.running_var.value() + self.eps).sqrt();
+        let shift = self.bias.val() - self.running_mean.value() * scale.clone();
+        x * scale.reshape(shape) + shift.reshape(shape)
     }
 
-    pub fn forward_1d(&self, x: Tensor<2>) -> Tensor<2> {
-        let c = self.weight.dims()[0];
-        let (scale, shift) = self.scale_shift();
-        x * scale.reshape([1, c]) + shift.reshape([1, c])
+    fn forward_batch_statistics<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let out = batch_norm_train(x, self.weight.val(), self.bias.val(), self.eps);
+        let m = Self::MOMENTUM;
+        let mean = self.running_mean.value_sync() * (1.0 - m) + out.mean.detach() * m;
+        let var = self.running_var.value_sync() * (1.0 - m) + out.variance.detach() * m;
+        self.running_mean.update(mean.detach());
+        self.running_var.update(var.detach());
+        out.output
     }
 }
 

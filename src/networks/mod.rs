@@ -7,6 +7,7 @@ pub mod efficientnet;
 pub mod irse;
 pub mod layers;
 pub mod lpips;
+pub mod resnet;
 pub mod stylegan2;
 pub mod xception;
 
@@ -18,6 +19,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use efficientnet::EfficientNet;
+use resnet::Resnet;
 use xception::Xception;
 
 /// How a detector expects its input, given images in [-1, 1].
@@ -49,6 +51,7 @@ impl Normalization {
 pub enum DetectorNet {
     Xception(Xception),
     EfficientNet(EfficientNet),
+    Resnet(Resnet),
 }
 
 /// A forgery detector with its input convention: logits `[B, 2]`, P(fake) = softmax[:, 1].
@@ -90,6 +93,7 @@ impl Detector {
         match &self.net {
             DetectorNet::Xception(net) => net.stage_count(),
             DetectorNet::EfficientNet(net) => net.stage_count(),
+            DetectorNet::Resnet(net) => net.stage_count(),
         }
     }
 
@@ -98,6 +102,7 @@ impl Detector {
         match &self.net {
             DetectorNet::Xception(net) => net.stage_names(),
             DetectorNet::EfficientNet(net) => net.stage_names(),
+            DetectorNet::Resnet(net) => net.stage_names(),
         }
     }
 
@@ -114,6 +119,7 @@ impl Detector {
         match &self.net {
             DetectorNet::Xception(net) => net.stage(index, x),
             DetectorNet::EfficientNet(net) => net.stage(index, x),
+            DetectorNet::Resnet(net) => net.stage(index, x),
         }
     }
 
@@ -131,6 +137,7 @@ impl Detector {
         match &self.net {
             DetectorNet::Xception(net) => net.head(features),
             DetectorNet::EfficientNet(net) => net.head(features),
+            DetectorNet::Resnet(net) => net.head(features),
         }
     }
 

@@ -35,6 +35,18 @@ impl ForgeryKind {
         ForgeryKind::BlurMismatch,
         ForgeryKind::ColourShift,
     ];
+
+    /// The snake-case name `samples.json` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForgeryKind::FaceSwap => "face_swap",
+            ForgeryKind::AsymmetricEyes => "asymmetric_eyes",
+            ForgeryKind::IrregularBrows => "irregular_brows",
+            ForgeryKind::GanArtifacts => "gan_artifacts",
+            ForgeryKind::BlurMismatch => "blur_mismatch",
+            ForgeryKind::ColourShift => "colour_shift",
+        }
+    }
 }
 
 /// Per-pixel soft weight over the image: `f(face point)` sampled at every pixel.

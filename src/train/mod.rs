@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::synth::{Label, Sample, Split};
 use crate::weights::{HostTensor, TensorFile, WeightSource};
 use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
+use crate::networks::layers::BatchNorm;
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::zoo::{build_detector, NetworkEntry};
 
@@ -23,17 +24,33 @@ pub struct DetectorTraining {
     pub learning_rate: f64,
     /// Seeds the initial weights; the images are the train split in order.
     pub seed: u64,
-    /// The first train-split index used (so runs can continue where one stopped).
+    /// The first forged face used (its pair index: train image 2·i + 1 and its pristine capture).
     pub first_index: u64,
+    /// Share of each batch shown as its reconstruction through the inverter (when one is
+    /// given): the search works on reconstructions, so the detectors must see forgeries there.
+    pub reconstructed_share: f32,
+    /// Weight of the location loss: the head's logits at each position of the last feature
+    /// map against the ground-truth mask there (fake where any pixel of the cell was altered).
+    /// The synthetic world knows where each forgery is; this tells the detector too.
+    pub location_weight: f32,
+    /// `None`: every step shows new faces (the world is endless). `Some(n)`: epochs over the
+    /// first `n` pairs, as with a fixed data set.
+    pub distinct_pairs: Option<u64>,
 }
 
 impl DetectorTraining {
     pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 || self.batch == 0 {
-            return Err(Error::config("training needs at least one step and a batch of at least one image"));
+        if self.steps == 0 || self.batch < 2 || self.batch % 2 != 0 {
+            return Err(Error::config(format!("detector training needs at least one step and an even batch (real and forged faces in pairs), got batch {}", self.batch)));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(Error::config(format!("learning rate must be positive, got {}", self.learning_rate)));
+        }
+        if self.distinct_pairs == Some(0) {
+            return Err(Error::config("a fixed training set needs at least one pair"));
+        }
+        if !(0.0..=1.0).contains(&self.reconstructed_share) {
+            return Err(Error::config(format!("the reconstructed share must be in [0, 1], got {}", self.reconstructed_share)));
         }
         Ok(())
     }
@@ -46,6 +63,66 @@ pub struct TrainStep {
     pub loss: f32,
     /// Share of the batch classified right before the update.
     pub accuracy: f32,
+}
+
+/// Where a run continues: the step to start from and the weights saved after the step before.
+/// The Adam moments start afresh, so a resumed run is close to, not bit-identical with, an
+/// uninterrupted one; the images and the learning-rate schedule continue exactly.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    pub step: usize,
+    pub weights: TensorFile,
+}
+
+/// Hands the weights as they are now to a step callback that wants to save a checkpoint.
+pub type Snapshot<'a> = &'a dyn Fn() -> Result<TensorFile>;
+
+/// The learning rate at `step` of `steps`: linear warm-up over the first 5 %, then a cosine
+/// decay to 5 % of `base` (a constant rate left the detectors oscillating near the end).
+pub fn learning_rate(base: f64, step: usize, steps: usize) -> f64 {
+    let warmup = (steps / 20).max(1);
+    if step < warmup {
+        return base * (step + 1) as f64 / warmup as f64;
+    }
+    let t = (step - warmup) as f64 / (steps - warmup).max(1) as f64;
+    base * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+}
+
+/// Generator + encoder at inference, for showing detectors reconstructions while they train.
+#[derive(Debug)]
+pub struct Reconstructor {
+    generator: Generator,
+    encoder: Encoder4Editing,
+}
+
+impl Reconstructor {
+    pub fn new(generator: (&GeneratorConfig, TensorFile), encoder: (&EncoderConfig, TensorFile)) -> Result<Self> {
+        let device = Device::flex();
+        let (gs, es) = (WeightSource::checkpoint(generator.1, "generator"), WeightSource::checkpoint(encoder.1, "encoder"));
+        let (g, e) = (Generator::new(&gs.root(&device), generator.0)?, Encoder4Editing::new(&es.root(&device), encoder.0)?);
+        gs.finish()?;
+        es.finish()?;
+        Ok(Self { generator: g, encoder: e })
+    }
+
+    /// Reconstructions of `[B, 3, S, S]` images in [-1, 1], on `device`.
+    fn reconstruct(&self, x: Tensor<4>, device: &Device) -> Tensor<4> {
+        let host = Tensor::<4>::from_data(x.into_data(), &Device::flex());
+        let y = self.generator.synthesize(self.encoder.forward(host));
+        Tensor::from_data(y.into_data(), device)
+    }
+}
+
+/// The generator and encoder in one file, under `decoder.` and `encoder.` as in e4e's
+/// checkpoints (how the inverter's training checkpoints are kept).
+pub fn join_inverter(generator: &TensorFile, encoder: &TensorFile) -> TensorFile {
+    let prefixed = |p: &str, f: &TensorFile| f.tensors.iter().map(|(k, t)| (format!("{p}{k}"), t.clone())).collect::<Vec<_>>();
+    TensorFile { tensors: prefixed("decoder.", generator).into_iter().chain(prefixed("encoder.", encoder)).collect() }
+}
+
+/// The two halves of [`join_inverter`].
+pub fn split_inverter(file: TensorFile) -> (TensorFile, TensorFile) {
+    (file.clone().select_prefix("decoder."), file.select_prefix("encoder."))
 }
 
 /// Settings of the generator + encoder training (an autoencoder through W+; no discriminator).
@@ -75,8 +152,16 @@ pub struct InverterStep {
 /// Trains the StyleGAN2 synthesis (with mapping) and the e4e encoder together to reconstruct the
 /// synthetic world, real and fake images alike, so that reconstructions keep the forgeries'
 /// traces. Losses: pixel MSE, MSE at 2× and 4× coarser scales (so the coarse layout is learnt
-/// before detail), and the delta regulariser. Returns both networks' weights by key.
-pub fn train_inverter(generator: &GeneratorConfig, encoder: &EncoderConfig, config: &InverterTraining, mut on_step: impl FnMut(&InverterStep)) -> Result<(TensorFile, TensorFile)> {
+/// before detail), and the delta regulariser. The encoder's BatchNorms use batch statistics.
+/// `resume` holds a [`join_inverter`] file; `on_step` may save the snapshot it is handed.
+/// Returns both networks' weights by key.
+pub fn train_inverter(
+    generator: &GeneratorConfig,
+    encoder: &EncoderConfig,
+    config: &InverterTraining,
+    resume: Option<Resume>,
+    mut on_step: impl FnMut(&InverterStep, Snapshot) -> Result<()>,
+) -> Result<(TensorFile, TensorFile)> {
     use burn::tensor::module::avg_pool2d;
     use burn::tensor::ops::AvgPoolOptions;
     if config.steps == 0 || config.batch == 0 || !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
@@ -86,14 +171,20 @@ pub fn train_inverter(generator: &GeneratorConfig, encoder: &EncoderConfig, conf
         return Err(Error::config("the encoder must take the generator's image size and produce its W+ rows"));
     }
     let device = Device::flex().autodiff();
-    let (gs, es) = (WeightSource::seeded(config.seed), WeightSource::seeded(config.seed ^ 0xE4E));
+    let (start, (gs, es)) = match resume {
+        Some(r) => {
+            let (g, e) = split_inverter(r.weights);
+            (r.step, (WeightSource::checkpoint(g, "generator checkpoint"), WeightSource::checkpoint(e, "encoder checkpoint")))
+        }
+        None => (0, (WeightSource::seeded(config.seed), WeightSource::seeded(config.seed ^ 0xE4E))),
+    };
     let mut synthesis = Generator::new(&gs.root(&device), generator)?;
-    let mut enc = Encoder4Editing::new(&es.root(&device), encoder)?;
+    let mut enc = BatchNorm::set_training(Encoder4Editing::new(&es.root(&device), encoder)?, true);
     let (gkeys, ekeys) = (gs.param_keys(), es.param_keys());
     let (gbound, ebound) = (gs.finish()?, es.finish()?);
     let (mut gopt, mut eopt) = (AdamConfig::new().with_beta_2(0.99).init(), AdamConfig::new().with_beta_2(0.99).init());
     let size = generator.size;
-    for step in 0..config.steps {
+    for step in start..config.steps {
         let (x, _) = synth_batch(config.first_index + (step * config.batch) as u64, config.batch, size, &device);
         let w = enc.forward(x.clone());
         let y = synthesis.synthesize(w.clone());
@@ -109,11 +200,48 @@ pub fn train_inverter(generator: &GeneratorConfig, encoder: &EncoderConfig, conf
         let values = [host_vec(pixel.without_autodiff())?[0], host_vec(multiscale.without_autodiff())?[0], host_vec(delta.without_autodiff())?[0]];
         let mut grads = loss.backward();
         let (ge, gg) = (GradientsParams::from_module(&mut grads, &enc), GradientsParams::from_module(&mut grads, &synthesis));
-        enc = eopt.step(config.learning_rate, enc, ge);
-        synthesis = gopt.step(config.learning_rate, synthesis, gg);
-        on_step(&InverterStep { step, pixel: values[0], multiscale: values[1], delta: values[2] });
+        let lr = learning_rate(config.learning_rate, step, config.steps);
+        enc = eopt.step(lr, enc, ge);
+        synthesis = gopt.step(lr, synthesis, gg);
+        let snapshot = || Ok(join_inverter(&export_params(&synthesis, gbound.clone(), &gkeys)?, &export_params(&enc, ebound.clone(), &ekeys)?));
+        on_step(&InverterStep { step, pixel: values[0], multiscale: values[1], delta: values[2] }, &snapshot)?;
     }
     Ok((export_params(&synthesis, gbound, &gkeys)?, export_params(&enc, ebound, &ekeys)?))
+}
+
+/// A detector's batch: the forged train-split faces of `pairs` (pair i is train image 2·i + 1),
+/// each beside its pristine capture (labels 0, 1, 0, 1, …). Real and fake then differ only in the
+/// forgery, as FaceForensics' videos do, so a detector cannot separate them by identity.
+/// Also returns each image's altered-pixel mask (all false for the pristine ones).
+pub fn paired_batch(pairs: &[u64], size: usize, device: &Device) -> (Tensor<4>, Vec<usize>, Vec<Vec<bool>>) {
+    let mut planar = Vec::with_capacity(pairs.len() * 2 * 3 * size * size);
+    let mut masks = Vec::with_capacity(pairs.len() * 2);
+    for &pair in pairs {
+        // Odd train indices are the forgeries.
+        let s = Sample::generate(Split::Train, 2 * pair + 1, size);
+        planar.extend(s.pristine.to_planar());
+        planar.extend(s.image.to_planar());
+        masks.push(vec![false; size * size]);
+        masks.push(s.mask.iter().map(|m| *m != 0).collect());
+    }
+    let n = pairs.len() * 2;
+    (Tensor::from_data(TensorData::new(planar, [n, 3, size, size]), device), (0..n).map(|i| i % 2).collect(), masks)
+}
+
+/// Cross-entropy of `[N, 2]` logits against 0 (real) / 1 (fake) targets, averaged.
+fn cross_entropy(logits: Tensor<2>, fake: &[bool]) -> Tensor<1> {
+    let n = fake.len();
+    let one_hot: Vec<f32> = fake.iter().flat_map(|&f| [(!f) as u8 as f32, f as u8 as f32]).collect();
+    let target = Tensor::<2>::from_data(TensorData::new(one_hot, [n, 2]), &logits.device());
+    (burn::tensor::activation::log_softmax(logits, 1) * target).sum().neg() / n as f32
+}
+
+/// The head applied at every position of the last feature map: `[B·h·w, 2]` logits whose mean
+/// over positions is the image's logits (every head here is pointwise, a global mean, then
+/// linear), so supervising them tells the detector where a forgery is without new weights.
+fn positional_logits(detector: &crate::networks::Detector, features: Tensor<4>) -> Tensor<2> {
+    let [b, c, h, w] = features.dims();
+    detector.head(features.permute([0, 2, 3, 1]).reshape([b * h * w, c, 1, 1]))
 }
 
 /// A batch of the synthetic world at `size` px: images in [-1, 1] and 0 (real) / 1 (fake).
@@ -128,30 +256,54 @@ pub fn synth_batch(first: u64, batch: usize, size: usize, device: &Device) -> (T
     (Tensor::from_data(TensorData::new(planar, [batch, 3, size, size]), device), labels)
 }
 
-/// Trains the detector `entry` describes from seeded weights on the synthetic train split and
-/// returns its weights by key. `on_step` sees every step.
-pub fn train_detector(entry: &NetworkEntry, config: &DetectorTraining, mut on_step: impl FnMut(&TrainStep)) -> Result<TensorFile> {
+/// Trains the detector `entry` describes on the synthetic train split (cross-entropy, Adam, the
+/// [`learning_rate`] schedule, BatchNorm on batch statistics) and returns its weights by key.
+/// With a `reconstructor`, the share of each batch `config` asks for is shown reconstructed.
+/// `resume` continues a run; `on_step` sees every step and may save the snapshot it is handed.
+pub fn train_detector(
+    entry: &NetworkEntry,
+    config: &DetectorTraining,
+    resume: Option<Resume>,
+    reconstructor: Option<&Reconstructor>,
+    mut on_step: impl FnMut(&TrainStep, Snapshot) -> Result<()>,
+) -> Result<TensorFile> {
     config.validate()?;
     let device = Device::flex().autodiff();
-    let source = WeightSource::seeded(config.seed);
-    let mut model = build_detector(entry, &source.root(&device))?;
+    let (start, source) = match resume {
+        Some(r) => (r.step, WeightSource::checkpoint(r.weights, format!("{} checkpoint", entry.name))),
+        None => (0, WeightSource::seeded(config.seed)),
+    };
+    let mut model = BatchNorm::set_training(build_detector(entry, &source.root(&device))?, true);
     let keys = source.param_keys();
     let bound = source.finish()?;
     let mut optim = AdamConfig::new().init();
     let size = entry.input_size;
-    for step in 0..config.steps {
-        let (x, labels) = synth_batch(config.first_index + (step * config.batch) as u64, config.batch, size, &device);
-        let logits = model.logits(x);
-        let one_hot: Vec<f32> = labels.iter().flat_map(|&l| [(l == 0) as u8 as f32, (l == 1) as u8 as f32]).collect();
-        let target = Tensor::<2>::from_data(TensorData::new(one_hot, [config.batch, 2]), &device);
-        let log_p = burn::tensor::activation::log_softmax(logits.clone(), 1);
-        let loss = (log_p * target).sum().neg() / config.batch as f32;
+    // The images at the end of each batch are the reconstructed ones.
+    let reconstructed = reconstructor.map_or(0, |_| (config.batch as f32 * config.reconstructed_share).round() as usize);
+    for step in start..config.steps {
+        let pairs: Vec<u64> = (0..config.batch / 2).map(|p| (step * config.batch / 2 + p) as u64).map(|i| config.first_index + config.distinct_pairs.map_or(i, |n| i % n)).collect();
+        let (mut x, labels, masks) = paired_batch(&pairs, size, &device);
+        if let (Some(r), true) = (reconstructor, reconstructed > 0) {
+            let keep = config.batch - reconstructed;
+            let rec = r.reconstruct(x.clone().narrow(0, keep, reconstructed), &device);
+            x = if keep == 0 { rec } else { Tensor::cat(vec![x.narrow(0, 0, keep), rec], 0) };
+        }
+        let features = model.features(x);
+        let logits = model.head(features.clone());
+        let fake: Vec<bool> = labels.iter().map(|l| *l == 1).collect();
+        let mut loss = cross_entropy(logits.clone(), &fake);
+        if config.location_weight > 0.0 {
+            let [_, _, h, _] = features.dims();
+            let cells: Vec<bool> = masks.iter().flat_map(|m| crate::metrics::downsample_mask(m, size, h)).collect();
+            loss = loss + cross_entropy(positional_logits(&model, features), &cells) * config.location_weight;
+        }
         let predicted = host_vec(logits.clone().without_autodiff())?;
         let right = labels.iter().enumerate().filter(|(i, l)| (predicted[i * 2 + 1] > predicted[i * 2]) == (**l == 1)).count();
         let loss_value = host_vec(loss.clone().without_autodiff())?[0];
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(config.learning_rate, model, grads);
-        on_step(&TrainStep { step, loss: loss_value, accuracy: right as f32 / config.batch as f32 });
+        model = optim.step(learning_rate(config.learning_rate, step, config.steps), model, grads);
+        let snapshot = || export_params(&model, bound.clone(), &keys);
+        on_step(&TrainStep { step, loss: loss_value, accuracy: right as f32 / config.batch as f32 }, &snapshot)?;
     }
     export_params(&model, bound, &keys)
 }
@@ -161,8 +313,8 @@ fn host_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
 }
 
-/// The checkpoint a builder bound, with every trainable parameter replaced by its value in
-/// `module` (matched by parameter id, written under its original key).
+/// The checkpoint a builder bound, with every trainable parameter and running statistic replaced
+/// by its value in `module` (matched by parameter id, written under its original key).
 pub fn export_params<M: Module>(module: &M, mut bound: TensorFile, keys: &BTreeMap<ParamId, String>) -> Result<TensorFile> {
     struct Collect<'a> {
         keys: &'a BTreeMap<ParamId, String>,
@@ -183,39 +335,19 @@ pub fn export_params<M: Module>(module: &M, mut bound: TensorFile, keys: &BTreeM
         }
     }
     let mut visitor = Collect { keys, out: &mut bound, problems: Vec::new() };
-    module.visit(&mut visitor);
+    // `valid` folds the running statistics a training forward left pending into their values.
+    module.valid().visit(&mut visitor);
     if visitor.problems.is_empty() { Ok(bound) } else { Err(Error::Backend(visitor.problems.join("; "))) }
 }
 
-/// Reconstruction PSNR and, per detector, the AUC on raw test images and the share of fakes
-/// still detected after inversion.
-pub fn test_scores(zoo: &crate::zoo::Zoo, size: usize, count: u64, device: &Device) -> Result<serde_json::Value> {
-    let mut labels = Vec::new();
-    let mut raw: Vec<Vec<f32>> = vec![Vec::new(); zoo.detectors.len()];
-    let mut recon: Vec<Vec<f32>> = vec![Vec::new(); zoo.detectors.len()];
-    let mut psnr = Vec::new();
-    for index in 0..count {
-        let s = Sample::generate(Split::Test, index, size);
-        let fake = s.label != Label::Real;
-        labels.push(fake);
-        let x = s.image.to_tensor(size, device);
-        let inv = zoo.invert(&s.image, device);
-        let a = crate::metrics::to_unit_range(&s.image.to_planar());
-        let b = crate::metrics::to_unit_range(&crate::block_on(crate::pipeline::read_planar(inv.reconstruction.clone()))?.remove(0));
-        psnr.push(crate::metrics::psnr(&a, &b, 1.0));
-        let (r, c) = (crate::block_on(zoo.score_all(x))?, crate::block_on(zoo.score_all(inv.reconstruction))?);
-        for d in 0..zoo.detectors.len() {
-            raw[d].push(r[d]);
-            if fake {
-                recon[d].push(c[d]);
-            }
-        }
-    }
-    let mut detectors = serde_json::Map::new();
-    for (d, (name, _)) in zoo.detectors.iter().enumerate() {
-        let detected = recon[d].iter().filter(|p| **p >= 0.5).count() as f64 / recon[d].len().max(1) as f64;
-        let accuracy = raw[d].iter().zip(&labels).filter(|(p, l)| (**p >= 0.5) == **l).count() as f64 / labels.len() as f64;
-        detectors.insert(name.clone(), serde_json::json!({ "auc": crate::metrics::auroc(&raw[d], &labels), "accuracy": accuracy, "detected_reconstructed_fakes": detected }));
-    }
-    Ok(serde_json::json!({ "images": count, "reconstruction_psnr_db": psnr.iter().sum::<f64>() / psnr.len() as f64, "detectors": detectors }))
+/// The zoo's scores on the first `count` test-split images (see [`crate::eval::ZooScores`]).
+pub fn test_scores(zoo: &crate::zoo::Zoo, size: usize, count: u64, device: &Device) -> Result<crate::eval::ZooScores> {
+    let samples = (0..count).map(|i| Sample::generate(Split::Test, i, size)).map(|s| {
+        let kind = match s.label {
+            Label::Real => None,
+            Label::Fake(kind) => Some(kind.name().to_string()),
+        };
+        (s.image, kind)
+    });
+    crate::block_on(crate::eval::ZooScores::measure(zoo, samples, device))
 }

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt::Display;
 
-use burn::module::{Param, ParamId};
+use burn::module::{Param, ParamId, RunningState};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::{HostTensor, TensorFile};
@@ -235,6 +235,15 @@ impl<'a> VarBuilder<'a> {
     /// A registered buffer (BatchNorm statistics, noise maps): stored, never trained.
     pub fn buffer<const D: usize>(&self, name: &str, shape: [usize; D], init: Init) -> Tensor<D> {
         self.tensor(self.host(name, &shape, &init))
+    }
+
+    /// A buffer that training updates (BatchNorm's running statistics): read like a buffer,
+    /// and remembered by key like a parameter so that training writes it back.
+    pub fn running<const D: usize>(&self, name: &str, shape: [usize; D], init: Init) -> RunningState<Tensor<D>> {
+        let id = ParamId::new();
+        let state = RunningState::with_id(id, self.buffer(name, shape, init));
+        self.source.state.borrow_mut().params.insert(id, self.key(name));
+        state
     }
 
     /// A buffer whose value is fixed by the architecture (FIR kernels). It is regenerated;

@@ -153,7 +153,7 @@ test('results download as PNG, JSON and one ZIP; sliders redraw', async () => {
     for (const name of ['counterfactual.png', 'residual.png', 'cam-after.png', 'report.json']) assert.ok(zipFile.bytes.includes(Buffer.from(name)), `${name} missing from the ZIP`);
     const json = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
     assert.equal(json.result.detector, await page.inputValue('#detector'));
-    assert.equal(json.result.scores.length, 2);
+    assert.equal(json.result.scores.length, 3, "every detector is scored");
     const png = await download('#download-png');
     assert.ok(png.bytes.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47])));
     assert.equal(await page.$$eval('#thumbnails canvas', (c) => c.length) >= 1, true, 'intermediate thumbnails');

@@ -33,9 +33,9 @@ test('WebGPU: the page loads clean, runs on WebGPU and moves P(fake) toward real
     }
     // Every detector of the zoo is scored; the victim is the one picked.
     const detectors = await page.$$eval('#detector option', (o) => o.map((x) => x.value));
-    assert.deepEqual(detectors, ['xception', 'efficientnet']);
+    assert.deepEqual(detectors, ['xception', 'efficientnet', 'resnet']);
     const rows = await page.$$eval('#scores tbody tr', (tr) => tr.map((r) => r.textContent));
-    assert.equal(rows.length, 2, rows.join(' / '));
+    assert.equal(rows.length, 3, rows.join(' / '));
     assert.match(rows[0], /^xception \(victim\)/);
     assert.match(await page.textContent('#summary'), /ms per step on webgpu/);
     assert.match(await page.textContent('#summary'), /PSNR \d+\.\d dB, TV /);
@@ -58,7 +58,7 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
       const files = new Map();
       for (const n of JSON.parse(manifest).networks) files.set(n.file, new Uint8Array(await (await fetch('/models/' + n.file)).arrayBuffer()));
       const img = new Image();
-      img.src = '/samples/photo-face.png';
+      img.src = '/samples/synth-fake-1.png';
       await img.decode();
       const c = new OffscreenCanvas(img.naturalWidth, img.naturalHeight);
       c.getContext('2d').drawImage(img, 0, 0);

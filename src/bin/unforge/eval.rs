@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use unforge::error::{Error, Result};
-use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, GroundTruth, Record};
+use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, GroundTruth, Record, Table, ZooScores};
 use unforge::image::RgbaImage;
 
 use super::{load_zoo, mkdir, read_image, write, SearchArgs};
@@ -35,10 +35,25 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+/// `labels.json` of `data`, when it has one: image name → fake.
+fn read_labels(data: &Path) -> Result<Option<BTreeMap<String, bool>>> {
+    let labels_path = data.join("labels.json");
+    if !labels_path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&labels_path).map_err(|e| io_err(&labels_path, e))?;
+    let labels: BTreeMap<String, String> =
+        serde_json::from_str(&text).map_err(|e| Error::config(format!("{}: {e} (expected {{\"name.png\": \"fake\" | \"real\"}})", labels_path.display())))?;
+    if let Some((name, label)) = labels.iter().find(|(_, l)| *l != "fake" && *l != "real") {
+        return Err(Error::config(format!("{}: `{name}` is labelled `{label}`, not fake or real", labels_path.display())));
+    }
+    Ok(Some(labels.into_iter().map(|(name, label)| (name, label == "fake")).collect()))
 }
 
 /// The PNGs of `data` (sorted), restricted to the fakes when labels.json says which they are.
@@ -49,15 +64,8 @@ fn list_images(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
         .filter(|p| p.extension().and_then(|x| x.to_str()).is_some_and(|x| x.eq_ignore_ascii_case("png")))
         .collect();
     images.sort();
-    let labels_path = data.join("labels.json");
-    if labels_path.exists() {
-        let text = std::fs::read_to_string(&labels_path).map_err(|e| io_err(&labels_path, e))?;
-        let labels: BTreeMap<String, String> =
-            serde_json::from_str(&text).map_err(|e| Error::config(format!("{}: {e} (expected {{\"name.png\": \"fake\" | \"real\"}})", labels_path.display())))?;
-        if let Some((name, label)) = labels.iter().find(|(_, l)| *l != "fake" && *l != "real") {
-            return Err(Error::config(format!("{}: `{name}` is labelled `{label}`, not fake or real", labels_path.display())));
-        }
-        images.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| labels.get(n).map(String::as_str) == Some("fake")));
+    if let Some(labels) = read_labels(data)? {
+        images.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| labels.get(n) == Some(&true)));
     }
     if let Some(n) = limit {
         images.truncate(n);
@@ -66,6 +74,37 @@ fn list_images(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
         return Err(Error::config(format!("{}: no PNG images to attack", data.display())));
     }
     Ok(images)
+}
+
+/// The zoo's scores before any search on every labelled image of `data`, when it has real and
+/// fake ones (kept in `zoo-scores.json`, so a resumed run does not redo them).
+fn zoo_scores(data: &Path, zoo: &unforge::zoo::Zoo, device: &burn::tensor::Device, out: &Path) -> Result<Option<ZooScores>> {
+    let Some(labels) = read_labels(data)? else { return Ok(None) };
+    if !(labels.values().any(|f| *f) && labels.values().any(|f| !*f)) {
+        return Ok(None);
+    }
+    let path = out.join("zoo-scores.json");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(saved) = serde_json::from_str::<ZooScores>(&text)
+        && saved.images == labels.len()
+    {
+        return Ok(Some(saved));
+    }
+    eprintln!("scoring the zoo on {} labelled images", labels.len());
+    // `unforge synth` also says which forgery each fake is.
+    let kinds: BTreeMap<String, String> = std::fs::read_to_string(data.join("samples.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
+        .map(|v| v.iter().filter_map(|s| Some((s["image"].as_str()?.to_string(), s["forgery"].as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    let mut images = Vec::with_capacity(labels.len());
+    for (name, fake) in &labels {
+        let kind = fake.then(|| kinds.get(name).cloned().unwrap_or_else(|| "fake".into()));
+        images.push((read_image(&data.join(name))?, kind));
+    }
+    let scores = unforge::block_on(ZooScores::measure(zoo, images, device))?;
+    write_atomic(&path, serde_json::to_string_pretty(&scores).expect("json").as_bytes())?;
+    Ok(Some(scores))
 }
 
 /// The ground-truth mask of `name`, when DATA has one in `masks/` (as `unforge synth` writes).
@@ -127,6 +166,7 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
 
     mkdir(out)?;
     write_atomic(&out.join("plan.json"), serde_json::to_string_pretty(&experiments).expect("json").as_bytes())?;
+    let zoo_tables = zoo_scores(data, &zoo, &device, out)?.map(|s| s.tables()).unwrap_or_default();
     let record_path = |image: &Path, victim: &str, tag: &str| {
         let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
         out.join("records").join(victim).join(tag).join(format!("{stem}.json"))
@@ -160,20 +200,21 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
                 records.push(record);
                 done += 1;
                 ran += 1;
-                write_tables(out, &records, &detectors, &experiments, plan.id_threshold)?;
+                write_tables(out, &zoo_tables, &records, &detectors, &experiments, plan.id_threshold)?;
             }
         }
     }
     progress(done, total, skipped, started, ran, "done");
     eprintln!();
-    write_tables(out, &records, &detectors, &experiments, plan.id_threshold)?;
+    write_tables(out, &zoo_tables, &records, &detectors, &experiments, plan.id_threshold)?;
     print!("{}", std::fs::read_to_string(out.join("tables.md")).map_err(|e| io_err(out, e))?);
     eprintln!("{ran} runs, {skipped} resumed from {}; tables in {}", out.join("records").display(), out.display());
     Ok(())
 }
 
-fn write_tables(out: &Path, records: &[Record], detectors: &[String], experiments: &[Experiment], id_threshold: f64) -> Result<()> {
-    let tables = tables(records, detectors, experiments, id_threshold);
+/// Writes the zoo's tables, then those of the records.
+fn write_tables(out: &Path, zoo_tables: &[Table], records: &[Record], detectors: &[String], experiments: &[Experiment], id_threshold: f64) -> Result<()> {
+    let tables: Vec<Table> = zoo_tables.iter().cloned().chain(tables(records, detectors, experiments, id_threshold)).collect();
     write_atomic(&out.join("tables.md"), markdown(&tables).as_bytes())?;
     write_atomic(&out.join("tables.json"), serde_json::to_string_pretty(&tables).expect("json").as_bytes())?;
     for t in &tables {

@@ -1,0 +1,234 @@
+//! `unforge train`: the synthetic zoo's recipe. The inverter (generator + encoder) first, then
+//! each detector on raw and reconstructed images, then the test-split scores.
+//!
+//! Every stage saves a checkpoint under `OUT/checkpoints/` (weights plus a JSON with the next
+//! step, the settings and the losses so far) every `--checkpoint-every` steps and when it ends;
+//! `--resume` continues from there, skipping finished stages. A run never overwrites another
+//! run's checkpoints: without `--resume` it refuses an `OUT` that holds some.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use serde_json::{json, Value};
+use unforge::error::{Error, Result};
+use unforge::train::{join_inverter, split_inverter, train_detector, train_inverter, DetectorTraining, InverterTraining, Reconstructor, Resume, Snapshot};
+use unforge::weights::{StoredPrecision, TensorFile};
+use unforge::zoo::{Architecture, Zoo, ZooFiles};
+use unforge::zoo_init::TinyZooSpec;
+
+use crate::eval::write_atomic;
+use crate::{mkdir, write};
+
+/// Test images whose scores `card.json` keeps.
+const CARD_IMAGES: u64 = 20;
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    #[arg(long, default_value = "models-trained")]
+    pub out: PathBuf,
+    /// Image side (the default zoo's architectures at this size).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    #[arg(long, default_value_t = 1500)]
+    pub inverter_steps: usize,
+    #[arg(long, default_value_t = 8)]
+    pub inverter_batch: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    pub inverter_lr: f64,
+    #[arg(long, default_value_t = 600)]
+    pub detector_steps: usize,
+    #[arg(long, default_value_t = 16)]
+    pub detector_batch: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    pub detector_lr: f64,
+    /// Share of each detector batch shown reconstructed by the trained inverter.
+    #[arg(long, default_value_t = 0.5)]
+    pub reconstructed_share: f32,
+    /// Weight of the detectors' location loss (their head at every feature position against
+    /// the ground-truth forgery mask); 0 trains on image labels alone.
+    #[arg(long, default_value_t = 1.0)]
+    pub location_weight: f32,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Test-split images scored at the end.
+    #[arg(long, default_value_t = 200)]
+    pub test_images: u64,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: usize,
+    /// Continue the run whose checkpoints are in `--out`.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// One stage's checkpoint: `NAME.safetensors` (f32) and `NAME.json`.
+struct Checkpoint {
+    dir: PathBuf,
+    name: String,
+    settings: Value,
+    /// Training seconds of this stage in earlier runs, and when this run's began.
+    earlier_seconds: std::cell::Cell<f64>,
+    started: Instant,
+}
+
+impl Checkpoint {
+    fn new(dir: &std::path::Path, name: &str, settings: Value) -> Self {
+        Self { dir: dir.to_path_buf(), name: name.into(), settings, earlier_seconds: Default::default(), started: Instant::now() }
+    }
+
+    fn paths(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join(format!("{}.safetensors", self.name)), self.dir.join(format!("{}.json", self.name)))
+    }
+
+    /// The saved state, if any: (next step, losses so far, weights, training seconds so far).
+    /// Settings must match.
+    fn load(&self) -> Result<Option<(usize, Vec<Value>, TensorFile, f64)>> {
+        let (weights, meta) = self.paths();
+        if !meta.exists() {
+            return Ok(None);
+        }
+        let bad = |reason: String| Error::Io { path: meta.display().to_string(), reason };
+        let text = std::fs::read_to_string(&meta).map_err(|e| bad(e.to_string()))?;
+        let state: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not a checkpoint record: {e}")))?;
+        if state["settings"] != self.settings {
+            return Err(bad(format!("saved with settings {} but this run has {}; use the same flags or another --out", state["settings"], self.settings)));
+        }
+        let step = state["next_step"].as_u64().ok_or_else(|| bad("no `next_step`".into()))? as usize;
+        let losses = state["losses"].as_array().cloned().unwrap_or_default();
+        let bytes = std::fs::read(&weights).map_err(|e| Error::Io { path: weights.display().to_string(), reason: e.to_string() })?;
+        let seconds = state["seconds"].as_f64().unwrap_or(0.0);
+        Ok(Some((step, losses, TensorFile::from_safetensors(&bytes, &weights.display().to_string())?, seconds)))
+    }
+
+    fn save(&self, next_step: usize, losses: &[Value], weights: &TensorFile) -> Result<()> {
+        let (w, meta) = self.paths();
+        write_atomic(&w, &weights.to_safetensors(StoredPrecision::F32))?;
+        let seconds = self.earlier_seconds.get() + self.started.elapsed().as_secs_f64();
+        let state = json!({ "next_step": next_step, "settings": self.settings, "losses": losses, "seconds": seconds });
+        write_atomic(&meta, serde_json::to_string(&state).expect("json").as_bytes())
+    }
+
+    /// Saves after `step` when it ends a period of `every` steps (and is not the last step,
+    /// which [`Checkpoint::stage`] saves).
+    fn periodic(&self, step: usize, steps: usize, every: usize, losses: &[Value], snapshot: Snapshot) -> Result<()> {
+        if (step + 1) % every == 0 && step + 1 < steps {
+            self.save(step + 1, losses, &snapshot()?)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a stage of `steps` steps from its checkpoint (or from the start), or takes its
+    /// weights from an earlier run that finished it. `train` gets where to resume and the
+    /// loss log to extend.
+    /// Returns the weights, the loss log and the stage's training seconds over every run.
+    fn stage(&self, steps: usize, train: impl FnOnce(Option<Resume>, &mut Vec<Value>) -> Result<TensorFile>) -> Result<(TensorFile, Vec<Value>, f64)> {
+        let (resume, mut losses) = match self.load()? {
+            Some((step, losses, weights, seconds)) if step >= steps => {
+                eprintln!("{}: finished in an earlier run ({})", self.name, self.paths().0.display());
+                return Ok((weights, losses, seconds));
+            }
+            Some((step, losses, weights, seconds)) => {
+                eprintln!("{}: resuming at step {step}", self.name);
+                self.earlier_seconds.set(seconds);
+                (Some(Resume { step, weights }), losses)
+            }
+            None => (None, Vec::new()),
+        };
+        let weights = train(resume, &mut losses)?;
+        eprintln!();
+        self.save(steps, &losses, &weights)?;
+        Ok((weights, losses, self.earlier_seconds.get() + self.started.elapsed().as_secs_f64()))
+    }
+}
+
+fn eta(started: Instant, done: usize, first: usize, total: usize) -> f64 {
+    let per = started.elapsed().as_secs_f64() / (done + 1 - first) as f64;
+    per * (total - done - 1) as f64
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    if !(32..=256).contains(&args.size) || !args.size.is_power_of_two() {
+        return Err(Error::config(format!("--size {}: use a power of two from 32 to 256", args.size)));
+    }
+    if args.checkpoint_every == 0 {
+        return Err(Error::config("--checkpoint-every must be at least 1"));
+    }
+    let out = &args.out;
+    let dir = out.join("checkpoints");
+    if dir.exists() && !args.resume && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+        return Err(Error::config(format!("{} holds checkpoints of an earlier run: pass --resume to continue it, or choose another --out", dir.display())));
+    }
+    mkdir(&dir)?;
+    let spec = TinyZooSpec { size: args.size, seed: args.seed, precision: StoredPrecision::F16, ..TinyZooSpec::default() };
+    let mut manifest = spec.manifest();
+    manifest.name = "synthetic-trained".into();
+    manifest.description = format!("Trained by `unforge train` on the synthetic face world ({} px, seed {}).", args.size, args.seed);
+    let started = Instant::now();
+    let mut report = serde_json::Map::new();
+    let mut files = ZooFiles::new();
+
+    let cfg = InverterTraining { steps: args.inverter_steps, batch: args.inverter_batch, learning_rate: args.inverter_lr, seed: args.seed, first_index: 0, delta_weight: 0.1 };
+    let ckpt = Checkpoint::new(&dir, "inverter", json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed }));
+    let (joined, log, seconds) = ckpt.stage(cfg.steps, |resume, log| {
+        let (t, first) = (Instant::now(), resume.as_ref().map_or(0, |r| r.step));
+        let (g, e) = train_inverter(&spec.generator(), &spec.encoder(), &cfg, resume, |s, snapshot| {
+            log.push(json!([s.pixel, s.multiscale, s.delta]));
+            eprint!("\rinverter step {:>5}/{}  pixel {:.4}  multiscale {:.4}  delta {:.4}  ETA {:.0} s   ", s.step + 1, cfg.steps, s.pixel, s.multiscale, s.delta, eta(t, s.step, first, cfg.steps));
+            ckpt.periodic(s.step, cfg.steps, args.checkpoint_every, log, snapshot)
+        })?;
+        Ok(join_inverter(&g, &e))
+    })?;
+    let (g, e) = split_inverter(joined);
+    report.insert("inverter".into(), json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seconds": seconds, "losses": log }));
+    files.insert("generator.safetensors".into(), g.to_safetensors(StoredPrecision::F16));
+    files.insert("encoder.safetensors".into(), e.to_safetensors(StoredPrecision::F16));
+    let reconstructor = Reconstructor::new((&spec.generator(), g), (&spec.encoder(), e))?;
+
+    for (i, entry) in manifest.detectors().cloned().collect::<Vec<_>>().into_iter().enumerate() {
+        let cfg = DetectorTraining {
+            steps: args.detector_steps,
+            batch: args.detector_batch,
+            learning_rate: args.detector_lr,
+            seed: args.seed ^ 0xDE7 ^ ((i as u64) << 8),
+            first_index: 0,
+            reconstructed_share: args.reconstructed_share,
+            location_weight: args.location_weight,
+            distinct_pairs: None,
+        };
+        let settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "reconstructed_share": cfg.reconstructed_share, "location_weight": cfg.location_weight });
+        let ckpt = Checkpoint::new(&dir, &entry.name, settings);
+        let (weights, log, seconds) = ckpt.stage(cfg.steps, |resume, log| {
+            let (t, first) = (Instant::now(), resume.as_ref().map_or(0, |r| r.step));
+            train_detector(&entry, &cfg, resume, Some(&reconstructor), |s, snapshot| {
+                log.push(json!([s.loss, s.accuracy]));
+                eprint!("\r{} step {:>5}/{}  loss {:.4}  accuracy {:.2}  ETA {:.0} s   ", entry.name, s.step + 1, cfg.steps, s.loss, s.accuracy, eta(t, s.step, first, cfg.steps));
+                ckpt.periodic(s.step, cfg.steps, args.checkpoint_every, log, snapshot)
+            })
+        })?;
+        let family = match entry.architecture {
+            Architecture::Xception(_) => "xception",
+            Architecture::Efficientnet(_) => "efficientnet",
+            Architecture::Resnet(_) => "resnet",
+            _ => "other",
+        };
+        report.insert(entry.name.clone(), json!({ "family": family, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seconds": seconds, "losses": log }));
+        files.insert(entry.file.clone(), weights.to_safetensors(StoredPrecision::F16));
+    }
+    for (name, bytes) in &files {
+        write(&out.join(name), bytes)?;
+    }
+    write(&out.join("zoo.json"), manifest.to_json().as_bytes())?;
+    let device = burn::tensor::Device::flex();
+    let zoo = Zoo::load(manifest, &files, &device)?;
+    let scores = unforge::train::test_scores(&zoo, args.size, args.test_images, &device)?;
+    report.insert("test".into(), serde_json::to_value(&scores).expect("json"));
+    report.insert("seconds_this_session".into(), json!(started.elapsed().as_secs_f64()));
+    write(&out.join("train-report.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
+    // The card's reference scores: what loading this zoo must reproduce on the first test images.
+    let card = unforge::train::test_scores(&zoo, args.size, CARD_IMAGES.min(args.test_images), &device)?;
+    write(&out.join("card.json"), serde_json::to_string_pretty(&card).expect("json").as_bytes())?;
+    print!("{}", unforge::eval::markdown(&scores.tables()));
+    eprintln!("trained in {:.1} min; zoo in {}", started.elapsed().as_secs_f64() / 60.0, out.display());
+    Ok(())
+}

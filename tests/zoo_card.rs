@@ -1,0 +1,48 @@
+//! The committed trained zoo (`models/synthetic-trained/`) is the one its model card
+//! describes: loading it reproduces its `card.json`, the detectors' scores on the first 20
+//! test-split images.
+
+use burn::tensor::Device;
+use unforge::eval::ZooScores;
+use unforge::zoo::{read_dir, Zoo};
+
+fn models() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+fn trained() -> std::path::PathBuf {
+    models().join("synthetic-trained")
+}
+
+#[test]
+fn the_committed_zoo_reproduces_its_cards_scores_on_20_test_images() {
+    let card: ZooScores = serde_json::from_slice(&std::fs::read(trained().join("card.json")).unwrap()).unwrap();
+    assert_eq!(card.images, 20);
+    let (manifest, files) = read_dir(&trained()).unwrap();
+    assert_eq!(manifest.name, "synthetic-trained");
+    let size = manifest.generator().unwrap().input_size;
+    let device = Device::flex();
+    let zoo = Zoo::load(manifest, &files, &device).unwrap();
+    let scores = unforge::train::test_scores(&zoo, size, 20, &device).unwrap();
+    assert_eq!(scores.detectors.keys().collect::<Vec<_>>(), card.detectors.keys().collect::<Vec<_>>());
+    for (name, ours) in &scores.detectors {
+        let theirs = &card.detectors[name];
+        let worst = ours.p_fake.iter().zip(&theirs.p_fake).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst <= 1e-4, "{name}: P(fake) differs from the card by up to {worst}");
+        assert_eq!((ours.auc, ours.accuracy), (theirs.auc, theirs.accuracy), "{name}");
+        // Trained, not a coin: it ranks these fakes above these reals more often than not
+        // (the card's 0.77 to 0.80; a seeded detector is near 0.5).
+        assert!(ours.auc.unwrap() > 0.7, "{name}: AUC {:?} on the card's images", ours.auc);
+    }
+    assert!((scores.reconstruction_psnr_db - card.reconstruction_psnr_db).abs() < 1e-3);
+    assert_eq!(scores.by_kind, card.by_kind);
+}
+
+#[test]
+fn the_committed_zoos_fit_their_size_budget() {
+    fn size(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).map(|p| if p.is_dir() { size(&p) } else { p.metadata().unwrap().len() }).sum()
+    }
+    let total = size(&models());
+    assert!(total <= 25 << 20, "models/ holds {total} bytes, more than 25 MB");
+}
