@@ -189,7 +189,7 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
                 width: shape(&t, "conv1.weight")?[0],
                 num_classes: shape(&t, "fc.weight")?[0],
             };
-            (Architecture::Resnet(cfg), t, input_size.unwrap_or(224))
+            (Architecture::Resnet(cfg), t, input_size.unwrap_or(256))
         }
         Role::Detector if find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).is_none() => {
             let (p, layout, stem) = if let Some(p) = find_prefix(&all, "efficientnet._conv_stem.weight", DETECTOR_PREFIXES) {

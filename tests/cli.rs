@@ -189,7 +189,8 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
     assert!(stdout.contains("### Localisation") && out.join("localisation.csv").exists(), "{stdout}");
     // Real and fake images together: the zoo's own scores on them come first.
     assert!(stdout.starts_with("### Detectors before the search") && stdout.contains("### Inversion"), "{stdout}");
-    let scores: unforge::eval::ZooScores = serde_json::from_slice(&std::fs::read(out.join("zoo-scores.json")).unwrap()).unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("zoo-scores.json")).unwrap()).unwrap();
+    let scores: unforge::eval::ZooScores = serde_json::from_value(saved["scores"].clone()).unwrap();
     assert_eq!((scores.images, scores.fakes), (4, 2));
     assert!(scores.detectors.values().all(|d| d.p_fake.len() == 4 && d.auc.is_some_and(|a| (0.0..=1.0).contains(&a))));
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("records/efficientnet/latent/validation-000003.json")).unwrap()).unwrap();
@@ -227,6 +228,12 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     assert!(ok, "{err}");
     let (ok, _, err) = unforge(&["train", "--size", "48", "--out", out.to_str().unwrap()]);
     assert!(!ok && err.contains("--size 48"), "{err}");
+    // A bad detector flag is refused at once, before the inverter trains.
+    let fresh = tmp("train-bad-flag");
+    let started = std::time::Instant::now();
+    let (ok, _, err) = unforge(&["train", "--detector-batch", "3", "--out", fresh.to_str().unwrap()]);
+    assert!(!ok && err.contains("even batch") && !err.contains("inverter step"), "{err}");
+    assert!(started.elapsed().as_secs() < 20, "refused only after {:?}", started.elapsed());
     // The checkpoints are never overwritten by a new run; `--resume` takes every finished
     // stage as it is (same weights, nothing trained again).
     let (ok, _, err) = unforge(&args);

@@ -143,7 +143,7 @@ fn torchvision_resnets_are_inferred_and_checked_strictly() {
         }
         let converted = unforge::convert::convert(wrapped.clone(), &opts).unwrap();
         assert_eq!(converted.entry.architecture, Architecture::Resnet(cfg.clone()));
-        assert_eq!(converted.entry.input_size, 224);
+        assert_eq!(converted.entry.input_size, 256, "the default every detector gets (a zoo needs a power of two)");
         // A missing block's tensor is named in the error.
         wrapped.tensors.remove(&format!("{prefix}layer2.0.bn2.running_var"));
         let err = unforge::convert::convert(wrapped, &opts).err().expect("a missing tensor is refused").to_string();

@@ -61,9 +61,15 @@ fn batch_norm_uses_batch_statistics_only_while_training() {
     let var = channel0.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 8.0;
     assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3, "mean {mean} var {var}");
     let _ = bn.forward(x());
-    let running = to_vec(BatchNorm::set_training(bn, false).running_mean.value_sync());
+    let bn = BatchNorm::set_training(bn, false);
+    let running = to_vec(bn.running_mean.value_sync());
     // Batch means 5.5 and 9.5; two updates with momentum 0.1 give 0.19 of them.
     assert!((running[0] - 0.19 * 5.5).abs() < 1e-4 && (running[1] - 0.19 * 9.5).abs() < 1e-4, "{running:?}");
+    // Channel 0 holds 0–3 and 8–11: biased variance 17.25, unbiased (n = 8) 19.714; the
+    // running variance starts at 1 and moves 0.1 of the way twice.
+    let var = to_vec(bn.running_var.value_sync());
+    let expected = 0.81 + 0.19 * 17.25 * 8.0 / 7.0;
+    assert!((var[0] - expected).abs() < 1e-3, "running variance {} (PyTorch: {expected})", var[0]);
 }
 
 #[test]
@@ -80,9 +86,16 @@ fn a_resumed_detector_run_continues_where_the_checkpoint_stopped() {
         Ok(())
     })
     .unwrap();
-    let resume = Resume { step: 3, weights: saved.unwrap() };
-    train_detector(&entry, &config, Some(resume), None, |s, _| Ok(steps.push(s.step))).unwrap();
+    let saved = saved.unwrap();
+    let resumed = train_detector(&entry, &config, Some(Resume { step: 3, weights: saved.clone() }), None, |s, _| Ok(steps.push(s.step))).unwrap();
     assert_eq!(steps, vec![3, 4, 5]);
+    // It continued from the saved weights: from the seeded start instead, the same steps end
+    // elsewhere.
+    let start = WeightSource::seeded(config.seed);
+    build_detector(&entry, &start.root(&Device::flex())).unwrap();
+    let from_start = train_detector(&entry, &config, Some(Resume { step: 3, weights: start.finish().unwrap() }), None, |_, _| Ok(())).unwrap();
+    assert_ne!(resumed.tensors["fc.weight"], from_start.tensors["fc.weight"]);
+    assert_ne!(resumed.tensors["fc.weight"], saved.tensors["fc.weight"], "the resumed steps trained");
     // A callback's error stops the run and comes back.
     let err = train_detector(&entry, &config, None, None, |_, _| Err(unforge::error::Error::config("disk full"))).unwrap_err();
     assert!(err.to_string().contains("disk full"));

@@ -27,6 +27,7 @@ fn the_committed_zoo_reproduces_its_cards_scores_on_20_test_images() {
     assert_eq!(scores.detectors.keys().collect::<Vec<_>>(), card.detectors.keys().collect::<Vec<_>>());
     for (name, ours) in &scores.detectors {
         let theirs = &card.detectors[name];
+        assert_eq!(ours.p_fake.len(), theirs.p_fake.len(), "{name}");
         let worst = ours.p_fake.iter().zip(&theirs.p_fake).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst <= 1e-4, "{name}: P(fake) differs from the card by up to {worst}");
         assert_eq!((ours.auc, ours.accuracy), (theirs.auc, theirs.accuracy), "{name}");

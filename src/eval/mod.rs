@@ -520,7 +520,9 @@ impl ZooScores {
         for (image, kind) in images {
             let fake = kind.is_some();
             kinds.push(kind);
-            let x = image.to_tensor(zoo.encoder_size, device);
+            // The reconstruction's size: quality compares like with like, and detectors pool
+            // both down to their input.
+            let x = image.to_tensor(zoo.generator.size, device);
             let inversion = zoo.invert(&image, device);
             quality.push(zoo.quality(x.clone(), inversion.reconstruction.clone()).await?);
             let (r, c) = (zoo.score_all(x).await?, zoo.score_all(inversion.reconstruction).await?);

@@ -80,7 +80,8 @@ impl Conv2d {
 /// `nn.BatchNorm2d` / `nn.BatchNorm1d`. At inference (always, unless training switched the
 /// layer on with [`BatchNorm::set_training`]) it normalises with the running statistics; in
 /// training, on an autodiff device, with the batch's own and updates the running averages
-/// (momentum 0.1, as PyTorch), which are written back under `running_mean` / `running_var`.
+/// (momentum 0.1, unbiased variance, as PyTorch), written back under `running_mean` /
+/// `running_var`.
 #[derive(Module, Debug)]
 pub struct BatchNorm {
     pub weight: Param<Tensor<1>>,
@@ -130,10 +131,13 @@ impl BatchNorm {
     }
 
     fn forward_batch_statistics<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        // Values per channel; PyTorch keeps the unbiased variance (n / (n − 1)) as running.
+        let n = x.dims().iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, d)| d).product::<usize>() as f64;
+        let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
         let out = batch_norm_train(x, self.weight.val(), self.bias.val(), self.eps);
         let m = Self::MOMENTUM;
         let mean = self.running_mean.value_sync() * (1.0 - m) + out.mean.detach() * m;
-        let var = self.running_var.value_sync() * (1.0 - m) + out.variance.detach() * m;
+        let var = self.running_var.value_sync() * (1.0 - m) + out.variance.detach() * (m * unbias);
         self.running_mean.update(mean.detach());
         self.running_var.update(var.detach());
         out.output

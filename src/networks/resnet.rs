@@ -1,7 +1,7 @@
 //! ResNet as torchvision's `resnet.py` (`BasicBlock` for ResNet-18/34, `Bottleneck` for
 //! ResNet-50 and up), with its state-dict names: `conv1`, `bn1`, `layer1.0.conv1`, …,
-//! `layer2.0.downsample.0`, `fc`. The deepfake detectors built on it (DeepfakeBench's
-//! ResNet-34) replace `fc` by a two-class layer.
+//! `layer2.0.downsample.0`, `fc`; a detector is one with a two-class `fc`. Checkpoints that
+//! wrap the layers in an `nn.Sequential` (numbered keys) need renaming first.
 
 use burn::module::Module;
 use burn::tensor::activation::relu;

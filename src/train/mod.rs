@@ -49,6 +49,9 @@ impl DetectorTraining {
         if self.distinct_pairs == Some(0) {
             return Err(Error::config("a fixed training set needs at least one pair"));
         }
+        if !(self.location_weight.is_finite() && self.location_weight >= 0.0) {
+            return Err(Error::config(format!("the location weight must be finite and ≥ 0, got {}", self.location_weight)));
+        }
         if !(0.0..=1.0).contains(&self.reconstructed_share) {
             return Err(Error::config(format!("the reconstructed share must be in [0, 1], got {}", self.reconstructed_share)));
         }
@@ -278,8 +281,9 @@ pub fn train_detector(
     let bound = source.finish()?;
     let mut optim = AdamConfig::new().init();
     let size = entry.input_size;
-    // The images at the end of each batch are the reconstructed ones.
-    let reconstructed = reconstructor.map_or(0, |_| (config.batch as f32 * config.reconstructed_share).round() as usize);
+    // The images at the end of each batch are the reconstructed ones, in whole pairs (a pristine
+    // face raw beside its forgery reconstructed would teach "reconstructed means fake").
+    let reconstructed = reconstructor.map_or(0, |_| 2 * ((config.batch / 2) as f32 * config.reconstructed_share).round() as usize);
     for step in start..config.steps {
         let pairs: Vec<u64> = (0..config.batch / 2).map(|p| (step * config.batch / 2 + p) as u64).map(|i| config.first_index + config.distinct_pairs.map_or(i, |n| i % n)).collect();
         let (mut x, labels, masks) = paired_batch(&pairs, size, &device);

@@ -76,19 +76,23 @@ fn list_images(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
     Ok(images)
 }
 
-/// The zoo's scores before any search on every labelled image of `data`, when it has real and
-/// fake ones (kept in `zoo-scores.json`, so a resumed run does not redo them).
+/// The zoo's scores before any search on every labelled image of `data` that exists (all of
+/// them, whatever `--limit`), when there are real and fake ones. Kept in `zoo-scores.json`
+/// with the zoo and the images they are for, so a resumed run does not redo them.
 fn zoo_scores(data: &Path, zoo: &unforge::zoo::Zoo, device: &burn::tensor::Device, out: &Path) -> Result<Option<ZooScores>> {
-    let Some(labels) = read_labels(data)? else { return Ok(None) };
+    let Some(mut labels) = read_labels(data)? else { return Ok(None) };
+    labels.retain(|name, _| data.join(name).is_file());
     if !(labels.values().any(|f| *f) && labels.values().any(|f| !*f)) {
         return Ok(None);
     }
+    let key = serde_json::json!({ "zoo": zoo.manifest.to_json(), "labels": labels });
     let path = out.join("zoo-scores.json");
     if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(saved) = serde_json::from_str::<ZooScores>(&text)
-        && saved.images == labels.len()
+        && let Ok(saved) = serde_json::from_str::<serde_json::Value>(&text)
+        && saved["for"] == key
+        && let Ok(scores) = serde_json::from_value::<ZooScores>(saved["scores"].clone())
     {
-        return Ok(Some(saved));
+        return Ok(Some(scores));
     }
     eprintln!("scoring the zoo on {} labelled images", labels.len());
     // `unforge synth` also says which forgery each fake is.
@@ -103,7 +107,8 @@ fn zoo_scores(data: &Path, zoo: &unforge::zoo::Zoo, device: &burn::tensor::Devic
         images.push((read_image(&data.join(name))?, kind));
     }
     let scores = unforge::block_on(ZooScores::measure(zoo, images, device))?;
-    write_atomic(&path, serde_json::to_string_pretty(&scores).expect("json").as_bytes())?;
+    let saved = serde_json::json!({ "for": key, "scores": scores });
+    write_atomic(&path, serde_json::to_string_pretty(&saved).expect("json").as_bytes())?;
     Ok(Some(scores))
 }
 

@@ -77,14 +77,15 @@ impl Checkpoint {
         Self { dir: dir.to_path_buf(), name: name.into(), settings, earlier_seconds: Default::default(), started: Instant::now() }
     }
 
-    fn paths(&self) -> (PathBuf, PathBuf) {
-        (self.dir.join(format!("{}.safetensors", self.name)), self.dir.join(format!("{}.json", self.name)))
+    /// The weights saved after `step` steps, and the record naming the latest of them.
+    fn paths(&self, step: usize) -> (PathBuf, PathBuf) {
+        (self.dir.join(format!("{}-{step:06}.safetensors", self.name)), self.dir.join(format!("{}.json", self.name)))
     }
 
     /// The saved state, if any: (next step, losses so far, weights, training seconds so far).
     /// Settings must match.
     fn load(&self) -> Result<Option<(usize, Vec<Value>, TensorFile, f64)>> {
-        let (weights, meta) = self.paths();
+        let meta = self.paths(0).1;
         if !meta.exists() {
             return Ok(None);
         }
@@ -95,18 +96,26 @@ impl Checkpoint {
             return Err(bad(format!("saved with settings {} but this run has {}; use the same flags or another --out", state["settings"], self.settings)));
         }
         let step = state["next_step"].as_u64().ok_or_else(|| bad("no `next_step`".into()))? as usize;
+        let weights = self.paths(step).0;
         let losses = state["losses"].as_array().cloned().unwrap_or_default();
         let bytes = std::fs::read(&weights).map_err(|e| Error::Io { path: weights.display().to_string(), reason: e.to_string() })?;
         let seconds = state["seconds"].as_f64().unwrap_or(0.0);
         Ok(Some((step, losses, TensorFile::from_safetensors(&bytes, &weights.display().to_string())?, seconds)))
     }
 
+    /// Writes the weights under their step, then the record pointing at them, then removes
+    /// the earlier weights: a stop at any moment leaves a record and the weights it names.
     fn save(&self, next_step: usize, losses: &[Value], weights: &TensorFile) -> Result<()> {
-        let (w, meta) = self.paths();
+        let (w, meta) = self.paths(next_step);
         write_atomic(&w, &weights.to_safetensors(StoredPrecision::F32))?;
+        let earlier = std::fs::read_to_string(&meta).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|s| s["next_step"].as_u64());
         let seconds = self.earlier_seconds.get() + self.started.elapsed().as_secs_f64();
         let state = json!({ "next_step": next_step, "settings": self.settings, "losses": losses, "seconds": seconds });
-        write_atomic(&meta, serde_json::to_string(&state).expect("json").as_bytes())
+        write_atomic(&meta, serde_json::to_string(&state).expect("json").as_bytes())?;
+        if let Some(step) = earlier.filter(|s| *s as usize != next_step) {
+            let _ = std::fs::remove_file(self.paths(step as usize).0);
+        }
+        Ok(())
     }
 
     /// Saves after `step` when it ends a period of `every` steps (and is not the last step,
@@ -125,7 +134,7 @@ impl Checkpoint {
     fn stage(&self, steps: usize, train: impl FnOnce(Option<Resume>, &mut Vec<Value>) -> Result<TensorFile>) -> Result<(TensorFile, Vec<Value>, f64)> {
         let (resume, mut losses) = match self.load()? {
             Some((step, losses, weights, seconds)) if step >= steps => {
-                eprintln!("{}: finished in an earlier run ({})", self.name, self.paths().0.display());
+                eprintln!("{}: finished in an earlier run ({})", self.name, self.paths(step).0.display());
                 return Ok((weights, losses, seconds));
             }
             Some((step, losses, weights, seconds)) => {
@@ -154,6 +163,18 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.checkpoint_every == 0 {
         return Err(Error::config("--checkpoint-every must be at least 1"));
     }
+    let detector_config = |i: usize| DetectorTraining {
+        steps: args.detector_steps,
+        batch: args.detector_batch,
+        learning_rate: args.detector_lr,
+        seed: args.seed ^ 0xDE7 ^ ((i as u64) << 8),
+        first_index: 0,
+        reconstructed_share: args.reconstructed_share,
+        location_weight: args.location_weight,
+        distinct_pairs: None,
+    };
+    // Every flag is checked before the first stage trains.
+    detector_config(0).validate()?;
     let out = &args.out;
     let dir = out.join("checkpoints");
     if dir.exists() && !args.resume && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
@@ -186,16 +207,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let reconstructor = Reconstructor::new((&spec.generator(), g), (&spec.encoder(), e))?;
 
     for (i, entry) in manifest.detectors().cloned().collect::<Vec<_>>().into_iter().enumerate() {
-        let cfg = DetectorTraining {
-            steps: args.detector_steps,
-            batch: args.detector_batch,
-            learning_rate: args.detector_lr,
-            seed: args.seed ^ 0xDE7 ^ ((i as u64) << 8),
-            first_index: 0,
-            reconstructed_share: args.reconstructed_share,
-            location_weight: args.location_weight,
-            distinct_pairs: None,
-        };
+        let cfg = detector_config(i);
         let settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "reconstructed_share": cfg.reconstructed_share, "location_weight": cfg.location_weight });
         let ckpt = Checkpoint::new(&dir, &entry.name, settings);
         let (weights, log, seconds) = ckpt.stage(cfg.steps, |resume, log| {
