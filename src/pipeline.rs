@@ -144,8 +144,8 @@ pub struct Counterfactual {
     pub history: Vec<StepReport>,
 }
 
-/// Extra views of the search as it runs, for live displays. Each costs a generator forward
-/// (and the detectors') on the steps it is asked for.
+/// Extra views of the search as it runs, for live displays, from the image each step already
+/// rendered: every detector's forward on the steps they are asked for, no generator forward.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Live {
     /// Every detector's P(fake) at every step (transfer as it happens).
@@ -154,7 +154,8 @@ pub struct Live {
     pub thumbnail_every: usize,
 }
 
-/// What a step shows beyond its report, at the latent the step started from.
+/// What a step shows beyond its report, at the point the step evaluated (the latent it started
+/// from; NI-FGSM: its look-ahead point).
 #[derive(Debug, Clone, Default)]
 pub struct StepView {
     /// P(fake) of every detector, in the zoo's order.
@@ -197,9 +198,10 @@ pub async fn explain_live(
     while !search.is_done() {
         let step = search.steps_taken();
         let thumbnail_due = live.thumbnail_every > 0 && step % live.thumbnail_every == 0;
+        let report = search.step().await?;
+        // The image the step itself rendered: the views cost no generator forward.
         let mut view = StepView::default();
-        if live.all_detectors || thumbnail_due {
-            let rendered = zoo.generator.synthesize(search.latent());
+        if let (Some(rendered), true) = (search.evaluated_images(), live.all_detectors || thumbnail_due) {
             if live.all_detectors {
                 view.p_fake_all = Some(zoo.score_all(rendered.clone()).await?);
             }
@@ -207,7 +209,6 @@ pub async fn explain_live(
                 view.thumbnail = Some(RgbaImage::from_planar(&read_planar(rendered).await?.remove(0), size, size));
             }
         }
-        let report = search.step().await?;
         on_step(&report, &view);
         history.push(report);
     }

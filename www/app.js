@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const CROP_SIZE = 256;
 const COLORS = ['#f28b50', '#8ab4f8', '#81c995', '#fdd663', '#c58af9', '#ff8bcb'];
 const state = {
-  steps: [], stepMs: [], all: [], backend: null, presets: {}, detectors: [], result: null,
+  steps: [], stepMs: [], laterMsSum: 0, all: [], backend: null, presets: {}, detectors: [], result: null,
   zoo: { base: 'models/', files: null }, started: 0, stopCamera: null, truth: null,
 };
 const crop = new SquareCrop($('crop'), $('zoom'));
@@ -96,13 +96,13 @@ const handlers = {
   step(data) {
     state.steps.push(data.pFake);
     state.stepMs.push(data.ms);
+    if (state.stepMs.length > 1) state.laterMsSum += data.ms;
     if (data.pFakeAll) state.all.push(Array.from(data.pFakeAll));
     const li = document.createElement('li');
     li.textContent = `P(fake) ${data.pFake.toFixed(4)} · ${data.ms.toFixed(0)} ms`;
     $('steps-log').append(li);
     const max = Number($('steps').value);
-    const later = state.stepMs.slice(1);
-    const per = later.length ? later.reduce((a, b) => a + b, 0) / later.length : data.ms;
+    const per = meanStepMs() ?? data.ms;
     const eta = Math.max(0, (max - data.step - 1) * per) / 1000;
     $('run-progress').max = max;
     $('run-progress').value = data.step + 1;
@@ -219,6 +219,7 @@ function run() {
   }
   state.steps = [];
   state.stepMs = [];
+  state.laterMsSum = 0;
   state.all = [];
   state.started = performance.now();
   $('steps-log').replaceChildren();
@@ -367,6 +368,13 @@ function fillTable(id, rows) {
   $(id).hidden = false;
 }
 
+/** Mean time of the steps after the first (which includes the inversion), kept as a running
+ * sum so a long run does not re-add every step; null before the second step. */
+function meanStepMs() {
+  const n = state.stepMs.length - 1;
+  return n > 0 ? state.laterMsSum / n : null;
+}
+
 function showResult(r) {
   $('empty').hidden = true;
   draw('input', r.input, r.size);
@@ -384,8 +392,7 @@ function showResult(r) {
     c.height = r.size;
     c.getContext('2d').drawImage(state.truth, 0, 0, r.size, r.size);
   }
-  const later = state.stepMs.slice(1);
-  const mean = later.length ? later.reduce((a, b) => a + b, 0) / later.length : state.stepMs[0] ?? 0;
+  const mean = meanStepMs() ?? state.stepMs[0] ?? 0;
   $('summary').textContent = `${r.detector}: P(fake) ${r.pFakeBefore.toFixed(4)} → ${r.pFakeAfter.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}. First step ${(state.stepMs[0] ?? 0).toFixed(0)} ms (includes inversion), then ${mean.toFixed(0)} ms per step on ${state.backend}.`;
   const num = (v, d) => (v == null ? 'n/a' : v.toFixed(d));
   $('summary').textContent += ` Quality vs reconstruction: PSNR ${r.psnr.toFixed(1)} dB, TV ${r.tvReconstruction.toFixed(2)} → ${r.tvCounterfactual.toFixed(2)}, ESNLE ${num(r.esnleReconstruction, 2)} → ${num(r.esnleCounterfactual, 2)}.`;

@@ -60,8 +60,15 @@ impl<'a> Objective<'a> {
 
     /// Loss, P(fake) `[B]` and ∇_w `[B, n_latent, style_dim]` at `latent`.
     pub fn gradient(&self, latent: &Tensor<3>) -> (Tensor<1>, Tensor<1>, Tensor<3>) {
+        let (loss, p, grad, _) = self.evaluate(latent);
+        (loss, p, grad)
+    }
+
+    /// `gradient`, and the images G(w) it was taken at.
+    fn evaluate(&self, latent: &Tensor<3>) -> (Tensor<1>, Tensor<1>, Tensor<3>, Tensor<4>) {
         let w = latent.clone().autodiff().require_grad();
         let images = self.generator.synthesize(w.clone());
+        let rendered = images.clone().without_autodiff();
         let (mut loss, p) = self.loss.on_logits(self.detector.logits(images.clone()), self.target);
         if let Some(q) = &self.quality {
             let reference = q.reference.clone().autodiff();
@@ -78,7 +85,7 @@ impl<'a> Objective<'a> {
         }
         let grads = loss.backward();
         let g = w.grad(&grads).expect("the latent requires grad");
-        (loss.without_autodiff(), p.without_autodiff(), g)
+        (loss.without_autodiff(), p.without_autodiff(), g, rendered)
     }
 }
 
@@ -93,6 +100,8 @@ pub struct LatentSearch<'a> {
     step: usize,
     /// The inversion, centre of PGD's ball.
     origin: Tensor<3>,
+    /// The images the last step was evaluated at (for live views: no second forward).
+    evaluated: Option<Tensor<4>>,
     /// MI/NI-FGSM's accumulated direction.
     momentum: Option<Tensor<3>>,
     /// Rprop's per-coordinate step and the last sign it moved by.
@@ -114,6 +123,7 @@ impl<'a> LatentSearch<'a> {
             objective: Objective::new(generator, detector, config.target, config.loss),
             config,
             origin: latent.clone(),
+            evaluated: None,
             latent,
             row_mask,
             active: vec![true; b],
@@ -140,6 +150,12 @@ impl<'a> LatentSearch<'a> {
         self.step
     }
 
+    /// G(w) at the point the last step evaluated: the latent it started from (NI-FGSM: its
+    /// look-ahead point). `None` before the first step.
+    pub fn evaluated_images(&self) -> Option<Tensor<4>> {
+        self.evaluated.clone()
+    }
+
     pub fn active(&self) -> &[bool] {
         &self.active
     }
@@ -157,7 +173,8 @@ impl<'a> LatentSearch<'a> {
             (Method::Nifgsm { mu }, Some(g)) => self.latent.clone() - g.clone() * (alpha * mu),
             _ => self.latent.clone(),
         };
-        let (_, p, grad) = self.objective.gradient(&at);
+        let (_, p, grad, rendered) = self.objective.evaluate(&at);
+        self.evaluated = Some(rendered);
         // One readback per step: the loss follows from P(fake) on the host.
         let p_fake: Vec<f32> = read_vec(p).await?;
         let (loss_fn, target) = (self.config.loss, self.config.target);

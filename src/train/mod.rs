@@ -1,4 +1,5 @@
-//! Training on the synthetic world, on the CPU backend: the detectors so far. Networks are
+//! Training on the synthetic world, on the CPU backend: the inverter (generator + encoder) and
+//! the detectors. Networks are
 //! built by the same constructors as for loading, on an autodiff device, and written back by
 //! their original key names, so a trained network loads like any converted checkpoint.
 
@@ -188,7 +189,7 @@ pub fn train_inverter(
     let (mut gopt, mut eopt) = (AdamConfig::new().with_beta_2(0.99).init(), AdamConfig::new().with_beta_2(0.99).init());
     let size = generator.size;
     for step in start..config.steps {
-        let (x, _) = synth_batch(config.first_index + (step * config.batch) as u64, config.batch, size, &device);
+        let x = synth_batch(config.first_index + (step * config.batch) as u64, config.batch, size, &device);
         let w = enc.forward(x.clone());
         let y = synthesis.synthesize(w.clone());
         let pixel = (y.clone() - x.clone()).square().mean();
@@ -213,10 +214,10 @@ pub fn train_inverter(
 }
 
 /// A detector's batch: the forged train-split faces of `pairs` (pair i is train image 2·i + 1),
-/// each beside its pristine capture (labels 0, 1, 0, 1, …). Real and fake then differ only in the
+/// each beside its pristine capture (fake: false, true, false, true, …). Real and fake then differ only in the
 /// forgery, as FaceForensics' videos do, so a detector cannot separate them by identity.
 /// Also returns each image's altered-pixel mask (all false for the pristine ones).
-pub fn paired_batch(pairs: &[u64], size: usize, device: &Device) -> (Tensor<4>, Vec<usize>, Vec<Vec<bool>>) {
+pub fn paired_batch(pairs: &[u64], size: usize, device: &Device) -> (Tensor<4>, Vec<bool>, Vec<Vec<bool>>) {
     let mut planar = Vec::with_capacity(pairs.len() * 2 * 3 * size * size);
     let mut masks = Vec::with_capacity(pairs.len() * 2);
     for &pair in pairs {
@@ -228,7 +229,7 @@ pub fn paired_batch(pairs: &[u64], size: usize, device: &Device) -> (Tensor<4>, 
         masks.push(s.mask.iter().map(|m| *m != 0).collect());
     }
     let n = pairs.len() * 2;
-    (Tensor::from_data(TensorData::new(planar, [n, 3, size, size]), device), (0..n).map(|i| i % 2).collect(), masks)
+    (Tensor::from_data(TensorData::new(planar, [n, 3, size, size]), device), (0..n).map(|i| i % 2 == 1).collect(), masks)
 }
 
 /// Cross-entropy of `[N, 2]` logits against 0 (real) / 1 (fake) targets, averaged.
@@ -247,16 +248,10 @@ fn positional_logits(detector: &crate::networks::Detector, features: Tensor<4>) 
     detector.head(features.permute([0, 2, 3, 1]).reshape([b * h * w, c, 1, 1]))
 }
 
-/// A batch of the synthetic world at `size` px: images in [-1, 1] and 0 (real) / 1 (fake).
-pub fn synth_batch(first: u64, batch: usize, size: usize, device: &Device) -> (Tensor<4>, Vec<usize>) {
-    let mut planar = Vec::with_capacity(batch * 3 * size * size);
-    let mut labels = Vec::with_capacity(batch);
-    for i in 0..batch as u64 {
-        let s = Sample::generate(Split::Train, first + i, size);
-        planar.extend(s.image.to_planar());
-        labels.push(if s.label == Label::Real { 0 } else { 1 });
-    }
-    (Tensor::from_data(TensorData::new(planar, [batch, 3, size, size]), device), labels)
+/// `batch` consecutive train-split images from `first` at `size` px, in [-1, 1], real and fake.
+pub fn synth_batch(first: u64, batch: usize, size: usize, device: &Device) -> Tensor<4> {
+    let planar: Vec<f32> = (0..batch as u64).flat_map(|i| Sample::generate(Split::Train, first + i, size).image.to_planar()).collect();
+    Tensor::from_data(TensorData::new(planar, [batch, 3, size, size]), device)
 }
 
 /// Trains the detector `entry` describes on the synthetic train split (cross-entropy, Adam, the
@@ -286,7 +281,7 @@ pub fn train_detector(
     let reconstructed = reconstructor.map_or(0, |_| 2 * ((config.batch / 2) as f32 * config.reconstructed_share).round() as usize);
     for step in start..config.steps {
         let pairs: Vec<u64> = (0..config.batch / 2).map(|p| (step * config.batch / 2 + p) as u64).map(|i| config.first_index + config.distinct_pairs.map_or(i, |n| i % n)).collect();
-        let (mut x, labels, masks) = paired_batch(&pairs, size, &device);
+        let (mut x, fake, masks) = paired_batch(&pairs, size, &device);
         if let (Some(r), true) = (reconstructor, reconstructed > 0) {
             let keep = config.batch - reconstructed;
             let rec = r.reconstruct(x.clone().narrow(0, keep, reconstructed), &device);
@@ -294,7 +289,6 @@ pub fn train_detector(
         }
         let features = model.features(x);
         let logits = model.head(features.clone());
-        let fake: Vec<bool> = labels.iter().map(|l| *l == 1).collect();
         let mut loss = cross_entropy(logits.clone(), &fake);
         if config.location_weight > 0.0 {
             let [_, _, h, _] = features.dims();
@@ -302,7 +296,7 @@ pub fn train_detector(
             loss = loss + cross_entropy(positional_logits(&model, features), &cells) * config.location_weight;
         }
         let predicted = host_vec(logits.clone().without_autodiff())?;
-        let right = labels.iter().enumerate().filter(|(i, l)| (predicted[i * 2 + 1] > predicted[i * 2]) == (**l == 1)).count();
+        let right = fake.iter().enumerate().filter(|(i, f)| (predicted[i * 2 + 1] > predicted[i * 2]) == **f).count();
         let loss_value = host_vec(loss.clone().without_autodiff())?[0];
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(learning_rate(config.learning_rate, step, config.steps), model, grads);
@@ -312,9 +306,9 @@ pub fn train_detector(
     export_params(&model, bound, &keys)
 }
 
-/// A tensor's values on the host (the CPU backend answers at once).
+/// A tensor's values on the host: the search's readback (the CPU backend answers at once).
 fn host_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+    crate::block_on_ready(crate::search::read_vec(t))
 }
 
 /// The checkpoint a builder bound, with every trainable parameter and running statistic replaced

@@ -45,7 +45,8 @@ struct State {
     used: BTreeSet<String>,
     problems: Vec<String>,
     bound: TensorFile,
-    /// The key of every trainable parameter, for writing a trained network back.
+    /// The key of every trainable parameter and running statistic, for writing a trained
+    /// network back.
     params: std::collections::BTreeMap<ParamId, String>,
 }
 
@@ -95,14 +96,14 @@ impl WeightSource {
         VarBuilder { source: self, path: String::new(), device: device.clone() }
     }
 
-    /// Ends the binding. Fails with every problem found: missing keys, wrong shapes and keys
-    /// the network does not have. On success returns the tensors the network now holds, in
-    /// checkpoint layout, ready to be saved.
-    /// Each trainable parameter's id and key, as built so far.
+    /// Each trainable parameter's and running statistic's id and key, as built so far.
     pub fn param_keys(&self) -> std::collections::BTreeMap<ParamId, String> {
         self.state.borrow().params.clone()
     }
 
+    /// Ends the binding. Fails with every problem found: missing keys, wrong shapes and keys
+    /// the network does not have. On success returns the tensors the network now holds, in
+    /// checkpoint layout, ready to be saved.
     pub fn finish(self) -> Result<TensorFile> {
         let mut state = self.state.into_inner();
         if let Mode::Checkpoint(file) = &state.mode {
