@@ -317,3 +317,28 @@ fn rprop_starts_as_ifgsm_and_grows_steady_coordinates() {
     assert!(SearchConfig { method: Method::Rprop { max_scale: 0.5 }, ..SearchConfig::default() }.validate().is_err());
     assert_eq!(Method::from_name("rprop", 1.0, 0.1).unwrap(), Method::Rprop { max_scale: unforge::search::RPROP_MAX_SCALE });
 }
+
+#[test]
+fn live_views_show_the_point_each_step_evaluated() {
+    use unforge::pipeline::{explain_live, Live};
+    let zoo = tiny_zoo();
+    // κ 0.99: no early stop within the four steps.
+    let config = SearchConfig { alpha: 0.05, max_steps: 4, kappa: 0.99, ..SearchConfig::default() };
+    let mask = RowMask::full(zoo.manifest.n_latent);
+    let victim = zoo.detectors.iter().position(|(n, _)| n == "xception").unwrap();
+    let (mut seen, mut thumbnails) = (Vec::new(), 0);
+    let live = Live { all_detectors: true, thumbnail_every: 2 };
+    block_on(explain_live(&zoo, &test_image(32), "xception", &mask, &config, live, &Device::flex(), |report, view| {
+        let all = view.p_fake_all.as_ref().expect("every detector at every step");
+        assert_eq!(all.len(), zoo.detectors.len());
+        seen.push((report.p_fake[0], all[victim]));
+        thumbnails += view.thumbnail.is_some() as usize;
+    }))
+    .unwrap();
+    assert_eq!(seen.len(), 4);
+    // The victim's live score is the one the step itself measured.
+    for (step, live) in &seen {
+        assert!((step - live).abs() < 1e-5, "step {step} vs live view {live}");
+    }
+    assert_eq!(thumbnails, 2, "steps 0 and 2");
+}
