@@ -78,6 +78,19 @@ fn run_takes_presets_regularisers_and_cam_layers() {
     assert_eq!(report["cam"]["target"]["layer"], "blocks.3");
     let q = &report["result"]["quality"];
     assert!(q["lpips"].as_f64().is_some_and(|l| l >= 0.0) && q["id_similarity"].as_f64().is_some(), "{q}");
+    // A zoo can take an identity network trained elsewhere (here: the one above); a file that
+    // is not one is refused, naming it.
+    let with_id = tmp("zoo-identity");
+    let id_file = zoo.join("arcface.safetensors");
+    let (ok, _, err) = unforge(&["init-zoo", "--out", with_id.to_str().unwrap(), "--identity", id_file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(with_id.join("zoo.json")).unwrap()).unwrap();
+    let roles: Vec<&str> = manifest["networks"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
+    assert!(roles.contains(&"identity") && !roles.contains(&"perceptual"), "{roles:?}");
+    assert_eq!(std::fs::read(with_id.join("arcface.safetensors")).unwrap(), std::fs::read(&id_file).unwrap());
+    let wrong = zoo.join("xception.safetensors");
+    let (ok, _, err) = unforge(&["init-zoo", "--out", tmp("zoo-identity-bad").to_str().unwrap(), "--identity", wrong.to_str().unwrap()]);
+    assert!(!ok && err.contains("xception.safetensors: not an identity network"), "{err}");
 }
 
 /// A folder of small face images made by `unforge samples`.
@@ -205,7 +218,7 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
 #[test]
 fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     let out = tmp("trained");
-    let args = ["train", "--size", "32", "--inverter-steps", "3", "--inverter-batch", "2", "--detector-steps", "3", "--detector-batch", "4", "--test-images", "6", "--checkpoint-every", "2", "--out", out.to_str().unwrap()];
+    let args = ["train", "--size", "32", "--inverter-steps", "3", "--inverter-batch", "2", "--detector-steps", "3", "--detector-batch", "4", "--identity-steps", "3", "--identity-batch", "3", "--test-images", "6", "--checkpoint-every", "2", "--out", out.to_str().unwrap()];
     let (ok, stdout, err) = unforge(&args);
     assert!(ok, "{err}");
     assert!(err.contains("ETA"), "no progress: {err}");
@@ -221,7 +234,13 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     assert_eq!(card["detectors"]["resnet"]["p_fake"].as_array().unwrap().len(), 6);
     assert_eq!(report["inverter"]["losses"].as_array().unwrap().len(), 3);
     assert_eq!(report["xception"]["losses"].as_array().unwrap().len(), 3);
-    // The trained zoo is an ordinary zoo.
+    assert_eq!(report["arcface"]["losses"].as_array().unwrap().len(), 3);
+    let auc = report["arcface"]["test"]["verification_auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc) && stdout.contains("### Identity network"), "{auc} {stdout}");
+    // The trained zoo is an ordinary zoo, with an identity network and no perceptual one.
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("zoo.json")).unwrap()).unwrap();
+    let roles: Vec<&str> = manifest["networks"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
+    assert!(roles.contains(&"identity") && !roles.contains(&"perceptual"), "{roles:?}");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/synth-fake-1.png");
     let run_out = tmp("trained-run");
     let (ok, _, err) = unforge(&["run", sample, "--zoo", out.to_str().unwrap(), "--steps", "2", "--out", run_out.to_str().unwrap()]);
@@ -241,7 +260,7 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     let before = std::fs::read(out.join("resnet.safetensors")).unwrap();
     let (ok, stdout2, err) = unforge(&[&args[..], &["--resume"]].concat());
     assert!(ok, "{err}");
-    assert_eq!(err.matches("finished in an earlier run").count(), 4, "{err}");
+    assert_eq!(err.matches("finished in an earlier run").count(), 5, "{err}");
     assert_eq!(std::fs::read(out.join("resnet.safetensors")).unwrap(), before);
     assert_eq!(stdout2, stdout, "the same zoo scores the same");
     // A checkpoint made with other settings is refused, naming them.
@@ -254,7 +273,7 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
 #[test]
 fn an_interrupted_training_resumes_from_its_last_checkpoint() {
     let out = tmp("train-resume");
-    let args = ["train", "--size", "32", "--inverter-steps", "2", "--inverter-batch", "2", "--detector-steps", "60", "--detector-batch", "2", "--test-images", "2", "--checkpoint-every", "5", "--out", out.to_str().unwrap()];
+    let args = ["train", "--size", "32", "--inverter-steps", "2", "--inverter-batch", "2", "--detector-steps", "60", "--detector-batch", "2", "--identity-steps", "2", "--identity-batch", "2", "--test-images", "2", "--checkpoint-every", "5", "--out", out.to_str().unwrap()];
     let mut child = Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let meta = out.join("checkpoints/xception.json");
     let started = std::time::Instant::now();

@@ -1,7 +1,7 @@
 //! The synthetic world: same seed same bytes, masks that are exactly the altered pixels, and
 //! labels that say what was done.
 
-use unforge::synth::{ForgeryKind, Label, Sample, Split};
+use unforge::synth::{FaceParams, ForgeryKind, Label, Sample, Split};
 
 #[test]
 fn same_index_same_bytes_and_splits_are_disjoint() {
@@ -73,4 +73,19 @@ fn forgery_names_are_their_json_names() {
     for kind in unforge::synth::ForgeryKind::ALL {
         assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
     }
+}
+
+#[test]
+fn shots_of_one_person_keep_the_person_and_change_the_shot() {
+    let size = 64;
+    let own = Sample::generate(Split::Test, 4, size);
+    // Shot 0 is the image's own pristine capture.
+    assert_eq!(Sample::identity_capture(Split::Test, 4, 0, size).data, own.pristine.data);
+    let (a, b) = (Sample::identity_capture(Split::Test, 4, 1, size), Sample::identity_capture(Split::Test, 4, 2, size));
+    assert_ne!(a.data, b.data);
+    assert_eq!(a.data, Sample::identity_capture(Split::Test, 4, 1, size).data);
+    let person = FaceParams::sample(Split::Test.base_seed() + 4);
+    let again = person.recaptured(99);
+    assert_eq!((again.skin, again.hair, again.eye_spacing, again.nose_length), (person.skin, person.hair, person.eye_spacing, person.nose_length));
+    assert_ne!((again.light, again.background, again.center), (person.light, person.background, person.center));
 }

@@ -12,8 +12,8 @@ use unforge::explain::{CamMethod, CamTarget};
 use unforge::image::RgbaImage;
 use unforge::pipeline::explain;
 use unforge::search::{Level, Method, Preset, Regularisers, RowMask, SearchConfig};
-use unforge::weights::StoredPrecision;
-use unforge::zoo::{read_dir, Zoo};
+use unforge::weights::{StoredPrecision, TensorFile};
+use unforge::zoo::{read_dir, Role, Zoo};
 use unforge::zoo_init::TinyZooSpec;
 
 #[path = "unforge/eval.rs"]
@@ -45,6 +45,10 @@ enum Command {
         /// paths, they do not measure perception or identity).
         #[arg(long)]
         metric_networks: bool,
+        /// A trained identity network for the zoo (the `arcface.safetensors` that `unforge
+        /// train` writes at this zoo's size), so that ID measures identity.
+        #[arg(long)]
+        identity: Option<PathBuf>,
     },
     /// Writes the demo's sample images: a face crop of a photograph and seeded synthetic faces.
     Samples {
@@ -83,8 +87,9 @@ enum Command {
     },
     /// Trains a zoo on the synthetic world on the CPU: the generator and encoder as an
     /// autoencoder through W+ (real and fake images), then each detector (Xception,
-    /// EfficientNet, ResNet) on real vs fake, raw and reconstructed. Writes zoo.json, the weights
-    /// (f16), train-report.json (losses, test-split scores) and resumable checkpoints.
+    /// EfficientNet, ResNet) on real vs fake, raw and reconstructed, then an identity network
+    /// (ArcFace IR-SE) on shots of the same people. Writes zoo.json, the weights (f16),
+    /// train-report.json (losses, test-split scores) and resumable checkpoints.
     Train(train::TrainArgs),
     /// Converts a checkpoint (.pt/.pth zip format, or .safetensors) into one network's
     /// safetensors with the original key names, and prints its zoo.json entry.
@@ -326,9 +331,20 @@ fn mkdir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })
 }
 
-fn init_zoo(out: &Path, seed: u64, f32: bool, metric_networks: bool) -> Result<()> {
+fn init_zoo(out: &Path, seed: u64, f32: bool, metric_networks: bool, identity: Option<&Path>) -> Result<()> {
     let precision = if f32 { StoredPrecision::F32 } else { StoredPrecision::F16 };
-    let (manifest, files) = TinyZooSpec { seed, precision, metric_networks, ..TinyZooSpec::default() }.build()?;
+    let spec = TinyZooSpec { seed, precision, metric_networks, ..TinyZooSpec::default() };
+    let (mut manifest, mut files) = spec.build()?;
+    if let Some(path) = identity {
+        let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
+        let weights = TensorFile::from_safetensors(&bytes, &path.display().to_string())?;
+        let entry = TinyZooSpec { metric_networks: true, ..spec }.manifest().networks.into_iter().find(|n| n.role == Role::Identity).expect("the metric networks include an identity network");
+        manifest.networks.retain(|n| n.role != Role::Identity);
+        files.insert(entry.file.clone(), weights.to_safetensors(precision));
+        manifest.networks.push(entry);
+        // Loading binds every key and shape, naming any that disagree.
+        Zoo::load(manifest.clone(), &files, &burn::tensor::Device::flex()).map_err(|e| Error::config(format!("{}: not an identity network for this zoo: {e}", path.display())))?;
+    }
     mkdir(out)?;
     for (name, bytes) in &files {
         write(&out.join(name), bytes)?;
@@ -587,7 +603,7 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool, backend: &str) -> Res
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::InitZoo { out, seed, f32, metric_networks } => init_zoo(&out, seed, f32, metric_networks),
+        Command::InitZoo { out, seed, f32, metric_networks, identity } => init_zoo(&out, seed, f32, metric_networks, identity.as_deref()),
         Command::Train(args) => train::run(&args),
         Command::Synth { split, count, start, size, out, contact_sheet } => synth(&split, count, start, size, &out, contact_sheet),
         Command::Samples { photo, face, out, size, synthetic } => samples(&photo, &face, &out, size, synthetic),

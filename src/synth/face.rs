@@ -178,6 +178,27 @@ pub struct FacePoint {
 }
 
 impl FaceParams {
+    /// The same person seen again: everything that belongs to the shot (light, background,
+    /// pose, expression, gaze, camera) drawn from `capture_seed`, everything that belongs to
+    /// the person (face shape, skin, hair, eyes, brows, nose, mouth, lips) kept.
+    pub fn recaptured(&self, capture_seed: u64) -> Self {
+        let shot = Self::sample(capture_seed);
+        Self {
+            gaze: shot.gaze,
+            smile: shot.smile,
+            light: shot.light,
+            light_strength: shot.light_strength,
+            background: shot.background,
+            center: shot.center,
+            roll: shot.roll,
+            scale: shot.scale,
+            noise: shot.noise,
+            blur: shot.blur,
+            quantisation: shot.quantisation,
+            ..self.clone()
+        }
+    }
+
     /// The face-frame coordinates of image pixel (px, py) for a `size`-pixel image.
     pub fn to_face(&self, px: usize, py: usize, size: usize) -> FacePoint {
         let (u, v) = ((px as f32 + 0.5) / size as f32 - self.center[0], (py as f32 + 0.5) / size as f32 - self.center[1]);

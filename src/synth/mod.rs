@@ -93,6 +93,17 @@ impl Sample {
         Self { split, index, seed, label, image, pristine, mask }
     }
 
+    /// The person of image `index` of `split` in another shot: capture 0 is the image's own
+    /// pristine capture, each other capture redraws light, background, pose, expression and
+    /// camera (see [`FaceParams::recaptured`]). Photos of one identity, for identity networks.
+    pub fn identity_capture(split: Split, index: u64, capture: u64, size: usize) -> RgbaImage {
+        let seed = split.base_seed() + index;
+        let person = FaceParams::sample(seed);
+        let shot = crate::rng::SeededRng::new(seed ^ capture.wrapping_mul(0xA24B_AED4_963E_E407)).next_u64();
+        let (params, camera_seed) = if capture == 0 { (person, seed) } else { (person.recaptured(shot), shot) };
+        camera::capture(&params.render(size), params.blur, params.noise, params.quantisation, camera_seed).to_rgba8()
+    }
+
     /// `test-000042.png`.
     pub fn file_name(&self) -> String {
         format!("{}-{:06}.png", self.split.name(), self.index)

@@ -17,6 +17,8 @@ use crate::networks::layers::BatchNorm;
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::zoo::{build_detector, NetworkEntry};
 
+pub mod identity;
+
 /// Settings of a detector's training run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorTraining {

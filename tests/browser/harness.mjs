@@ -1,5 +1,6 @@
 // Shared pieces of the browser tests: a server on a free port, Debian's Chromium driven by
 // playwright-core, and a page that records console errors.
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { startServer } from '../../tools/serve.mjs';
@@ -41,4 +42,16 @@ export function canvasSpread(page, id) {
     for (let i = 0; i < d.length; i += 4) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
     return seen.size / (d.length / 4);
   }, id);
+}
+
+/// Runs `body` on a fresh page, then checks that the page logged no errors (except those
+/// `ignore` matches: a test that provokes some names them), and closes it either way.
+export async function withPage(options, body, { ignore } = {}) {
+  const { page, base, errors, close } = await open(options);
+  try {
+    await body({ page, base, errors });
+    assert.deepEqual(ignore ? errors.filter((e) => !ignore.test(e)) : errors, []);
+  } finally {
+    await close();
+  }
 }

@@ -1,7 +1,7 @@
 // End to end in a real browser: the page, the worker, the wasm core, on WebGPU and on CPU.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { open, waitState, canvasSpread, ARTIFACTS } from './harness.mjs';
+import { open, withPage, waitState, canvasSpread, ARTIFACTS } from './harness.mjs';
 
 const STEP_TIMEOUT = 600_000;
 
@@ -19,8 +19,7 @@ async function runTenSteps(page) {
 }
 
 test('WebGPU: the page loads clean, runs on WebGPU and moves P(fake) toward real', async () => {
-  const { page, base, errors, close } = await open({ webgpu: true });
-  try {
+  await withPage({ webgpu: true }, async ({ page, base }) => {
     await page.goto(base + '?backend=webgpu');
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'webgpu');
@@ -40,15 +39,11 @@ test('WebGPU: the page loads clean, runs on WebGPU and moves P(fake) toward real
     assert.match(await page.textContent('#summary'), /ms per step on webgpu/);
     assert.match(await page.textContent('#summary'), /PSNR \d+\.\d dB, TV /);
     await page.screenshot({ path: `${ARTIFACTS}/skeleton-webgpu.png`, fullPage: true });
-    assert.deepEqual(errors, []);
-  } finally {
-    await close();
-  }
+  });
 });
 
 test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory', async () => {
-  const { page, base, errors, close } = await open({ webgpu: true });
-  try {
+  await withPage({ webgpu: true }, async ({ page, base }) => {
     await page.goto(base);
     await waitState(page, ['ready', 'failed'], 120_000);
     const out = await page.evaluate(async () => {
@@ -93,15 +88,11 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
     assert.ok(invDiff <= 1e-4, `inversion relative difference ${invDiff}`);
     assert.equal(out.webgpu.traj.length, out.cpu.traj.length);
     out.cpu.traj.forEach((p, i) => assert.ok(Math.abs(p - out.webgpu.traj[i]) <= 1e-2, `step ${i}: ${out.webgpu.traj[i]} vs ${p}`));
-    assert.deepEqual(errors, []);
-  } finally {
-    await close();
-  }
+  });
 });
 
 test('"fastest available" skips a software WebGPU adapter and says why', async () => {
-  const { page, base, errors, close } = await open({ webgpu: true });
-  try {
+  await withPage({ webgpu: true }, async ({ page, base }) => {
     await page.goto(base);
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
     const fallback = await page.evaluate(async () => {
@@ -110,15 +101,11 @@ test('"fastest available" skips a software WebGPU adapter and says why', async (
     });
     assert.equal(await page.getAttribute('#backend', 'data-backend'), fallback ? 'cpu' : 'webgpu');
     if (fallback) assert.match(await page.textContent('#banner'), /software fallback adapter/);
-    assert.deepEqual(errors, []);
-  } finally {
-    await close();
-  }
+  });
 });
 
 test('without WebGPU the same flow runs on the CPU and the page says so', async () => {
-  const { page, base, errors, close } = await open({ webgpu: false });
-  try {
+  await withPage({ webgpu: false }, async ({ page, base }) => {
     await page.goto(base);
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
@@ -146,10 +133,7 @@ test('without WebGPU the same flow runs on the CPU and the page says so', async 
       const run = await runTenSteps(page);
       assert.ok(run.after < run.before, `${method}: P(fake) ${run.before} → ${run.after}`);
     }
-    assert.deepEqual(errors, []);
-  } finally {
-    await close();
-  }
+  });
 });
 
 test('a zoo larger than the GPU allows is refused on WebGPU and runs on the CPU under "fastest available"', async () => {

@@ -1,5 +1,6 @@
 //! `unforge train`: the synthetic zoo's recipe. The inverter (generator + encoder) first, then
-//! each detector on raw and reconstructed images, then the test-split scores.
+//! each detector on raw and reconstructed images, then the identity network, then the
+//! test-split scores.
 //!
 //! Every stage saves a checkpoint under `OUT/checkpoints/` (weights plus a JSON with the next
 //! step, the settings and the losses so far) every `--checkpoint-every` steps and when it ends;
@@ -12,9 +13,11 @@ use std::time::Instant;
 use clap::Args;
 use serde_json::{json, Value};
 use unforge::error::{Error, Result};
+use unforge::networks::arcface::ArcFace;
+use unforge::train::identity::{train_identity, IdentityScores, IdentityTraining};
 use unforge::train::{join_inverter, split_inverter, train_detector, train_inverter, DetectorTraining, InverterTraining, Reconstructor, Resume, Snapshot};
-use unforge::weights::{StoredPrecision, TensorFile};
-use unforge::zoo::{Architecture, Zoo, ZooFiles};
+use unforge::weights::{StoredPrecision, TensorFile, WeightSource};
+use unforge::zoo::{Architecture, Role, Zoo, ZooFiles};
 use unforge::zoo_init::TinyZooSpec;
 
 use crate::eval::write_atomic;
@@ -51,7 +54,16 @@ pub struct TrainArgs {
     pub location_weight: f32,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Test-split images scored at the end.
+    /// Steps of the identity network (ArcFace's IR-SE, two shots of each person per batch,
+    /// batch-contrastive loss); 0 leaves it out of the zoo.
+    #[arg(long, default_value_t = 1500)]
+    pub identity_steps: usize,
+    /// People per identity batch (two shots each).
+    #[arg(long, default_value_t = 16)]
+    pub identity_batch: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    pub identity_lr: f64,
+    /// Test-split images scored at the end (and people for the identity network's scores).
     #[arg(long, default_value_t = 200)]
     pub test_images: u64,
     /// Steps between checkpoints.
@@ -173,16 +185,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         location_weight: args.location_weight,
         distinct_pairs: None,
     };
+    let identity = IdentityTraining { steps: args.identity_steps, identities: args.identity_batch, learning_rate: args.identity_lr, seed: args.seed ^ 0x1D, image_size: args.size, temperature: 0.1 };
     // Every flag is checked before the first stage trains.
     detector_config(0).validate()?;
+    if args.identity_steps > 0 {
+        identity.validate()?;
+    }
     let out = &args.out;
     let dir = out.join("checkpoints");
     if dir.exists() && !args.resume && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
         return Err(Error::config(format!("{} holds checkpoints of an earlier run: pass --resume to continue it, or choose another --out", dir.display())));
     }
     mkdir(&dir)?;
-    let spec = TinyZooSpec { size: args.size, seed: args.seed, precision: StoredPrecision::F16, ..TinyZooSpec::default() };
+    let spec = TinyZooSpec { size: args.size, seed: args.seed, precision: StoredPrecision::F16, metric_networks: args.identity_steps > 0, ..TinyZooSpec::default() };
     let mut manifest = spec.manifest();
+    // No trained perceptual network: LPIPS's weights come from human judgements of image
+    // pairs, which the synthetic world does not have.
+    manifest.networks.retain(|n| n.role != Role::Perceptual);
     manifest.name = "synthetic-trained".into();
     manifest.description = format!("Trained by `unforge train` on the synthetic face world ({} px, seed {}).", args.size, args.seed);
     let started = Instant::now();
@@ -227,6 +246,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         report.insert(entry.name.clone(), json!({ "family": family, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seconds": seconds, "losses": log }));
         files.insert(entry.file.clone(), weights.to_safetensors(StoredPrecision::F16));
     }
+    let identity_scores = if args.identity_steps > 0 {
+        let ckpt = Checkpoint::new(&dir, "arcface", json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seed": identity.seed, "size": identity.image_size }));
+        let (weights, log, seconds) = ckpt.stage(identity.steps, |resume, log| {
+            let (t, first) = (Instant::now(), resume.as_ref().map_or(0, |r| r.step));
+            train_identity(&spec.arcface(), &identity, resume, |s, snapshot| {
+                log.push(json!([s.loss, s.accuracy]));
+                eprint!("\rarcface step {:>5}/{}  loss {:.4}  accuracy {:.2}  ETA {:.0} s   ", s.step + 1, identity.steps, s.loss, s.accuracy, eta(t, s.step, first, identity.steps));
+                ckpt.periodic(s.step, identity.steps, args.checkpoint_every, log, snapshot)
+            })
+        })?;
+        let device = burn::tensor::Device::flex();
+        let source = WeightSource::checkpoint(weights.clone(), "trained identity network");
+        let net = ArcFace::new(&source.root(&device), &spec.arcface())?;
+        source.finish()?;
+        let scores = IdentityScores::measure(&net, args.test_images.max(2), args.size, &device)?;
+        report.insert("arcface".into(), json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seconds": seconds, "losses": log, "test": scores }));
+        files.insert("arcface.safetensors".into(), weights.to_safetensors(StoredPrecision::F16));
+        Some(scores)
+    } else {
+        None
+    };
     for (name, bytes) in &files {
         write(&out.join(name), bytes)?;
     }
@@ -241,6 +281,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let card = unforge::train::test_scores(&zoo, args.size, CARD_IMAGES.min(args.test_images), &device)?;
     write(&out.join("card.json"), serde_json::to_string_pretty(&card).expect("json").as_bytes())?;
     print!("{}", unforge::eval::markdown(&scores.tables()));
+    if let Some(s) = identity_scores {
+        println!("\n### Identity network\n\nTwo shots each of {} test-split people: cosine similarity of one person's shots against two people's.\n", s.people);
+        println!("| same person (mean) | different people (mean) | verification AUC |\n|---|---|---|\n| {:.3} | {:.3} | {:.3} |", s.genuine_mean, s.impostor_mean, s.verification_auc);
+    }
     eprintln!("trained in {:.1} min; zoo in {}", started.elapsed().as_secs_f64() / 60.0, out.display());
     Ok(())
 }
