@@ -57,20 +57,22 @@ function formatBytes(n) {
 }
 
 const handlers = {
-  progress({ files }) {
-    const rows = files.map((f) => {
-      const row = document.createElement('div');
+  progress({ index, file, loaded, total, cached }) {
+    const box = $('model-progress');
+    let row = box.querySelector(`[data-index="${index}"]`);
+    if (!row) {
+      row = document.createElement('div');
       row.className = 'file-progress';
-      const label = document.createElement('span');
-      label.textContent = `${f.file} ${formatBytes(f.loaded)}${f.total ? ` / ${formatBytes(f.total)}` : ''}${f.cached ? ' (cached)' : ''}`;
+      row.dataset.index = index;
       const bar = document.createElement('progress');
-      bar.max = f.total || 1;
-      bar.value = f.total ? f.loaded : 0;
-      bar.setAttribute('aria-label', `${f.file} download`);
-      row.append(label, bar);
-      return row;
-    });
-    $('model-progress').replaceChildren(...rows);
+      bar.setAttribute('aria-label', `${file} download`);
+      row.append(document.createElement('span'), bar);
+      box.append(row);
+    }
+    const [label, bar] = row.children;
+    label.textContent = `${file} ${formatBytes(loaded)}${total ? ` / ${formatBytes(total)}` : ''}${cached ? ' (cached)' : ''}`;
+    bar.max = total || 1;
+    bar.value = total ? loaded : 0;
   },
   loaded(data) {
     state.backend = data.backend;

@@ -118,19 +118,21 @@ async function load({ backend: preference, base = 'models/', files = null }) {
   if (!Array.isArray(manifest.networks)) throw new Error('zoo.json has no `networks` list');
   const { backend, note } = await chooseBackend(preference, manifest);
   const weights = new Map();
-  const progress = manifest.networks.map((n) => ({ file: n.file, loaded: 0, total: 0, cached: false }));
-  for (const [i, net] of manifest.networks.entries()) {
-    weights.set(net.file, await source.get(net.file, (loaded, total, cached) => {
-      Object.assign(progress[i], { loaded, total, cached });
-      postMessage({ type: 'progress', files: progress });
-    }));
+  let bytes = 0;
+  for (const [index, net] of manifest.networks.entries()) {
+    // One file's news per message: the page updates that file's row in place.
+    const file = await source.get(net.file, (loaded, total, cached) => {
+      postMessage({ type: 'progress', index, file: net.file, loaded, total, cached });
+    });
+    weights.set(net.file, file);
+    bytes += file.length;
   }
   session = await Session.create(source.text, weights, backend);
   return {
     type: 'loaded', backend: session.backend, fallbackReason: session.fallbackReason ?? note,
     detectors: session.detectors, nLatent: session.nLatent, imageSize: session.imageSize, presets: Session.presets(),
     zoo: manifest.name, source: source.name, loadMs: performance.now() - t0,
-    bytes: progress.reduce((n, p) => n + p.loaded, 0),
+    bytes,
   };
 }
 
