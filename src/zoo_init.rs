@@ -76,6 +76,19 @@ impl TinyZooSpec {
         ArcFaceConfig { backbone: IrSeConfig { stem: 16, stages: vec![(16, 1), (24, 1), (32, 1), (48, 1)], se_reduction: 4 }, input_size: 32, embedding: 64 }
     }
 
+    /// The identity network's entry (ArcFace IR-SE at 32 px), as `metric_networks` adds it.
+    pub fn identity_entry(&self) -> NetworkEntry {
+        NetworkEntry {
+            name: "arcface".into(),
+            role: Role::Identity,
+            architecture: Architecture::Arcface(self.arcface()),
+            file: "arcface.safetensors".into(),
+            input_size: 32,
+            normalization: Normalization::MinusOneOne,
+            prefix: String::new(),
+        }
+    }
+
     pub fn manifest(&self) -> Manifest {
         let n_latent = self.generator().n_latent();
         let entry = |name: &str, role, architecture, file: &str, input_size| NetworkEntry {
@@ -105,7 +118,7 @@ impl TinyZooSpec {
             .into_iter()
             .chain(self.metric_networks.then(|| {
                 [
-                    entry("arcface", Role::Identity, Architecture::Arcface(self.arcface()), "arcface.safetensors", 32),
+                    self.identity_entry(),
                     entry("lpips", Role::Perceptual, Architecture::Lpips, "lpips.safetensors", self.size),
                 ]
             }).into_iter().flatten())

@@ -235,6 +235,8 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     assert_eq!(report["inverter"]["losses"].as_array().unwrap().len(), 3);
     assert_eq!(report["xception"]["losses"].as_array().unwrap().len(), 3);
     assert_eq!(report["arcface"]["losses"].as_array().unwrap().len(), 3);
+    // Scored on `--test-images` people, with the network as the zoo ships it.
+    assert_eq!(report["arcface"]["test"]["people"], 6);
     let auc = report["arcface"]["test"]["verification_auc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&auc) && stdout.contains("### Identity network"), "{auc} {stdout}");
     // The trained zoo is an ordinary zoo, with an identity network and no perceptual one.

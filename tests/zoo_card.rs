@@ -51,25 +51,16 @@ fn the_committed_zoos_fit_their_size_budget() {
 
 #[test]
 fn the_committed_identity_network_tells_unseen_people_apart() {
-    use unforge::networks::arcface::{ArcFace, ArcFaceConfig};
     use unforge::train::identity::IdentityScores;
-    use unforge::weights::{TensorFile, WeightSource};
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(trained().join("train-report.json")).unwrap()).unwrap();
     let reported = report["arcface"]["test"]["verification_auc"].as_f64().unwrap();
     let (manifest, files) = read_dir(&trained()).unwrap();
-    let entry = manifest.networks.iter().find(|n| n.name == "arcface").unwrap();
-    let cfg: ArcFaceConfig = match &entry.architecture {
-        unforge::zoo::Architecture::Arcface(cfg) => cfg.clone(),
-        other => panic!("arcface is {other:?}"),
-    };
     // The default zoo carries the same network.
     assert_eq!(std::fs::read(models().join("arcface.safetensors")).unwrap(), files["arcface.safetensors"]);
-    let device = Device::flex();
-    let source = WeightSource::checkpoint(TensorFile::from_safetensors(&files["arcface.safetensors"], "arcface").unwrap(), "arcface");
-    let net = ArcFace::new(&source.root(&device), &cfg).unwrap();
-    source.finish().unwrap();
     let size = manifest.generator().unwrap().input_size;
-    let scores = IdentityScores::measure(&net, 20, size, &device).unwrap();
+    let device = Device::flex();
+    let zoo = Zoo::load(manifest, &files, &device).unwrap();
+    let scores = IdentityScores::measure(zoo.identity.as_ref().expect("an identity network"), 20, size, &device).unwrap();
     // 200 people in the report; the first 20 of them here (the f16 file, the same people).
     assert!(reported > 0.99 && scores.verification_auc > 0.98, "reported {reported}, measured {scores:?}");
     assert!(scores.genuine_mean > 0.8 && scores.impostor_mean < 0.3, "{scores:?}");

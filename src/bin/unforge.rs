@@ -338,8 +338,9 @@ fn init_zoo(out: &Path, seed: u64, f32: bool, metric_networks: bool, identity: O
     if let Some(path) = identity {
         let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
         let weights = TensorFile::from_safetensors(&bytes, &path.display().to_string())?;
-        let entry = TinyZooSpec { metric_networks: true, ..spec }.manifest().networks.into_iter().find(|n| n.role == Role::Identity).expect("the metric networks include an identity network");
+        let entry = spec.identity_entry();
         manifest.networks.retain(|n| n.role != Role::Identity);
+        manifest.description.push_str(&format!(" The identity network is trained ({}).", path.display()));
         files.insert(entry.file.clone(), weights.to_safetensors(precision));
         manifest.networks.push(entry);
         // Loading binds every key and shape, naming any that disagree.

@@ -35,14 +35,18 @@ pub struct IdentityTraining {
 
 impl IdentityTraining {
     pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 || self.identities < 2 {
-            return Err(Error::config(format!("identity training needs at least one step and two people per batch, got {}", self.identities)));
+        let bad = |what: String| Err(Error::config(format!("identity training: {what}")));
+        if self.steps == 0 {
+            return bad("needs at least one step".into());
+        }
+        if self.identities < 2 {
+            return bad(format!("needs at least two people per batch, got {}", self.identities));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::config(format!("learning rate must be positive, got {}", self.learning_rate)));
+            return bad(format!("the learning rate must be positive, got {}", self.learning_rate));
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(Error::config(format!("the temperature must be positive, got {}", self.temperature)));
+            return bad(format!("the temperature must be positive, got {}", self.temperature));
         }
         Ok(())
     }

@@ -13,11 +13,10 @@ use std::time::Instant;
 use clap::Args;
 use serde_json::{json, Value};
 use unforge::error::{Error, Result};
-use unforge::networks::arcface::ArcFace;
 use unforge::train::identity::{train_identity, IdentityScores, IdentityTraining};
 use unforge::train::{join_inverter, split_inverter, train_detector, train_inverter, DetectorTraining, InverterTraining, Reconstructor, Resume, Snapshot};
-use unforge::weights::{StoredPrecision, TensorFile, WeightSource};
-use unforge::zoo::{Architecture, Role, Zoo, ZooFiles};
+use unforge::weights::{StoredPrecision, TensorFile};
+use unforge::zoo::{Architecture, Zoo, ZooFiles};
 use unforge::zoo_init::TinyZooSpec;
 
 use crate::eval::write_atomic;
@@ -197,11 +196,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         return Err(Error::config(format!("{} holds checkpoints of an earlier run: pass --resume to continue it, or choose another --out", dir.display())));
     }
     mkdir(&dir)?;
-    let spec = TinyZooSpec { size: args.size, seed: args.seed, precision: StoredPrecision::F16, metric_networks: args.identity_steps > 0, ..TinyZooSpec::default() };
+    // No perceptual network: LPIPS's weights come from human judgements of image pairs, which
+    // the synthetic world does not have.
+    let spec = TinyZooSpec { size: args.size, seed: args.seed, precision: StoredPrecision::F16, ..TinyZooSpec::default() };
     let mut manifest = spec.manifest();
-    // No trained perceptual network: LPIPS's weights come from human judgements of image
-    // pairs, which the synthetic world does not have.
-    manifest.networks.retain(|n| n.role != Role::Perceptual);
+    if args.identity_steps > 0 {
+        manifest.networks.push(spec.identity_entry());
+    }
     manifest.name = "synthetic-trained".into();
     manifest.description = format!("Trained by `unforge train` on the synthetic face world ({} px, seed {}).", args.size, args.seed);
     let started = Instant::now();
@@ -246,7 +247,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         report.insert(entry.name.clone(), json!({ "family": family, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seconds": seconds, "losses": log }));
         files.insert(entry.file.clone(), weights.to_safetensors(StoredPrecision::F16));
     }
-    let identity_scores = if args.identity_steps > 0 {
+    if args.identity_steps > 0 {
         let ckpt = Checkpoint::new(&dir, "arcface", json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seed": identity.seed, "size": identity.image_size }));
         let (weights, log, seconds) = ckpt.stage(identity.steps, |resume, log| {
             let (t, first) = (Instant::now(), resume.as_ref().map_or(0, |r| r.step));
@@ -256,17 +257,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 ckpt.periodic(s.step, identity.steps, args.checkpoint_every, log, snapshot)
             })
         })?;
-        let device = burn::tensor::Device::flex();
-        let source = WeightSource::checkpoint(weights.clone(), "trained identity network");
-        let net = ArcFace::new(&source.root(&device), &spec.arcface())?;
-        source.finish()?;
-        let scores = IdentityScores::measure(&net, args.test_images.max(2), args.size, &device)?;
-        report.insert("arcface".into(), json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seconds": seconds, "losses": log, "test": scores }));
-        files.insert("arcface.safetensors".into(), weights.to_safetensors(StoredPrecision::F16));
-        Some(scores)
-    } else {
-        None
-    };
+        report.insert("arcface".into(), json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seconds": seconds, "losses": log }));
+        files.insert(spec.identity_entry().file, weights.to_safetensors(StoredPrecision::F16));
+    }
     for (name, bytes) in &files {
         write(&out.join(name), bytes)?;
     }
@@ -275,6 +268,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let zoo = Zoo::load(manifest, &files, &device)?;
     let scores = unforge::train::test_scores(&zoo, args.size, args.test_images, &device)?;
     report.insert("test".into(), serde_json::to_value(&scores).expect("json"));
+    // Measured on the network as the zoo ships it (f16), like the detectors' scores.
+    let identity_scores = zoo.identity.as_ref().map(|net| IdentityScores::measure(net, args.test_images.max(2), args.size, &device)).transpose()?;
+    if let (Some(s), Some(entry)) = (&identity_scores, report.get_mut("arcface")) {
+        entry["test"] = serde_json::to_value(s).expect("json");
+    }
     report.insert("seconds_this_session".into(), json!(started.elapsed().as_secs_f64()));
     write(&out.join("train-report.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
     // The card's reference scores: what loading this zoo must reproduce on the first test images.
