@@ -78,6 +78,15 @@ fn run_takes_presets_regularisers_and_cam_layers() {
     assert_eq!(report["cam"]["target"]["layer"], "blocks.3");
     let q = &report["result"]["quality"];
     assert!(q["lpips"].as_f64().is_some_and(|l| l >= 0.0) && q["id_similarity"].as_f64().is_some(), "{q}");
+    // With an identity network the fast preset holds identity unless --lambda-id says otherwise.
+    for (extra, id) in [(vec![], 1.0), (vec!["--lambda-id", "0"], 0.0)] {
+        let fast_out = tmp("out-fast-id");
+        let args = [&["run", sample, "--zoo", z, "--preset", "fast", "--steps", "2", "--out", fast_out.to_str().unwrap()][..], &extra[..]].concat();
+        let (ok, _, err) = unforge(&args);
+        assert!(ok, "{err}");
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(fast_out.join("report.json")).unwrap()).unwrap();
+        assert_eq!(report["search"]["regularisers"]["id"], id, "{extra:?}");
+    }
     // A zoo can take an identity network trained elsewhere (here: the one above); a file that
     // is not one is refused, naming it.
     let with_id = tmp("zoo-identity");

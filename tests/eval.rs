@@ -47,6 +47,7 @@ fn record(image: &str, victim: &str, experiment: &str, detected: bool, success: 
 
 fn plan() -> EvalPlan {
     EvalPlan {
+        identity_network: false,
         search: SearchConfig::default(),
         levels: vec![Level::Full],
         pixel: pixel_attacks(&["fgsm"], 8.0, 2.0, 10, 1.0, 0).unwrap(),

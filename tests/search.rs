@@ -217,6 +217,10 @@ fn presets_are_the_official_settings() {
     let fast = Preset::Fast.config();
     assert!(fast.max_steps * 5 <= paper.max_steps && fast.refine > 0);
     assert_eq!((fast.method, fast.alpha), (Method::Rprop { max_scale: 8.0 }, paper.alpha));
+    // The fast preset holds identity where the zoo can measure it; the others never add it.
+    assert_eq!(Preset::Fast.config_with_identity(true).regularisers.id, Preset::FAST_ID_WEIGHT);
+    assert_eq!(Preset::Fast.config_with_identity(false), fast);
+    assert_eq!(Preset::Paper.config_with_identity(true), paper);
     assert_eq!("FAST".parse::<Preset>().unwrap(), Preset::Fast);
     assert!("slow".parse::<Preset>().unwrap_err().to_string().contains("unknown preset `slow`"));
 }

@@ -238,7 +238,11 @@ function run() {
   setState('running', 'Inverting and searching…');
   const image = crop.pixels(CROP_SIZE);
   const steps = Number($('steps').value);
+  const preset = $('preset').value;
   const options = {
+    // A named preset also brings what the controls do not show (the fast preset's ID
+    // regulariser, where the zoo has an identity network); the controls override the rest.
+    ...(preset in state.presets ? { preset } : {}),
     detector: $('detector').value,
     refine: Number($('refine').value),
     seed: Number($('seed').value),
@@ -427,7 +431,7 @@ async function png(id) {
 }
 
 function report() {
-  return JSON.stringify({ options: state.options, backend: state.backend, stepMs: state.stepMs, result: state.result.report }, null, 2);
+  return JSON.stringify({ options: state.options, backend: state.backend, stepMs: state.stepMs, search: state.result.search, result: state.result.report }, null, 2);
 }
 
 function save(blob, name) {

@@ -251,9 +251,10 @@ struct SearchArgs {
     /// λ of the LPIPS regulariser (needs a perceptual network in the zoo).
     #[arg(long, default_value_t = 0.0)]
     lambda_lpips: f32,
-    /// λ of the ID regulariser (needs an identity network in the zoo).
-    #[arg(long, default_value_t = 0.0)]
-    lambda_id: f32,
+    /// λ of the ID regulariser (needs an identity network in the zoo). Default 0, or 1 with
+    /// the fast preset when the zoo has an identity network.
+    #[arg(long)]
+    lambda_id: Option<f32>,
     /// Seed of every random choice (pixel PGD's random start).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -279,12 +280,20 @@ impl SearchArgs {
             max_steps: self.steps.unwrap_or(defaults.max_steps),
             kappa: self.kappa.unwrap_or(defaults.kappa),
             refine: self.refine.unwrap_or(defaults.refine),
-            regularisers: Regularisers { pixel: self.lambda_pixel, lpips: self.lambda_lpips, id: self.lambda_id },
+            regularisers: Regularisers { pixel: self.lambda_pixel, lpips: self.lambda_lpips, id: self.lambda_id.unwrap_or(0.0) },
             seed: self.seed,
             ..defaults
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// `config` for `zoo`: the preset's ID regulariser where the zoo can compute it, unless
+    /// `--lambda-id` says otherwise.
+    fn for_zoo(&self, config: SearchConfig, zoo: &Zoo) -> SearchConfig {
+        let preset_id = self.preset.parse::<Preset>().map_or(0.0, |p| p.config_with_identity(zoo.identity.is_some()).regularisers.id);
+        let id = self.lambda_id.unwrap_or(preset_id);
+        SearchConfig { regularisers: Regularisers { id, ..config.regularisers }, ..config }
     }
 
     fn levels(&self) -> Result<Vec<Level>> {
@@ -369,6 +378,7 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
         serde_json::from_value(json!(cam.method)).map_err(|_| Error::config(format!("--cam `{}`: use grad_cam, grad_cam_plus_plus or layer_cam", cam.method)))?;
     let device = search.device()?;
     let zoo = load_zoo(zoo_dir, &device)?;
+    let config = search.for_zoo(config, &zoo);
     let detector = detector.unwrap_or_else(|| zoo.detectors[0].0.clone());
     let victim = zoo.detector(&detector)?;
     if cam.layer.as_deref() == Some("list") {

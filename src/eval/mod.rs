@@ -55,6 +55,8 @@ pub struct EvalPlan {
     pub curve: bool,
     /// ID retention counts an image whose ArcFace cosine is at least this.
     pub id_threshold: f64,
+    /// Whether the zoo has an identity network (the fast preset's curve then holds identity).
+    pub identity_network: bool,
 }
 
 impl EvalPlan {
@@ -82,7 +84,7 @@ impl EvalPlan {
         if self.curve {
             for preset in [Preset::Paper, Preset::Fast] {
                 let tag = format!("preset-{}", serde_json::to_value(preset).expect("preset").as_str().expect("name"));
-                out.push(Experiment::Latent { tag, levels: vec![Level::Full], config: preset.config() });
+                out.push(Experiment::Latent { tag, levels: vec![Level::Full], config: preset.config_with_identity(self.identity_network) });
             }
         }
         out

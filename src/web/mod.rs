@@ -83,7 +83,7 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
     let num = |key: &str, default: f64| get(options, key).and_then(|v| v.as_f64()).unwrap_or(default);
     let text = |key: &str, default: &str| get(options, key).and_then(|v| v.as_string()).unwrap_or_else(|| default.to_string());
     // A preset gives the defaults; every explicit option overrides it.
-    let defaults = text("preset", "readme").parse::<Preset>().map_err(js_err)?.config();
+    let defaults = text("preset", "readme").parse::<Preset>().map_err(js_err)?.config_with_identity(zoo.identity.is_some());
     let method = match get(options, "method").and_then(|v| v.as_string()) {
         Some(name) => Method::from_name(&name, num("mu", 1.0) as f32, num("beta", Preset::PAPER_BETA as f64) as f32).map_err(js_err)?,
         None => defaults.method,
@@ -245,6 +245,9 @@ impl Session {
             .await
             .map_err(js_err)?;
             let out = result_object(&result);
+            // The settings the search ran with (preset defaults and the page's overrides), as
+            // the CLI's report keeps them.
+            set(&out, "search", js_sys::JSON::parse(&serde_json::to_string(&config).expect("the settings serialise")).unwrap_or(JsValue::NULL));
             let maps = cams(&inner.zoo, &result, CamMethod::GradCam, &CamTarget::fake(), &inner.device).await.map_err(js_err)?;
             for (key, map, img) in [("Input", &maps[0], &result.input), ("Reconstruction", &maps[1], &result.reconstruction), ("Counterfactual", &maps[2], &result.counterfactual)] {
                 set(&out, &format!("cam{key}"), rgba(&map.overlay(img, 0.5)));

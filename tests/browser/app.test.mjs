@@ -145,6 +145,15 @@ test('results download as PNG, JSON and one ZIP; sliders redraw', async () => {
     assert.ok(png.bytes.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47])));
     assert.equal(await page.$$eval('#thumbnails canvas', (c) => c.length) >= 1, true, 'intermediate thumbnails');
     await page.screenshot({ path: `${ARTIFACTS}/app-results.png`, fullPage: true });
+    // Hand-edited settings run as they are; the fast preset, untouched, also holds identity
+    // (the default zoo has an identity network).
+    assert.equal(json.search.regularisers.id, 0);
+    await page.selectOption('#preset', 'fast');
+    await page.click('#run');
+    assert.equal(await waitState(page, ['done', 'error'], RUN_TIMEOUT), 'done', await page.textContent('#status'));
+    const fast = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
+    assert.equal(fast.options.preset, 'fast');
+    assert.equal(fast.search.regularisers.id, 1);
   });
 });
 

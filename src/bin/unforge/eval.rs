@@ -152,7 +152,11 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     for &alpha in &args.alphas {
         unforge::search::SearchConfig { alpha, ..config.clone() }.validate()?;
     }
-    let plan = EvalPlan { search: config, levels, pixel, level_ablation: args.level_ablation, alphas: args.alphas, curve: args.curve, id_threshold: args.id_threshold };
+    let images = list_images(data, args.limit)?;
+    let device = search.device()?;
+    let zoo = load_zoo(zoo_dir, &device)?;
+    let config = search.for_zoo(config, &zoo);
+    let plan = EvalPlan { search: config, levels, pixel, level_ablation: args.level_ablation, alphas: args.alphas, curve: args.curve, id_threshold: args.id_threshold, identity_network: zoo.identity.is_some() };
     let mut experiments = plan.experiments();
     if !latent {
         experiments.retain(|e| !matches!(e, Experiment::Latent { tag, .. } if tag == "latent"));
@@ -160,9 +164,6 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     if experiments.is_empty() {
         return Err(Error::config("--attacks selects nothing to run"));
     }
-    let images = list_images(data, args.limit)?;
-    let device = search.device()?;
-    let zoo = load_zoo(zoo_dir, &device)?;
     let detectors: Vec<String> = zoo.detectors.iter().map(|(n, _)| n.clone()).collect();
     let victims = if args.victims.is_empty() { detectors.clone() } else { args.victims.clone() };
     for v in &victims {
