@@ -16,7 +16,8 @@ const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-s
 export function startServer(port = 8080, host = '127.0.0.1') {
   const server = createServer(async (req, res) => {
     try {
-      const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+      // The request target is a path: prefixing the origin keeps `//x` a path, not a host.
+      const path = decodeURIComponent(new URL(`http://x${req.url}`).pathname);
       const [base, rel] = path.startsWith('/models/') ? [join(root, 'models'), path.slice('/models/'.length)] : [join(root, 'www'), path.slice(1) || 'index.html'];
       const file = normalize(join(base, rel));
       if (!file.startsWith(base)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
@@ -26,8 +27,10 @@ export function startServer(port = 8080, host = '127.0.0.1') {
       res.writeHead(200, { 'Content-Type': TYPES[extname(target)] ?? 'application/octet-stream', 'Content-Length': body.length, 'Content-Security-Policy': CSP, 'Cache-Control': 'no-cache' });
       res.end(body);
     } catch (e) {
-      res.writeHead(e.code === 'ENOENT' ? 404 : 500, { 'Content-Type': 'text/plain' });
-      res.end(e.code === 'ENOENT' ? 'not found' : 'server error');
+      // A malformed target (bad %-escape, unparsable URL) is the client's error.
+      const [status, text] = e.code === 'ENOENT' ? [404, 'not found'] : e instanceof URIError || e instanceof TypeError ? [400, 'bad request'] : [500, 'server error'];
+      res.writeHead(status, { 'Content-Type': 'text/plain' });
+      res.end(text);
     }
   });
   return new Promise((ok) => server.listen(port, host, () => ok(server)));
