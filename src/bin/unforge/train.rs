@@ -78,14 +78,19 @@ struct Checkpoint {
     dir: PathBuf,
     name: String,
     settings: Value,
+    /// The stage's length and the steps between saves.
+    steps: usize,
+    every: usize,
     /// Training seconds of this stage in earlier runs, and when this run's began.
     earlier_seconds: std::cell::Cell<f64>,
     started: Instant,
+    /// The step this run began at (for the ETA).
+    first_step: std::cell::Cell<usize>,
 }
 
 impl Checkpoint {
-    fn new(dir: &std::path::Path, name: &str, settings: Value) -> Self {
-        Self { dir: dir.to_path_buf(), name: name.into(), settings, earlier_seconds: Default::default(), started: Instant::now() }
+    fn new(dir: &std::path::Path, name: &str, settings: Value, steps: usize, every: usize) -> Self {
+        Self { dir: dir.to_path_buf(), name: name.into(), settings, steps, every, earlier_seconds: Default::default(), started: Instant::now(), first_step: Default::default() }
     }
 
     /// The weights saved after `step` steps, and the record naming the latest of them.
@@ -129,11 +134,15 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// Saves after `step` when it ends a period of `every` steps (and is not the last step,
-    /// which [`Checkpoint::stage`] saves).
-    fn periodic(&self, step: usize, steps: usize, every: usize, losses: &[Value], snapshot: Snapshot) -> Result<()> {
-        if (step + 1) % every == 0 && step + 1 < steps {
-            self.save(step + 1, losses, &snapshot()?)?;
+    /// After each step: adds its `entry` to the loss log, prints `line` with the step count and
+    /// the ETA, and saves when the step ends a period (the last step is [`Checkpoint::stage`]'s
+    /// to save).
+    fn record(&self, step: usize, log: &mut Vec<Value>, entry: Value, line: String, snapshot: Snapshot) -> Result<()> {
+        log.push(entry);
+        let per = self.started.elapsed().as_secs_f64() / (step + 1 - self.first_step.get()) as f64;
+        eprint!("\r{} step {:>5}/{}  {line}  ETA {:.0} s   ", self.name, step + 1, self.steps, per * (self.steps - step - 1) as f64);
+        if (step + 1) % self.every == 0 && step + 1 < self.steps {
+            self.save(step + 1, log, &snapshot()?)?;
         }
         Ok(())
     }
@@ -142,7 +151,8 @@ impl Checkpoint {
     /// weights from an earlier run that finished it. `train` gets where to resume and the
     /// loss log to extend.
     /// Returns the weights, the loss log and the stage's training seconds over every run.
-    fn stage(&self, steps: usize, train: impl FnOnce(Option<Resume>, &mut Vec<Value>) -> Result<TensorFile>) -> Result<(TensorFile, Vec<Value>, f64)> {
+    fn stage(&self, train: impl FnOnce(Option<Resume>, &mut Vec<Value>) -> Result<TensorFile>) -> Result<(TensorFile, Vec<Value>, f64)> {
+        let steps = self.steps;
         let (resume, mut losses) = match self.load()? {
             Some((step, losses, weights, seconds)) if step >= steps => {
                 eprintln!("{}: finished in an earlier run ({})", self.name, self.paths(step).0.display());
@@ -151,6 +161,7 @@ impl Checkpoint {
             Some((step, losses, weights, seconds)) => {
                 eprintln!("{}: resuming at step {step}", self.name);
                 self.earlier_seconds.set(seconds);
+                self.first_step.set(step);
                 (Some(Resume { step, weights }), losses)
             }
             None => (None, Vec::new()),
@@ -162,10 +173,6 @@ impl Checkpoint {
     }
 }
 
-fn eta(started: Instant, done: usize, first: usize, total: usize) -> f64 {
-    let per = started.elapsed().as_secs_f64() / (done + 1 - first) as f64;
-    per * (total - done - 1) as f64
-}
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     if !(32..=256).contains(&args.size) || !args.size.is_power_of_two() {
@@ -210,13 +217,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut files = ZooFiles::new();
 
     let cfg = InverterTraining { steps: args.inverter_steps, batch: args.inverter_batch, learning_rate: args.inverter_lr, seed: args.seed, first_index: 0, delta_weight: 0.1 };
-    let ckpt = Checkpoint::new(&dir, "inverter", json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed }));
-    let (joined, log, seconds) = ckpt.stage(cfg.steps, |resume, log| {
-        let (t, first) = (Instant::now(), resume.as_ref().map_or(0, |r| r.step));
+    let ckpt = Checkpoint::new(&dir, "inverter", json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed }), cfg.steps, args.checkpoint_every);
+    let (joined, log, seconds) = ckpt.stage(|resume, log| {
         let (g, e) = train_inverter(&spec.generator(), &spec.encoder(), &cfg, resume, |s, snapshot| {
-            log.push(json!([s.pixel, s.multiscale, s.delta]));
-            eprint!("\rinverter step {:>5}/{}  pixel {:.4}  multiscale {:.4}  delta {:.4}  ETA {:.0} s   ", s.step + 1, cfg.steps, s.pixel, s.multiscale, s.delta, eta(t, s.step, first, cfg.steps));
-            ckpt.periodic(s.step, cfg.steps, args.checkpoint_every, log, snapshot)
+            let line = format!("pixel {:.4}  multiscale {:.4}  delta {:.4}", s.pixel, s.multiscale, s.delta);
+            ckpt.record(s.step, log, json!([s.pixel, s.multiscale, s.delta]), line, snapshot)
         })?;
         Ok(join_inverter(&g, &e))
     })?;
@@ -229,13 +234,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     for (i, entry) in manifest.detectors().cloned().collect::<Vec<_>>().into_iter().enumerate() {
         let cfg = detector_config(i);
         let settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "reconstructed_share": cfg.reconstructed_share, "location_weight": cfg.location_weight });
-        let ckpt = Checkpoint::new(&dir, &entry.name, settings);
-        let (weights, log, seconds) = ckpt.stage(cfg.steps, |resume, log| {
-            let (t, first) = (Instant::now(), resume.as_ref().map_or(0, |r| r.step));
+        let ckpt = Checkpoint::new(&dir, &entry.name, settings, cfg.steps, args.checkpoint_every);
+        let (weights, log, seconds) = ckpt.stage(|resume, log| {
             train_detector(&entry, &cfg, resume, Some(&reconstructor), |s, snapshot| {
-                log.push(json!([s.loss, s.accuracy]));
-                eprint!("\r{} step {:>5}/{}  loss {:.4}  accuracy {:.2}  ETA {:.0} s   ", entry.name, s.step + 1, cfg.steps, s.loss, s.accuracy, eta(t, s.step, first, cfg.steps));
-                ckpt.periodic(s.step, cfg.steps, args.checkpoint_every, log, snapshot)
+                ckpt.record(s.step, log, json!([s.loss, s.accuracy]), format!("loss {:.4}  accuracy {:.2}", s.loss, s.accuracy), snapshot)
             })
         })?;
         let family = match entry.architecture {
@@ -248,13 +250,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         files.insert(entry.file.clone(), weights.to_safetensors(StoredPrecision::F16));
     }
     if args.identity_steps > 0 {
-        let ckpt = Checkpoint::new(&dir, "arcface", json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seed": identity.seed, "size": identity.image_size }));
-        let (weights, log, seconds) = ckpt.stage(identity.steps, |resume, log| {
-            let (t, first) = (Instant::now(), resume.as_ref().map_or(0, |r| r.step));
+        let ckpt = Checkpoint::new(&dir, "arcface", json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seed": identity.seed, "size": identity.image_size }), identity.steps, args.checkpoint_every);
+        let (weights, log, seconds) = ckpt.stage(|resume, log| {
             train_identity(&spec.arcface(), &identity, resume, |s, snapshot| {
-                log.push(json!([s.loss, s.accuracy]));
-                eprint!("\rarcface step {:>5}/{}  loss {:.4}  accuracy {:.2}  ETA {:.0} s   ", s.step + 1, identity.steps, s.loss, s.accuracy, eta(t, s.step, first, identity.steps));
-                ckpt.periodic(s.step, identity.steps, args.checkpoint_every, log, snapshot)
+                ckpt.record(s.step, log, json!([s.loss, s.accuracy]), format!("loss {:.4}  accuracy {:.2}", s.loss, s.accuracy), snapshot)
             })
         })?;
         report.insert("arcface".into(), json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seconds": seconds, "losses": log }));
