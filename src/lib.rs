@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod explain;
 pub mod image;
+pub mod inversion;
 pub mod metrics;
 pub mod networks;
 pub mod pipeline;

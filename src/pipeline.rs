@@ -8,24 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::explain::ResidualMap;
 use crate::image::RgbaImage;
+pub use crate::inversion::{Inversion, PivotalTuning};
 use crate::search::{read_vec, LatentSearch, QualityNetworks, RowMask, SearchConfig, StepReport};
 use crate::zoo::Zoo;
-
-/// An image's place in W+ and the generator's rendering of it.
-pub struct Inversion {
-    pub latent: Tensor<3>,
-    pub reconstruction: Tensor<4>,
-}
-
-impl Zoo {
-    /// e4e inversion: the encoder at its input size, then the generator.
-    pub fn invert(&self, image: &RgbaImage, device: &Device) -> Inversion {
-        let x = image.to_tensor(self.encoder_size, device);
-        let latent = self.encoder.forward(x);
-        let reconstruction = self.generator.synthesize(latent.clone());
-        Inversion { latent, reconstruction }
-    }
-}
 
 /// Reads `[B, 3, H, W]` images in [-1, 1] back as planar vectors, one per image.
 pub async fn read_planar(images: Tensor<4>) -> Result<Vec<Vec<f32>>> {
@@ -187,13 +172,31 @@ pub async fn explain_live(
     config: &SearchConfig,
     live: Live,
     device: &Device,
+    on_step: impl FnMut(&StepReport, &StepView),
+) -> Result<Counterfactual> {
+    let inversion = zoo.invert_tuned(image, &config.pivotal_tuning, device)?;
+    explain_inverted(zoo, image, &inversion, detector, mask, config, live, device, on_step).await
+}
+
+/// `explain_live` from an inversion of `image` made beforehand (with `config`'s pivotal
+/// tuning): one image's several searches then share one inversion.
+#[allow(clippy::too_many_arguments)]
+pub async fn explain_inverted(
+    zoo: &Zoo,
+    image: &RgbaImage,
+    inversion: &Inversion,
+    detector: &str,
+    mask: &RowMask,
+    config: &SearchConfig,
+    live: Live,
+    device: &Device,
     mut on_step: impl FnMut(&StepReport, &StepView),
 ) -> Result<Counterfactual> {
     let det = zoo.detector(detector)?;
     let size = zoo.generator.size;
-    let inversion = zoo.invert(image, device);
+    let generator = inversion.generator(zoo);
     let networks = QualityNetworks { perceptual: zoo.perceptual.as_ref(), identity: zoo.identity.as_ref() };
-    let mut search = LatentSearch::new(&zoo.generator, det, inversion.latent, mask, config.clone())?.with_regularisers(networks)?;
+    let mut search = LatentSearch::new(generator, det, inversion.latent.clone(), mask, config.clone())?.with_regularisers(networks)?;
     let mut history = Vec::new();
     while !search.is_done() {
         let step = search.steps_taken();
@@ -213,7 +216,7 @@ pub async fn explain_live(
         history.push(report);
     }
     search.refine().await?;
-    let counterfactual = zoo.generator.synthesize(search.latent());
+    let counterfactual = generator.synthesize(search.latent());
     let input = image.center_square().resize(size, size);
     let input_tensor = input.to_tensor(size, device);
     let (s_in, s_rec, s_cf) = (
@@ -229,7 +232,7 @@ pub async fn explain_live(
         .map(|(i, (name, _))| DetectorScores { detector: name.clone(), input: s_in[i], reconstruction: s_rec[i], counterfactual: s_cf[i] })
         .collect();
     let quality = zoo.quality(inversion.reconstruction.clone(), counterfactual.clone()).await?;
-    let rec = read_planar(inversion.reconstruction).await?.remove(0);
+    let rec = read_planar(inversion.reconstruction.clone()).await?.remove(0);
     let cf = read_planar(counterfactual).await?.remove(0);
     let inp = input.to_planar();
     let unit = crate::metrics::to_unit_range;

@@ -103,6 +103,28 @@ fn run_takes_presets_regularisers_and_cam_layers() {
 }
 
 /// A folder of small face images made by `unforge samples`.
+#[test]
+fn run_tunes_the_generator_when_asked() {
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/synthetic-trained");
+    let data = tmp("tune-data");
+    let (ok, _, err) = unforge(&["synth", "--count", "2", "--size", "64", "--out", data.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let image = data.join("test-000001.png");
+    let report = |extra: &[&str], name: &str| {
+        let out = tmp(name);
+        let mut args = vec!["run", image.to_str().unwrap(), "--zoo", zoo, "--steps", "2", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = unforge(&args);
+        assert!(ok, "{err}");
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
+    };
+    let (plain, tuned) = (report(&[], "tune-off"), report(&["--tune-steps", "30"], "tune-on"));
+    assert_eq!(plain["search"]["pivotal_tuning"]["steps"], 0);
+    assert_eq!(tuned["search"]["pivotal_tuning"]["steps"], 30);
+    let psnr = |r: &serde_json::Value| r["result"]["inversion_psnr_db"].as_f64().unwrap();
+    assert!(psnr(&tuned) > psnr(&plain) + 1.5, "{} → {}", psnr(&plain), psnr(&tuned));
+}
+
 fn sample_folder(name: &str, count: usize) -> std::path::PathBuf {
     let dir = tmp(name);
     let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/samples/astronaut.png");
@@ -215,6 +237,10 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
     let scores: unforge::eval::ZooScores = serde_json::from_value(saved["scores"].clone()).unwrap();
     assert_eq!((scores.images, scores.fakes), (4, 2));
     assert!(scores.detectors.values().all(|d| d.p_fake.len() == 4 && d.auc.is_some_and(|a| (0.0..=1.0).contains(&a))));
+    // After inversion: reals called fake and the AUC on the reconstructions, beside the fakes still detected.
+    let unit = |v: Option<f64>| v.is_some_and(|v| (0.0..=1.0).contains(&v));
+    assert!(scores.detectors.values().all(|d| unit(d.flagged_reconstructed_reals) && unit(d.reconstruction_auc)), "{:?}", scores.detectors);
+    assert!(stdout.contains("| reals called fake after inversion % | AUC after inversion |"), "{stdout}");
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("records/efficientnet/latent/validation-000003.json")).unwrap()).unwrap();
     let auroc = record["localisation"]["change_auroc"].as_f64().expect("a change AUROC");
     assert!((0.0..=1.0).contains(&auroc));
@@ -360,8 +386,10 @@ fn bad_input_is_a_one_line_error() {
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png");
     let not_png = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 12] = [
         (&["run", sample, "--zoo", zoo, "--cam-layer", "block99"], "no layer `block99`"),
+        (&["run", sample, "--zoo", zoo, "--tune-steps", "9000"], "pivotal tuning takes at most 5000 steps"),
+        (&["run", sample, "--zoo", zoo, "--tune-steps", "5", "--tune-lr", "0"], "pivotal tuning learning rate must be positive"),
         (&["run", sample, "--zoo", zoo, "--rows", "0,999"], "row 999 is outside W+"),
         (&["run", sample, "--zoo", zoo, "--cam", "saliency"], "--cam `saliency`"),
         (&["run", sample, "--zoo", zoo, "--method", "xgsm"], "unknown method `xgsm`"),

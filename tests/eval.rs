@@ -115,7 +115,7 @@ fn runs_of_both_kinds_make_records() {
     let plan = EvalPlan { search: SearchConfig { alpha: 0.05, max_steps: 4, ..SearchConfig::default() }, ..plan() };
     let experiments = plan.experiments();
     for experiment in &experiments[..2] {
-        let r = block_on(run_one(&zoo, &image, "face.png", "xception", experiment, None, &device)).unwrap();
+        let r = block_on(run_one(&zoo, &image, None, "face.png", "xception", experiment, None, &device)).unwrap();
         assert_eq!((r.image.as_str(), r.victim.as_str(), r.experiment.as_str()), ("face.png", "xception", experiment.tag()));
         assert_eq!(r.after.len(), 3, "every detector scores the result");
         assert_eq!(r.after["xception"], r.p_fake_after);
@@ -129,8 +129,18 @@ fn runs_of_both_kinds_make_records() {
             assert_eq!(r.success, r.p_fake_after < 0.5);
         }
     }
-    let err = block_on(run_one(&zoo, &image, "x", "nope", &experiments[0], None, &device)).unwrap_err();
+    let err = block_on(run_one(&zoo, &image, None, "x", "nope", &experiments[0], None, &device)).unwrap_err();
     assert!(err.to_string().contains("no detector named `nope`"));
+    // With pivotal tuning, an inversion made once for the image's searches gives the record a
+    // search makes with its own, and the tuned reconstruction scores differently.
+    let tuning = unforge::inversion::PivotalTuning { steps: 3, learning_rate: 1e-3 };
+    let tuned = Experiment::Latent { tag: "latent".into(), levels: plan.levels.clone(), config: SearchConfig { pivotal_tuning: tuning, ..plan.search.clone() } };
+    let shared = zoo.invert_tuned(&image, &tuning, &device).unwrap();
+    let with_shared = block_on(run_one(&zoo, &image, Some(&shared), "face.png", "xception", &tuned, None, &device)).unwrap();
+    let alone = block_on(run_one(&zoo, &image, None, "face.png", "xception", &tuned, None, &device)).unwrap();
+    assert_eq!((with_shared.p_fake_before, with_shared.p_fake_after, with_shared.steps), (alone.p_fake_before, alone.p_fake_after, alone.steps));
+    let untuned = block_on(run_one(&zoo, &image, None, "face.png", "xception", &experiments[0], None, &device)).unwrap();
+    assert_ne!(untuned.p_fake_before, alone.p_fake_before);
 }
 
 #[test]
@@ -144,13 +154,13 @@ fn localisation_is_scored_against_the_mask() {
     let truth = GroundTruth { side: 64, altered: s.mask.iter().map(|m| *m != 0).collect() };
     let plan = EvalPlan { search: SearchConfig { alpha: 0.05, max_steps: 3, ..SearchConfig::default() }, ..plan() };
     for experiment in &plan.experiments()[..2] {
-        let r = block_on(run_one(&zoo, &s.image, "fake.png", "xception", experiment, Some(&truth), &device)).unwrap();
+        let r = block_on(run_one(&zoo, &s.image, None, "fake.png", "xception", experiment, Some(&truth), &device)).unwrap();
         let l = r.localisation.expect("a mask gives a localisation");
         let change = l.change_auroc.expect("the mask has both classes");
         assert!((0.0..=1.0).contains(&change), "{change}");
         assert_eq!(l.cam_auroc.is_some(), experiment.is_latent(), "{}", experiment.tag());
     }
     let small = GroundTruth { side: 16, altered: vec![true; 256] };
-    let err = block_on(run_one(&zoo, &s.image, "fake.png", "xception", &plan.experiments()[0], Some(&small), &device)).unwrap_err();
+    let err = block_on(run_one(&zoo, &s.image, None, "fake.png", "xception", &plan.experiments()[0], Some(&small), &device)).unwrap_err();
     assert!(err.to_string().contains("smaller than the generator"), "{err}");
 }

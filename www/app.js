@@ -235,7 +235,8 @@ function run() {
     setState('error', `Rows: “${rowsText}” is not a list of row numbers (e.g. 0,3,7).`);
     return;
   }
-  setState('running', 'Inverting and searching…');
+  const tuneSteps = Number($('tune-steps').value);
+  setState('running', tuneSteps > 0 ? `Inverting, tuning the generator (${tuneSteps} steps) and searching…` : 'Inverting and searching…');
   const image = crop.pixels(CROP_SIZE);
   const steps = Number($('steps').value);
   const preset = $('preset').value;
@@ -246,6 +247,7 @@ function run() {
     detector: $('detector').value,
     refine: Number($('refine').value),
     seed: Number($('seed').value),
+    tuneSteps,
     mu: 1.0,
     method: $('method').value,
     beta: Number($('beta').value),
@@ -399,7 +401,7 @@ function showResult(r) {
     c.getContext('2d').drawImage(state.truth, 0, 0, r.size, r.size);
   }
   const mean = meanStepMs() ?? state.stepMs[0] ?? 0;
-  $('summary').textContent = `${r.detector}: P(fake) ${r.pFakeBefore.toFixed(4)} → ${r.pFakeAfter.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}. First step ${(state.stepMs[0] ?? 0).toFixed(0)} ms (includes inversion), then ${mean.toFixed(0)} ms per step on ${state.backend}.`;
+  $('summary').textContent = `${r.detector}: P(fake) ${r.pFakeBefore.toFixed(4)} → ${r.pFakeAfter.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}. First step ${(state.stepMs[0] ?? 0).toFixed(0)} ms (includes inversion${r.search?.pivotal_tuning?.steps > 0 ? ` and ${r.search.pivotal_tuning.steps} steps of pivotal tuning` : ''}), then ${mean.toFixed(0)} ms per step on ${state.backend}.`;
   const num = (v, d) => (v == null ? 'n/a' : v.toFixed(d));
   $('summary').textContent += ` Quality vs reconstruction: PSNR ${r.psnr.toFixed(1)} dB, TV ${r.tvReconstruction.toFixed(2)} → ${r.tvCounterfactual.toFixed(2)}, ESNLE ${num(r.esnleReconstruction, 2)} → ${num(r.esnleCounterfactual, 2)}.`;
   $('summary').dataset.pFakeBefore = r.pFakeBefore;

@@ -10,6 +10,7 @@ use burn::tensor::Device;
 use unforge::error::{Error, Result};
 use unforge::explain::{CamMethod, CamTarget};
 use unforge::image::RgbaImage;
+use unforge::inversion::PivotalTuning;
 use unforge::pipeline::explain;
 use unforge::search::{Level, Method, Preset, Regularisers, RowMask, SearchConfig};
 use unforge::weights::{StoredPrecision, TensorFile};
@@ -258,6 +259,13 @@ struct SearchArgs {
     /// Seed of every random choice (pixel PGD's random start).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Pivotal tuning: Adam steps fine-tuning the generator so that it renders this image from
+    /// its inversion, before the search (0: off).
+    #[arg(long, default_value_t = 0)]
+    tune_steps: usize,
+    /// Adam's learning rate for pivotal tuning.
+    #[arg(long, default_value_t = PivotalTuning::LEARNING_RATE)]
+    tune_lr: f32,
     /// flex (CPU) or wgpu (GPU; needs a build with `--features wgpu`).
     #[arg(long, default_value = "flex")]
     backend: String,
@@ -282,6 +290,7 @@ impl SearchArgs {
             refine: self.refine.unwrap_or(defaults.refine),
             regularisers: Regularisers { pixel: self.lambda_pixel, lpips: self.lambda_lpips, id: self.lambda_id.unwrap_or(0.0) },
             seed: self.seed,
+            pivotal_tuning: PivotalTuning { steps: self.tune_steps, learning_rate: self.tune_lr },
             ..defaults
         };
         config.validate()?;
@@ -392,6 +401,9 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
     let img = read_image(image)?;
     let mask = search.mask(&zoo)?;
     let start = Instant::now();
+    if config.pivotal_tuning.steps > 0 {
+        eprintln!("pivotal tuning: {} steps of the generator around the inversion", config.pivotal_tuning.steps);
+    }
     let result = unforge::block_on(explain(&zoo, &img, &detector, &mask, &config, &device, |r| {
         eprintln!("step {:>4}  P(fake) {:.4}  {:.2}s", r.step, r.p_fake[0], start.elapsed().as_secs_f32());
     }))?;

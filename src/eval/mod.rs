@@ -12,7 +12,8 @@ use crate::error::Result;
 use crate::image::RgbaImage;
 use crate::explain::{CamMethod, CamTarget, ResidualMap};
 use crate::metrics::{auroc, downsample_mask};
-use crate::pipeline::{explain, read_planar, Quality};
+use crate::inversion::{Inversion, PivotalTuning};
+use crate::pipeline::{explain_inverted, read_planar, Live, Quality};
 use crate::search::{Level, PixelAttack, PixelMethod, Preset, RowMask, SearchConfig};
 use crate::zoo::Zoo;
 
@@ -153,7 +154,10 @@ pub struct Localisation {
 }
 
 /// Runs one experiment on one image against one victim.
-pub async fn run_one(zoo: &Zoo, image: &RgbaImage, name: &str, victim: &str, experiment: &Experiment, truth: Option<&GroundTruth>, device: &Device) -> Result<Record> {
+/// `inversion`: the image's inversion with the experiments' pivotal tuning, when the caller
+/// made it once for several experiments (latent experiments make their own otherwise).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_one(zoo: &Zoo, image: &RgbaImage, inversion: Option<&Inversion>, name: &str, victim: &str, experiment: &Experiment, truth: Option<&GroundTruth>, device: &Device) -> Result<Record> {
     let start = web_time_now();
     let names: Vec<String> = zoo.detectors.iter().map(|(n, _)| n.clone()).collect();
     let size = zoo.generator.size;
@@ -165,7 +169,15 @@ pub async fn run_one(zoo: &Zoo, image: &RgbaImage, name: &str, victim: &str, exp
     let mut record = match experiment {
         Experiment::Latent { levels, config, .. } => {
             let mask = RowMask::from_levels(levels, &zoo.manifest.levels, zoo.manifest.n_latent)?;
-            let r = explain(zoo, image, victim, &mask, config, device, |_| {}).await?;
+            let made;
+            let inversion = match inversion {
+                Some(inversion) => inversion,
+                None => {
+                    made = zoo.invert_tuned(image, &config.pivotal_tuning, device)?;
+                    &made
+                }
+            };
+            let r = explain_inverted(zoo, image, inversion, victim, &mask, config, Live::default(), device, |_, _| {}).await?;
             let first_success_step = r.history.iter().find(|s| !s.active[0]).map(|s| s.step);
             let localisation = match &truth {
                 Some(mask) => {
@@ -493,6 +505,13 @@ pub struct DetectorQuality {
     /// Share of the fakes still called fake after inversion: below it the search has little
     /// to remove.
     pub detected_reconstructed_fakes: f64,
+    /// Share of the real images called fake after inversion: a reconstruction that looks
+    /// generated to the detector, whatever its forgery.
+    #[serde(default)]
+    pub flagged_reconstructed_reals: Option<f64>,
+    /// AUC on the reconstructions: whether they still separate real from fake.
+    #[serde(default)]
+    pub reconstruction_auc: Option<f64>,
     /// P(fake) of each image, in the order given.
     pub p_fake: Vec<f32>,
 }
@@ -510,12 +529,16 @@ pub struct ZooScores {
     pub detectors: BTreeMap<String, DetectorQuality>,
     /// Per forgery kind, per detector: the share of that kind's fakes called fake.
     pub by_kind: BTreeMap<String, BTreeMap<String, f64>>,
+    /// How the reconstructions were made.
+    #[serde(default)]
+    pub pivotal_tuning: PivotalTuning,
 }
 
 impl ZooScores {
     /// Scores `images`, each with its forgery kind (`None`: real; `"fake"` when the kind is
     /// not known).
-    pub async fn measure(zoo: &Zoo, images: impl IntoIterator<Item = (RgbaImage, Option<String>)>, device: &Device) -> Result<Self> {
+    /// Reconstructions are made with `tuning` (the search's pivotal tuning).
+    pub async fn measure(zoo: &Zoo, images: impl IntoIterator<Item = (RgbaImage, Option<String>)>, tuning: &PivotalTuning, device: &Device) -> Result<Self> {
         let n = zoo.detectors.len();
         let (mut labels, mut kinds, mut raw, mut rec) = (Vec::new(), Vec::new(), vec![Vec::new(); n], vec![Vec::new(); n]);
         let mut quality = Vec::new();
@@ -525,14 +548,12 @@ impl ZooScores {
             // The reconstruction's size: quality compares like with like, and detectors pool
             // both down to their input.
             let x = image.to_tensor(zoo.generator.size, device);
-            let inversion = zoo.invert(&image, device);
+            let inversion = zoo.invert_tuned(&image, tuning, device)?;
             quality.push(zoo.quality(x.clone(), inversion.reconstruction.clone()).await?);
             let (r, c) = (zoo.score_all(x).await?, zoo.score_all(inversion.reconstruction).await?);
             for d in 0..n {
                 raw[d].push(r[d]);
-                if fake {
-                    rec[d].push(c[d]);
-                }
+                rec[d].push(c[d]);
             }
             labels.push(fake);
         }
@@ -544,8 +565,16 @@ impl ZooScores {
             .enumerate()
             .map(|(d, (name, _))| {
                 let right = raw[d].iter().zip(&labels).filter(|(p, l)| (**p >= 0.5) == **l).count();
-                let detected = rec[d].iter().filter(|p| **p >= 0.5).count();
-                let q = DetectorQuality { auc: auroc(&raw[d], &labels), accuracy: share(right, labels.len()), detected_reconstructed_fakes: share(detected, fakes), p_fake: raw[d].clone() };
+                let called_fake = |want_fake: bool| rec[d].iter().zip(&labels).filter(|(p, l)| **l == want_fake && **p >= 0.5).count();
+                let reals = labels.len() - fakes;
+                let q = DetectorQuality {
+                    auc: auroc(&raw[d], &labels),
+                    accuracy: share(right, labels.len()),
+                    detected_reconstructed_fakes: share(called_fake(true), fakes),
+                    flagged_reconstructed_reals: (reals > 0).then(|| share(called_fake(false), reals)),
+                    reconstruction_auc: auroc(&rec[d], &labels),
+                    p_fake: raw[d].clone(),
+                };
                 (name.clone(), q)
             })
             .collect();
@@ -557,6 +586,7 @@ impl ZooScores {
         }
         Ok(Self {
             by_kind,
+            pivotal_tuning: *tuning,
             images: labels.len(),
             fakes,
             reconstruction_psnr_db: mean(quality.iter().map(|q| q.psnr_db)).unwrap_or(f64::NAN),
@@ -566,17 +596,34 @@ impl ZooScores {
         })
     }
 
+    fn tuning_note(&self) -> String {
+        let t = self.pivotal_tuning;
+        if t.steps == 0 { String::new() } else { format!(" with {} steps of pivotal tuning (lr {})", t.steps, t.learning_rate) }
+    }
+
     /// The two tables of the zoo card: detectors, and the inversion.
     pub fn tables(&self) -> Vec<Table> {
         let detectors = Table {
             name: "Detectors before the search".into(),
-            caption: format!("{} images ({} fake). AUC and accuracy on the images; detected: share of the fakes still called fake (P ≥ 0.5) after inversion.", self.images, self.fakes),
-            header: ["detector", "AUC", "accuracy %", "detected after inversion %"].map(String::from).to_vec(),
-            rows: self.detectors.iter().map(|(n, d)| vec![n.clone(), cell(d.auc, 3), format!("{:.1}", 100.0 * d.accuracy), format!("{:.1}", 100.0 * d.detected_reconstructed_fakes)]).collect(),
+            caption: format!(
+                "{} images ({} fake). AUC and accuracy on the images; after inversion{}: the share of the fakes still called fake (P ≥ 0.5), the share of the reals called fake, and the AUC on the reconstructions.",
+                self.images,
+                self.fakes,
+                self.tuning_note()
+            ),
+            header: ["detector", "AUC", "accuracy %", "detected after inversion %", "reals called fake after inversion %", "AUC after inversion"].map(String::from).to_vec(),
+            rows: self
+                .detectors
+                .iter()
+                .map(|(n, d)| {
+                    let percent = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.1}", 100.0 * v));
+                    vec![n.clone(), cell(d.auc, 3), percent(Some(d.accuracy)), percent(Some(d.detected_reconstructed_fakes)), percent(d.flagged_reconstructed_reals), cell(d.reconstruction_auc, 3)]
+                })
+                .collect(),
         };
         let inversion = Table {
             name: "Inversion".into(),
-            caption: "Reconstruction against the input, mean over the images (LPIPS with the zoo's perceptual network, when it has one).".into(),
+            caption: format!("Reconstruction{} against the input, mean over the images (LPIPS with the zoo's perceptual network, when it has one).", self.tuning_note()),
             header: ["PSNR dB", "SSIM", "LPIPS"].map(String::from).to_vec(),
             rows: vec![vec![format!("{:.2}", self.reconstruction_psnr_db), cell(self.reconstruction_ssim, 4), cell(self.reconstruction_lpips, 4)]],
         };

@@ -8,6 +8,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::inversion::PivotalTuning;
 
 pub use latent::{LatentSearch, Objective, QualityNetworks};
 pub use pixel::{PixelAttack, PixelMethod};
@@ -256,6 +257,9 @@ pub struct SearchConfig {
     /// buffers.
     #[serde(default)]
     pub seed: u64,
+    /// Tuning of the generator around the inversion before the search (off by default).
+    #[serde(default)]
+    pub pivotal_tuning: PivotalTuning,
 }
 
 fn default_method() -> Method {
@@ -299,6 +303,7 @@ impl Preset {
             regularisers: Regularisers::default(),
             refine: 0,
             seed: 0,
+            pivotal_tuning: PivotalTuning::off(),
         };
         match self {
             Preset::Paper => SearchConfig { alpha: 8e-4, max_steps: 1000, ..base },
@@ -352,6 +357,7 @@ impl SearchConfig {
             return Err(Error::config(format!("refine takes at most 24 halvings, got {}", self.refine)));
         }
         self.regularisers.validate()?;
+        self.pivotal_tuning.validate()?;
         match self.method {
             Method::Mifgsm { mu } | Method::Nifgsm { mu } if !(mu.is_finite() && mu >= 0.0) => {
                 Err(Error::config(format!("momentum mu must be ≥ 0, got {mu}")))

@@ -349,5 +349,5 @@ pub fn test_scores(zoo: &crate::zoo::Zoo, size: usize, count: u64, device: &Devi
         };
         (s.image, kind)
     });
-    crate::block_on(crate::eval::ZooScores::measure(zoo, samples, device))
+    crate::block_on(crate::eval::ZooScores::measure(zoo, samples, &crate::inversion::PivotalTuning::off(), device))
 }

@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::image::RgbaImage;
+use crate::inversion::PivotalTuning;
 use crate::explain::{CamMethod, CamTarget};
 use crate::explain::ResidualMap;
 use crate::pipeline::{cams, explain_live, Counterfactual, Live};
@@ -97,6 +98,7 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
         kappa: num("kappa", defaults.kappa as f64) as f32,
         refine: num("refine", defaults.refine as f64).max(0.0) as usize,
         seed: num("seed", 0.0).max(0.0) as u64,
+        pivotal_tuning: PivotalTuning { steps: num("tuneSteps", 0.0).max(0.0) as usize, learning_rate: num("tuneLr", PivotalTuning::LEARNING_RATE as f64) as f32 },
         ..defaults
     };
     config.validate().map_err(js_err)?;
@@ -218,8 +220,9 @@ impl Session {
         self.inner.zoo.generator.size as u32
     }
 
-    /// Explains one RGBA image. `options`: `{ detector, levels: "S,M", rows: [..], method:
-    /// "ifgsm" | "mifgsm" | "nifgsm" | "pgd", mu, beta, loss: "mse" | "ce", alpha, steps, kappa }`. `on_step` is called with `{ step, pFake, loss }` after every step.
+    /// Explains one RGBA image. `options`: `{ preset, detector, levels: "S,M", rows: [..],
+    /// method: "ifgsm" | "mifgsm" | "nifgsm" | "pgd" | "rprop", mu, beta, loss: "mse" | "ce",
+    /// alpha, steps, kappa, refine, seed, tuneSteps, tuneLr }` (`tuneSteps`: pivotal tuning). `on_step` is called with `{ step, pFake, loss }` after every step.
     pub fn explain(&self, data: Vec<u8>, width: usize, height: usize, options: JsValue, on_step: Function) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {

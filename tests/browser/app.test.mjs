@@ -154,6 +154,15 @@ test('results download as PNG, JSON and one ZIP; sliders redraw', async () => {
     const fast = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
     assert.equal(fast.options.preset, 'fast');
     assert.equal(fast.search.regularisers.id, 1);
+    assert.equal(fast.search.pivotal_tuning.steps, 0, 'pivotal tuning is off unless asked for');
+    // Pivotal tuning, asked for on the page, reaches the core and brings the reconstruction closer.
+    await page.fill('#tune-steps', '10');
+    await page.click('#run');
+    assert.equal(await waitState(page, ['done', 'error'], RUN_TIMEOUT), 'done', await page.textContent('#status'));
+    assert.match(await page.textContent('#summary'), /includes inversion and 10 steps of pivotal tuning/);
+    const tuned = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
+    assert.equal(tuned.search.pivotal_tuning.steps, 10);
+    assert.ok(tuned.result.inversion_psnr_db > fast.result.inversion_psnr_db, `inversion PSNR ${fast.result.inversion_psnr_db} → ${tuned.result.inversion_psnr_db}`);
   });
 });
 

@@ -67,7 +67,12 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
         const grad = await s.gradientAt(latent, s.detectors[0]);
         const traj = [];
         await s.explain(new Uint8Array(data.buffer), width, height, { alpha: 0.03, steps: 10, kappa: 0 }, (st) => traj.push(st.pFake));
-        result[backend] = { used: s.backend, grad: Array.from(grad), latent: Array.from(inverted), traj };
+        // Pivotal tuning trains a copy of the generator: the weights' backward on each backend.
+        const still = { steps: 1, kappa: 0 };
+        const plain = await s.explain(new Uint8Array(data.buffer), width, height, still, () => {});
+        const tuned = await s.explain(new Uint8Array(data.buffer), width, height, { ...still, tuneSteps: 20 }, () => {});
+        const psnr = { plain: plain.report.inversion_psnr_db, tuned: tuned.report.inversion_psnr_db, tuneSteps: tuned.search.pivotal_tuning.steps };
+        result[backend] = { used: s.backend, grad: Array.from(grad), latent: Array.from(inverted), traj, psnr };
       }
       return result;
     });
@@ -88,6 +93,13 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
     assert.ok(invDiff <= 1e-4, `inversion relative difference ${invDiff}`);
     assert.equal(out.webgpu.traj.length, out.cpu.traj.length);
     out.cpu.traj.forEach((p, i) => assert.ok(Math.abs(p - out.webgpu.traj[i]) <= 1e-2, `step ${i}: ${out.webgpu.traj[i]} vs ${p}`));
+    for (const backend of ['webgpu', 'cpu']) {
+      const { plain, tuned, tuneSteps } = out[backend].psnr;
+      console.log(`${backend}: inversion PSNR ${plain.toFixed(2)} dB, after 20 steps of pivotal tuning ${tuned.toFixed(2)} dB`);
+      assert.equal(tuneSteps, 20);
+      assert.ok(tuned > plain + 0.5, `${backend}: pivotal tuning ${plain} → ${tuned} dB`);
+    }
+    assert.ok(Math.abs(out.webgpu.psnr.tuned - out.cpu.psnr.tuned) < 0.1, `tuned PSNR webgpu ${out.webgpu.psnr.tuned} vs cpu ${out.cpu.psnr.tuned}`);
   });
 });
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use unforge::error::{Error, Result};
+use unforge::inversion::{Inversion, PivotalTuning};
 use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, GroundTruth, Record, Table, ZooScores};
 use unforge::image::RgbaImage;
 
@@ -79,13 +80,13 @@ fn list_images(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
 /// The zoo's scores before any search on every labelled image of `data` that exists (all of
 /// them, whatever `--limit`), when there are real and fake ones. Kept in `zoo-scores.json`
 /// with the zoo and the images they are for, so a resumed run does not redo them.
-fn zoo_scores(data: &Path, zoo: &unforge::zoo::Zoo, device: &burn::tensor::Device, out: &Path) -> Result<Option<ZooScores>> {
+fn zoo_scores(data: &Path, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, device: &burn::tensor::Device, out: &Path) -> Result<Option<ZooScores>> {
     let Some(mut labels) = read_labels(data)? else { return Ok(None) };
     labels.retain(|name, _| data.join(name).is_file());
     if !(labels.values().any(|f| *f) && labels.values().any(|f| !*f)) {
         return Ok(None);
     }
-    let key = serde_json::json!({ "zoo": zoo.manifest.to_json(), "labels": labels });
+    let key = serde_json::json!({ "zoo": zoo.manifest.to_json(), "labels": labels, "pivotal_tuning": tuning });
     let path = out.join("zoo-scores.json");
     if let Ok(text) = std::fs::read_to_string(&path)
         && let Ok(saved) = serde_json::from_str::<serde_json::Value>(&text)
@@ -106,7 +107,7 @@ fn zoo_scores(data: &Path, zoo: &unforge::zoo::Zoo, device: &burn::tensor::Devic
         let kind = fake.then(|| kinds.get(name).cloned().unwrap_or_else(|| "fake".into()));
         images.push((read_image(&data.join(name))?, kind));
     }
-    let scores = unforge::block_on(ZooScores::measure(zoo, images, device))?;
+    let scores = unforge::block_on(ZooScores::measure(zoo, images, tuning, device))?;
     let saved = serde_json::json!({ "for": key, "scores": scores });
     write_atomic(&path, serde_json::to_string_pretty(&saved).expect("json").as_bytes())?;
     Ok(Some(scores))
@@ -164,6 +165,7 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     if experiments.is_empty() {
         return Err(Error::config("--attacks selects nothing to run"));
     }
+    let latent_experiments = experiments.iter().any(Experiment::is_latent);
     let detectors: Vec<String> = zoo.detectors.iter().map(|(n, _)| n.clone()).collect();
     let victims = if args.victims.is_empty() { detectors.clone() } else { args.victims.clone() };
     for v in &victims {
@@ -172,7 +174,7 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
 
     mkdir(out)?;
     write_atomic(&out.join("plan.json"), serde_json::to_string_pretty(&experiments).expect("json").as_bytes())?;
-    let zoo_tables = zoo_scores(data, &zoo, &device, out)?.map(|s| s.tables()).unwrap_or_default();
+    let zoo_tables = zoo_scores(data, &zoo, &plan.search.pivotal_tuning, &device, out)?.map(|s| s.tables()).unwrap_or_default();
     let record_path = |image: &Path, victim: &str, tag: &str| {
         let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
         out.join("records").join(victim).join(tag).join(format!("{stem}.json"))
@@ -182,7 +184,7 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     let mut records: Vec<Record> = Vec::new();
     let started = Instant::now();
     for image_path in &images {
-        let mut image: Option<(RgbaImage, Option<GroundTruth>)> = None;
+        let mut image: Option<(RgbaImage, Option<GroundTruth>, Option<Inversion>)> = None;
         for victim in &victims {
             for experiment in &experiments {
                 let path = record_path(image_path, victim, experiment.tag());
@@ -197,10 +199,13 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
                 let name = image_path.file_name().and_then(|n| n.to_str()).unwrap_or("image").to_string();
                 progress(done, total, skipped, started, ran, &format!("{name} · {victim} · {}", experiment.tag()));
                 if image.is_none() {
-                    image = Some((read_image(image_path)?, read_truth(data, &name)?));
+                    let img = read_image(image_path)?;
+                    // One inversion (and pivotal tuning) per image, shared by its searches.
+                    let inversion = if latent_experiments { Some(zoo.invert_tuned(&img, &plan.search.pivotal_tuning, &device)?) } else { None };
+                    image = Some((img, read_truth(data, &name)?, inversion));
                 }
-                let (img, truth) = image.as_ref().expect("just read");
-                let record = unforge::block_on(run_one(&zoo, img, &name, victim, experiment, truth.as_ref(), &device))?;
+                let (img, truth, inversion) = image.as_ref().expect("just read");
+                let record = unforge::block_on(run_one(&zoo, img, inversion.as_ref(), &name, victim, experiment, truth.as_ref(), &device))?;
                 mkdir(path.parent().expect("record folder"))?;
                 write_atomic(&path, serde_json::to_string_pretty(&record).expect("json").as_bytes())?;
                 records.push(record);

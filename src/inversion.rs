@@ -1,0 +1,109 @@
+//! From an image to its place in W+: the e4e encoder's inversion and, optionally, pivotal
+//! tuning of the generator around it.
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::image::RgbaImage;
+use crate::networks::stylegan2::Generator;
+use crate::zoo::Zoo;
+
+/// An image's place in W+ and the generator's rendering of it.
+pub struct Inversion {
+    pub latent: Tensor<3>,
+    pub reconstruction: Tensor<4>,
+    /// The generator tuned to this image, when pivotal tuning ran; the search and the
+    /// counterfactual then use it instead of the zoo's.
+    pub tuned: Option<Generator>,
+}
+
+impl Inversion {
+    /// The generator that renders this inversion.
+    pub fn generator<'a>(&'a self, zoo: &'a Zoo) -> &'a Generator {
+        self.tuned.as_ref().unwrap_or(&zoo.generator)
+    }
+}
+
+/// Pivotal tuning (Roich et al., "Pivotal Tuning for Latent-based Editing of Real Images",
+/// 2022): the encoder's latent is kept as a pivot and the generator's weights are fine-tuned
+/// for a few Adam steps so that G(pivot) reproduces this one image. An encoder alone returns a
+/// smooth face from the generator's learnt range and drops what lies outside it, which for a
+/// forgery is often the forgery's trace; tuning brings the trace back into the reconstruction,
+/// so the search has it to remove. The noise buffers stay fixed; the loss is the pixel MSE.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PivotalTuning {
+    /// Adam steps; 0 leaves the generator as it is.
+    pub steps: usize,
+    pub learning_rate: f32,
+}
+
+impl PivotalTuning {
+    /// Adam's step size for tuning: measured on the synthetic-trained zoo (64 px), where 200
+    /// steps raise the reconstruction from 23 to 31 dB PSNR. PTI's own 3e-4 was chosen for
+    /// 1024 px generators.
+    pub const LEARNING_RATE: f32 = 2e-3;
+    /// The most steps one image may ask for (each is a generator forward and backward).
+    pub const MAX_STEPS: usize = 5000;
+
+    pub fn off() -> Self {
+        Self { steps: 0, learning_rate: Self::LEARNING_RATE }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.steps > Self::MAX_STEPS {
+            return Err(Error::config(format!("pivotal tuning takes at most {} steps, got {}", Self::MAX_STEPS, self.steps)));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::config(format!("the pivotal tuning learning rate must be positive, got {}", self.learning_rate)));
+        }
+        Ok(())
+    }
+
+    /// A copy of `generator` tuned so that it renders `target` (`[1, 3, S, S]` in [-1, 1]) from
+    /// `pivot`. Same inputs, same bits on one backend (Adam, fixed noise, no randomness).
+    pub fn tune(&self, generator: &Generator, pivot: Tensor<3>, target: Tensor<4>) -> Result<Generator> {
+        self.validate()?;
+        let training = target.device().autodiff();
+        let mut tuned = generator.clone().fork(&training).train();
+        let (pivot, target) = (pivot.autodiff(), target.autodiff());
+        let mut adam = AdamConfig::new().init();
+        for _ in 0..self.steps {
+            let loss = (tuned.synthesize(pivot.clone()) - target.clone()).square().mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &tuned);
+            tuned = adam.step(self.learning_rate as f64, tuned, grads);
+        }
+        Ok(tuned.valid())
+    }
+}
+
+impl Default for PivotalTuning {
+    fn default() -> Self {
+        Self::off()
+    }
+}
+
+impl Zoo {
+    /// e4e inversion: the encoder at its input size, then the generator.
+    pub fn invert(&self, image: &RgbaImage, device: &Device) -> Inversion {
+        let x = image.to_tensor(self.encoder_size, device);
+        let latent = self.encoder.forward(x);
+        let reconstruction = self.generator.synthesize(latent.clone());
+        Inversion { latent, reconstruction, tuned: None }
+    }
+
+    /// [`Zoo::invert`], then `tuning` of the generator around the latent when it asks for steps.
+    pub fn invert_tuned(&self, image: &RgbaImage, tuning: &PivotalTuning, device: &Device) -> Result<Inversion> {
+        tuning.validate()?;
+        let inversion = self.invert(image, device);
+        if tuning.steps == 0 {
+            return Ok(inversion);
+        }
+        let target = image.center_square().resize(self.generator.size, self.generator.size).to_tensor(self.generator.size, device);
+        let tuned = tuning.tune(&self.generator, inversion.latent.clone(), target)?;
+        let reconstruction = tuned.synthesize(inversion.latent.clone());
+        Ok(Inversion { latent: inversion.latent, reconstruction, tuned: Some(tuned) })
+    }
+}
