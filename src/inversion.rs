@@ -18,9 +18,16 @@ pub struct Inversion {
     /// The generator tuned to this image, when pivotal tuning ran; the search and the
     /// counterfactual then use it instead of the zoo's.
     pub tuned: Option<Generator>,
+    /// The tuning this inversion was made with (no steps: none).
+    pub tuning: PivotalTuning,
 }
 
 impl Inversion {
+    /// Whether a search with `tuning` may start from this inversion.
+    pub fn made_with(&self, tuning: &PivotalTuning) -> bool {
+        self.tuning.steps == tuning.steps && (tuning.steps == 0 || self.tuning == *tuning)
+    }
+
     /// The generator that renders this inversion.
     pub fn generator<'a>(&'a self, zoo: &'a Zoo) -> &'a Generator {
         self.tuned.as_ref().unwrap_or(&zoo.generator)
@@ -91,7 +98,7 @@ impl Zoo {
         let x = image.to_tensor(self.encoder_size, device);
         let latent = self.encoder.forward(x);
         let reconstruction = self.generator.synthesize(latent.clone());
-        Inversion { latent, reconstruction, tuned: None }
+        Inversion { latent, reconstruction, tuned: None, tuning: PivotalTuning::off() }
     }
 
     /// [`Zoo::invert`], then `tuning` of the generator around the latent when it asks for steps.
@@ -101,9 +108,9 @@ impl Zoo {
         if tuning.steps == 0 {
             return Ok(inversion);
         }
-        let target = image.center_square().resize(self.generator.size, self.generator.size).to_tensor(self.generator.size, device);
+        let target = image.to_tensor(self.generator.size, device);
         let tuned = tuning.tune(&self.generator, inversion.latent.clone(), target)?;
         let reconstruction = tuned.synthesize(inversion.latent.clone());
-        Ok(Inversion { latent: inversion.latent, reconstruction, tuned: Some(tuned) })
+        Ok(Inversion { latent: inversion.latent, reconstruction, tuned: Some(tuned), tuning: *tuning })
     }
 }

@@ -178,8 +178,8 @@ pub async fn explain_live(
     explain_inverted(zoo, image, &inversion, detector, mask, config, live, device, on_step).await
 }
 
-/// `explain_live` from an inversion of `image` made beforehand (with `config`'s pivotal
-/// tuning): one image's several searches then share one inversion.
+/// `explain_live` from an inversion of `image` made beforehand: one image's several searches
+/// then share one inversion. It must have been made with `config`'s pivotal tuning.
 #[allow(clippy::too_many_arguments)]
 pub async fn explain_inverted(
     zoo: &Zoo,
@@ -192,6 +192,12 @@ pub async fn explain_inverted(
     device: &Device,
     mut on_step: impl FnMut(&StepReport, &StepView),
 ) -> Result<Counterfactual> {
+    if !inversion.made_with(&config.pivotal_tuning) {
+        return Err(crate::error::Error::config(format!(
+            "the inversion was made with {} steps of pivotal tuning, the search asks for {}",
+            inversion.tuning.steps, config.pivotal_tuning.steps
+        )));
+    }
     let det = zoo.detector(detector)?;
     let size = zoo.generator.size;
     let generator = inversion.generator(zoo);

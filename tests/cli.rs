@@ -102,7 +102,6 @@ fn run_takes_presets_regularisers_and_cam_layers() {
     assert!(!ok && err.contains("xception.safetensors: not an identity network"), "{err}");
 }
 
-/// A folder of small face images made by `unforge samples`.
 #[test]
 fn run_tunes_the_generator_when_asked() {
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/synthetic-trained");
@@ -125,6 +124,7 @@ fn run_tunes_the_generator_when_asked() {
     assert!(psnr(&tuned) > psnr(&plain) + 1.5, "{} → {}", psnr(&plain), psnr(&tuned));
 }
 
+/// A folder of small face images made by `unforge samples`.
 fn sample_folder(name: &str, count: usize) -> std::path::PathBuf {
     let dir = tmp(name);
     let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/samples/astronaut.png");
@@ -168,6 +168,11 @@ fn eval_writes_tables_and_resumes() {
     assert!(err.contains("1 runs, 27 resumed"), "{err}");
     // Same seed, same bits: the redone PGD run (random start included) reproduces the table.
     assert_eq!(stdout, stdout2, "resumed tables differ");
+    // Other settings under the same names would resume records made with these: refused.
+    let mut tuned = args.to_vec();
+    tuned.extend(["--tune-steps", "2"]);
+    let (ok, _, err) = unforge(&tuned);
+    assert!(!ok && err.contains("`latent` was run there with other settings"), "{err}");
 }
 
 #[test]

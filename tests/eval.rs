@@ -65,6 +65,14 @@ fn a_plan_expands_to_the_papers_experiments() {
     assert_eq!(tags, ["latent", "fgsm", "latent-S", "latent-M", "latent-D", "latent-alpha-0.0008", "preset-paper", "preset-fast"]);
     let Experiment::Latent { config, levels, .. } = &plan().experiments()[6] else { panic!() };
     assert_eq!((config, levels.as_slice()), (&Preset::Paper.config(), [Level::Full].as_slice()));
+    // Every latent experiment, the presets' included, starts from the plan's inversion.
+    let tuning = unforge::inversion::PivotalTuning { steps: 7, learning_rate: 1e-3 };
+    let tuned = EvalPlan { search: SearchConfig { pivotal_tuning: tuning, ..SearchConfig::default() }, ..plan() };
+    for e in tuned.experiments() {
+        if let Experiment::Latent { config, tag, .. } = e {
+            assert_eq!(config.pivotal_tuning, tuning, "{tag}");
+        }
+    }
 }
 
 #[test]
@@ -141,6 +149,10 @@ fn runs_of_both_kinds_make_records() {
     assert_eq!((with_shared.p_fake_before, with_shared.p_fake_after, with_shared.steps), (alone.p_fake_before, alone.p_fake_after, alone.steps));
     let untuned = block_on(run_one(&zoo, &image, None, "face.png", "xception", &experiments[0], None, &device)).unwrap();
     assert_ne!(untuned.p_fake_before, alone.p_fake_before);
+    // An inversion made with other tuning is not used: the experiment makes its own.
+    let other = zoo.invert(&image, &device);
+    let own = block_on(run_one(&zoo, &image, Some(&other), "face.png", "xception", &tuned, None, &device)).unwrap();
+    assert_eq!(own.p_fake_before, alone.p_fake_before);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use common::to_vec;
 use unforge::inversion::PivotalTuning;
 use unforge::metrics::{psnr, to_unit_range};
-use unforge::pipeline::explain;
+use unforge::pipeline::{explain, explain_inverted, Live};
 use unforge::search::{Preset, RowMask, SearchConfig};
 use unforge::synth::{Sample, Split};
 use unforge::zoo::{read_dir, Zoo};
@@ -72,6 +72,10 @@ fn the_search_and_the_counterfactual_go_through_the_tuned_generator() {
     let r = unforge::block_on(explain(&zoo, &image, "resnet", &mask, &SearchConfig { pivotal_tuning: TUNING, ..moving }, &device, |_| {})).unwrap();
     assert!(r.p_fake_counterfactual < r.p_fake_reconstruction - 0.01, "{} → {}", r.p_fake_reconstruction, r.p_fake_counterfactual);
     assert!((r.history[0].p_fake[0] - r.p_fake_reconstruction).abs() < 1e-5, "the search starts from the tuned reconstruction");
+    // An inversion made beforehand must carry the tuning the search asks for.
+    let plain = zoo.invert(&image, &device);
+    let err = unforge::block_on(explain_inverted(&zoo, &image, &plain, "resnet", &mask, &still, Live::default(), &device, |_, _| {})).err().expect("refused");
+    assert!(err.to_string().contains("made with 0 steps of pivotal tuning, the search asks for 40"), "{err}");
 }
 
 #[test]

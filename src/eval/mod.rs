@@ -85,7 +85,9 @@ impl EvalPlan {
         if self.curve {
             for preset in [Preset::Paper, Preset::Fast] {
                 let tag = format!("preset-{}", serde_json::to_value(preset).expect("preset").as_str().expect("name"));
-                out.push(Experiment::Latent { tag, levels: vec![Level::Full], config: preset.config_with_identity(self.identity_network) });
+                // Both presets start from the plan's inversion (its pivotal tuning included).
+                let config = SearchConfig { pivotal_tuning: self.search.pivotal_tuning, ..preset.config_with_identity(self.identity_network) };
+                out.push(Experiment::Latent { tag, levels: vec![Level::Full], config });
             }
         }
         out
@@ -154,8 +156,8 @@ pub struct Localisation {
 }
 
 /// Runs one experiment on one image against one victim.
-/// `inversion`: the image's inversion with the experiments' pivotal tuning, when the caller
-/// made it once for several experiments (latent experiments make their own otherwise).
+/// `inversion`: the image's inversion, when the caller made it once for several experiments;
+/// a latent experiment whose pivotal tuning differs (or with none given) makes its own.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_one(zoo: &Zoo, image: &RgbaImage, inversion: Option<&Inversion>, name: &str, victim: &str, experiment: &Experiment, truth: Option<&GroundTruth>, device: &Device) -> Result<Record> {
     let start = web_time_now();
@@ -171,8 +173,8 @@ pub async fn run_one(zoo: &Zoo, image: &RgbaImage, inversion: Option<&Inversion>
             let mask = RowMask::from_levels(levels, &zoo.manifest.levels, zoo.manifest.n_latent)?;
             let made;
             let inversion = match inversion {
-                Some(inversion) => inversion,
-                None => {
+                Some(inversion) if inversion.made_with(&config.pivotal_tuning) => inversion,
+                _ => {
                     made = zoo.invert_tuned(image, &config.pivotal_tuning, device)?;
                     &made
                 }

@@ -165,7 +165,6 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     if experiments.is_empty() {
         return Err(Error::config("--attacks selects nothing to run"));
     }
-    let latent_experiments = experiments.iter().any(Experiment::is_latent);
     let detectors: Vec<String> = zoo.detectors.iter().map(|(n, _)| n.clone()).collect();
     let victims = if args.victims.is_empty() { detectors.clone() } else { args.victims.clone() };
     for v in &victims {
@@ -173,7 +172,7 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     }
 
     mkdir(out)?;
-    write_atomic(&out.join("plan.json"), serde_json::to_string_pretty(&experiments).expect("json").as_bytes())?;
+    write_plan(out, &experiments)?;
     let zoo_tables = zoo_scores(data, &zoo, &plan.search.pivotal_tuning, &device, out)?.map(|s| s.tables()).unwrap_or_default();
     let record_path = |image: &Path, victim: &str, tag: &str| {
         let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
@@ -184,7 +183,10 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     let mut records: Vec<Record> = Vec::new();
     let started = Instant::now();
     for image_path in &images {
-        let mut image: Option<(RgbaImage, Option<GroundTruth>, Option<Inversion>)> = None;
+        let mut image: Option<(RgbaImage, Option<GroundTruth>)> = None;
+        // One inversion (and pivotal tuning) per image, made when a latent search first needs
+        // it and shared by the image's searches.
+        let mut inversion: Option<Inversion> = None;
         for victim in &victims {
             for experiment in &experiments {
                 let path = record_path(image_path, victim, experiment.tag());
@@ -199,12 +201,12 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
                 let name = image_path.file_name().and_then(|n| n.to_str()).unwrap_or("image").to_string();
                 progress(done, total, skipped, started, ran, &format!("{name} · {victim} · {}", experiment.tag()));
                 if image.is_none() {
-                    let img = read_image(image_path)?;
-                    // One inversion (and pivotal tuning) per image, shared by its searches.
-                    let inversion = if latent_experiments { Some(zoo.invert_tuned(&img, &plan.search.pivotal_tuning, &device)?) } else { None };
-                    image = Some((img, read_truth(data, &name)?, inversion));
+                    image = Some((read_image(image_path)?, read_truth(data, &name)?));
                 }
-                let (img, truth, inversion) = image.as_ref().expect("just read");
+                let (img, truth) = image.as_ref().expect("just read");
+                if experiment.is_latent() && inversion.is_none() {
+                    inversion = Some(zoo.invert_tuned(img, &plan.search.pivotal_tuning, &device)?);
+                }
                 let record = unforge::block_on(run_one(&zoo, img, inversion.as_ref(), &name, victim, experiment, truth.as_ref(), &device))?;
                 mkdir(path.parent().expect("record folder"))?;
                 write_atomic(&path, serde_json::to_string_pretty(&record).expect("json").as_bytes())?;
@@ -221,6 +223,31 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     print!("{}", std::fs::read_to_string(out.join("tables.md")).map_err(|e| io_err(out, e))?);
     eprintln!("{ran} runs, {skipped} resumed from {}; tables in {}", out.join("records").display(), out.display());
     Ok(())
+}
+
+/// Records `experiments` in `plan.json`, with those of earlier runs into the same folder. An
+/// experiment whose settings differ from an earlier run's under the same name is refused: its
+/// records there would be resumed as if they were this run's.
+fn write_plan(out: &Path, experiments: &[Experiment]) -> Result<()> {
+    let path = out.join("plan.json");
+    let mut plan: Vec<Experiment> = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::config(format!("{}: not a plan this unforge can read ({e}); use another --out", path.display())))?,
+        Err(_) => Vec::new(),
+    };
+    for e in experiments {
+        match plan.iter().find(|p| p.tag() == e.tag()) {
+            Some(earlier) if earlier != e => {
+                return Err(Error::config(format!(
+                    "{}: `{}` was run there with other settings (see plan.json); use another --out, or remove the folder to start again",
+                    out.display(),
+                    e.tag()
+                )));
+            }
+            Some(_) => {}
+            None => plan.push(e.clone()),
+        }
+    }
+    write_atomic(&path, serde_json::to_string_pretty(&plan).expect("json").as_bytes())
 }
 
 /// Writes the zoo's tables, then those of the records.
