@@ -124,6 +124,18 @@ fn run_tunes_the_generator_when_asked() {
     assert!(psnr(&tuned) > psnr(&plain) + 1.5, "{} → {}", psnr(&plain), psnr(&tuned));
 }
 
+#[test]
+fn bench_times_the_search_step_and_the_tuning_step() {
+    let (ok, stdout, err) = unforge(&["bench", "--size", "16", "--steps", "1", "--json"]);
+    assert!(ok, "{err}");
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in ["generator_forward_s", "forward_s", "generator_backward_s", "step_s", "tuning_step_s"] {
+        assert!(line[key].as_f64().is_some_and(|t| t > 0.0 && t.is_finite()), "{key}: {line}");
+    }
+    let (ok, _, err) = unforge(&["bench", "--size", "17"]);
+    assert!(!ok && err.contains("not a power of two"), "{err}");
+}
+
 /// A folder of small face images made by `unforge samples`.
 fn sample_folder(name: &str, count: usize) -> std::path::PathBuf {
     let dir = tmp(name);

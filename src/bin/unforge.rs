@@ -123,7 +123,8 @@ enum Command {
         manifest: Option<PathBuf>,
     },
     /// Times one search step: the rosinality generator (keyed weights) and Xception, forward
-    /// and backward to W+, batch 1, on `--backend`. Prints the median over `--steps`.
+    /// and backward to W+, batch 1, on `--backend`; and one pivotal tuning step against it.
+    /// Prints the median over `--steps`.
     Bench {
         #[arg(long, default_value_t = 256)]
         size: usize,
@@ -593,7 +594,16 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool, backend: &str) -> Res
         let grads = g.synthesize(w.clone()).mean().backward();
         sync(w.grad(&grads).expect("grad").reshape([-1]))
     };
-    let (mut gen_fwd, mut full_fwd, mut step, mut gen_step) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Pivotal tuning's step: the generator's forward and backward to its weights, then Adam
+    // (timed over a few steps so the copy made for tuning is a small part of it).
+    const TUNING_STEPS: usize = 3;
+    let target = g.synthesize(latent.clone()).detach() * 0.9;
+    let tuning = PivotalTuning { steps: TUNING_STEPS, learning_rate: PivotalTuning::LEARNING_RATE };
+    let tune = || {
+        let tuned = tuning.tune(&g, latent.clone(), target.clone())?;
+        sync(tuned.synthesize(latent.clone()).reshape([-1]))
+    };
+    let (mut gen_fwd, mut full_fwd, mut step, mut gen_step, mut tune_step) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..steps.max(1) + 1 {
         let a = time(&|| sync(g.synthesize(latent.clone()).reshape([-1])))?;
         let b = time(&|| sync(det.p_fake(g.synthesize(latent.clone()))))?;
@@ -602,7 +612,9 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool, backend: &str) -> Res
             sync((latent.clone() - grad.sign() * 1e-3).reshape([-1]))
         })?;
         let d = time(&gen_grad)?;
+        let e = time(&tune)? / TUNING_STEPS as f64;
         if i > 0 {
+            tune_step.push(e);
             // The first round warms caches and allocators.
             gen_step.push(d);
             gen_fwd.push(a);
@@ -610,15 +622,16 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool, backend: &str) -> Res
             step.push(c);
         }
     }
-    let (a, b, c, d) = (median(gen_fwd), median(full_fwd), median(step), median(gen_step));
+    let (a, b, c, d, e) = (median(gen_fwd), median(full_fwd), median(step), median(gen_step), median(tune_step));
     if json {
-        println!("{}", json!({ "backend": backend, "size": size, "channel_multiplier": cm, "steps": steps, "generator_forward_s": a, "forward_s": b, "step_s": c, "generator_backward_s": d }));
+        println!("{}", json!({ "backend": backend, "size": size, "channel_multiplier": cm, "steps": steps, "generator_forward_s": a, "forward_s": b, "step_s": c, "generator_backward_s": d, "tuning_step_s": e }));
     } else {
         println!("one search step, {backend}, batch 1, generator {size} px (channel multiplier {cm}) + Xception at {size} px, median of {steps}:");
         println!("  generator forward            {a:.3} s");
         println!("  generator + detector forward {b:.3} s");
         println!("  generator forward + backward {d:.3} s");
         println!("  forward + backward + update  {c:.3} s");
+        println!("  pivotal tuning step          {e:.3} s ({:.2}× the search step)", e / c);
     }
     Ok(())
 }
