@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::image::RgbaImage;
 use crate::networks::stylegan2::Generator;
+use crate::search::read_vec;
 use crate::zoo::Zoo;
 
 /// An image's place in W+ and the generator's rendering of it.
@@ -71,19 +72,32 @@ impl PivotalTuning {
 
     /// A copy of `generator` tuned so that it renders `target` (`[1, 3, S, S]` in [-1, 1]) from
     /// `pivot`. Same inputs, same bits on one backend (Adam, fixed noise, no randomness).
-    pub fn tune(&self, generator: &Generator, pivot: Tensor<3>, target: Tensor<4>) -> Result<Generator> {
+    /// `on_step` sees each step's loss (read back, so progress is real on a GPU too).
+    pub async fn tune(&self, generator: &Generator, pivot: Tensor<3>, target: Tensor<4>, on_step: &mut dyn FnMut(&TuningStep)) -> Result<Generator> {
         self.validate()?;
         let training = target.device().autodiff();
         let mut tuned = generator.clone().fork(&training).train();
         let (pivot, target) = (pivot.autodiff(), target.autodiff());
         let mut adam = AdamConfig::new().init();
-        for _ in 0..self.steps {
+        for step in 0..self.steps {
             let loss = (tuned.synthesize(pivot.clone()) - target.clone()).square().mean();
+            let value = read_vec(loss.clone().without_autodiff()).await?[0];
             let grads = GradientsParams::from_grads(loss.backward(), &tuned);
             tuned = adam.step(self.learning_rate as f64, tuned, grads);
+            on_step(&TuningStep { step, steps: self.steps, loss: value });
         }
         Ok(tuned.valid())
     }
+}
+
+/// What a tuning step saw (its loss before the update).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TuningStep {
+    pub step: usize,
+    /// The steps asked for.
+    pub steps: usize,
+    /// Pixel MSE of the rendering against the image, in [-1, 1] units.
+    pub loss: f32,
 }
 
 impl Default for PivotalTuning {
@@ -101,15 +115,16 @@ impl Zoo {
         Inversion { latent, reconstruction, tuned: None, tuning: PivotalTuning::off() }
     }
 
-    /// [`Zoo::invert`], then `tuning` of the generator around the latent when it asks for steps.
-    pub fn invert_tuned(&self, image: &RgbaImage, tuning: &PivotalTuning, device: &Device) -> Result<Inversion> {
+    /// [`Zoo::invert`], then `tuning` of the generator around the latent when it asks for steps
+    /// (`on_step` sees each tuning step).
+    pub async fn invert_tuned(&self, image: &RgbaImage, tuning: &PivotalTuning, device: &Device, on_step: &mut dyn FnMut(&TuningStep)) -> Result<Inversion> {
         tuning.validate()?;
         let inversion = self.invert(image, device);
         if tuning.steps == 0 {
             return Ok(inversion);
         }
         let target = image.to_tensor(self.generator.size, device);
-        let tuned = tuning.tune(&self.generator, inversion.latent.clone(), target)?;
+        let tuned = tuning.tune(&self.generator, inversion.latent.clone(), target, on_step).await?;
         let reconstruction = tuned.synthesize(inversion.latent.clone());
         Ok(Inversion { latent: inversion.latent, reconstruction, tuned: Some(tuned), tuning: *tuning })
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::explain::ResidualMap;
 use crate::image::RgbaImage;
-pub use crate::inversion::{Inversion, PivotalTuning};
+pub use crate::inversion::{Inversion, PivotalTuning, TuningStep};
 use crate::search::{read_vec, LatentSearch, QualityNetworks, RowMask, SearchConfig, StepReport};
 use crate::zoo::Zoo;
 
@@ -159,10 +159,22 @@ pub async fn explain(
     device: &Device,
     mut on_step: impl FnMut(&StepReport),
 ) -> Result<Counterfactual> {
-    explain_live(zoo, image, detector, mask, config, Live::default(), device, |r, _| on_step(r)).await
+    explain_live(zoo, image, detector, mask, config, Live::default(), device, |p| {
+        if let Progress::Search(r, _) = p {
+            on_step(r)
+        }
+    })
+    .await
 }
 
-/// `explain` with live views of the search (`Live`).
+/// What `explain_live` reports as it goes: the pivotal tuning's steps, then the search's.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    Tuning(&'a TuningStep),
+    Search(&'a StepReport, &'a StepView),
+}
+
+/// `explain` with live views of the tuning and the search (`Live`).
 #[allow(clippy::too_many_arguments)]
 pub async fn explain_live(
     zoo: &Zoo,
@@ -172,10 +184,10 @@ pub async fn explain_live(
     config: &SearchConfig,
     live: Live,
     device: &Device,
-    on_step: impl FnMut(&StepReport, &StepView),
+    mut on_progress: impl FnMut(Progress),
 ) -> Result<Counterfactual> {
-    let inversion = zoo.invert_tuned(image, &config.pivotal_tuning, device)?;
-    explain_inverted(zoo, image, &inversion, detector, mask, config, live, device, on_step).await
+    let inversion = zoo.invert_tuned(image, &config.pivotal_tuning, device, &mut |t| on_progress(Progress::Tuning(t))).await?;
+    explain_inverted(zoo, image, &inversion, detector, mask, config, live, device, |r, v| on_progress(Progress::Search(r, v))).await
 }
 
 /// `explain_live` from an inversion of `image` made beforehand: one image's several searches

@@ -115,9 +115,11 @@ fn run_tunes_the_generator_when_asked() {
         args.extend_from_slice(extra);
         let (ok, _, err) = unforge(&args);
         assert!(ok, "{err}");
-        serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
+        (serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join("report.json")).unwrap()).unwrap(), err)
     };
-    let (plain, tuned) = (report(&[], "tune-off"), report(&["--tune-steps", "30"], "tune-on"));
+    let ((plain, quiet), (tuned, progress)) = (report(&[], "tune-off"), report(&["--tune-steps", "30"], "tune-on"));
+    assert!(!quiet.contains("pivotal tuning"), "{quiet}");
+    assert!(progress.contains("pivotal tuning    1/30  loss") && progress.contains("pivotal tuning   30/30  loss"), "{progress}");
     assert_eq!(plain["search"]["pivotal_tuning"]["steps"], 0);
     assert_eq!(tuned["search"]["pivotal_tuning"]["steps"], 30);
     let psnr = |r: &serde_json::Value| r["result"]["inversion_psnr_db"].as_f64().unwrap();

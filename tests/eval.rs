@@ -143,7 +143,7 @@ fn runs_of_both_kinds_make_records() {
     // search makes with its own, and the tuned reconstruction scores differently.
     let tuning = unforge::inversion::PivotalTuning { steps: 3, learning_rate: 1e-3 };
     let tuned = Experiment::Latent { tag: "latent".into(), levels: plan.levels.clone(), config: SearchConfig { pivotal_tuning: tuning, ..plan.search.clone() } };
-    let shared = zoo.invert_tuned(&image, &tuning, &device).unwrap();
+    let shared = block_on(zoo.invert_tuned(&image, &tuning, &device, &mut |_| {})).unwrap();
     let with_shared = block_on(run_one(&zoo, &image, Some(&shared), "face.png", "xception", &tuned, None, &device)).unwrap();
     let alone = block_on(run_one(&zoo, &image, None, "face.png", "xception", &tuned, None, &device)).unwrap();
     assert_eq!((with_shared.p_fake_before, with_shared.p_fake_after, with_shared.steps), (alone.p_fake_before, alone.p_fake_after, alone.steps));

@@ -35,7 +35,7 @@ fn tuning_brings_the_reconstruction_closer_and_leaves_the_zoo_as_it_was() {
     let image = Sample::generate(Split::Test, 1, 64).image;
     let plain = zoo.invert(&image, &device);
     let (plain_latent, plain_rec) = (to_vec(plain.latent), to_vec(plain.reconstruction));
-    let tuned = zoo.invert_tuned(&image, &TUNING, &device).unwrap();
+    let tuned = unforge::block_on(zoo.invert_tuned(&image, &TUNING, &device, &mut |_| {})).unwrap();
     assert!(tuned.tuned.is_some());
     let (before, after) = (fidelity(&zoo, &image, plain_rec.clone()), fidelity(&zoo, &image, to_vec(tuned.reconstruction.clone())));
     assert!(after > before + 2.0, "40 steps of tuning: {before:.2} → {after:.2} dB");
@@ -43,11 +43,16 @@ fn tuning_brings_the_reconstruction_closer_and_leaves_the_zoo_as_it_was() {
     assert_eq!(to_vec(tuned.latent.clone()), plain_latent);
     // The zoo's generator is not the tuned one.
     assert_eq!(to_vec(zoo.invert(&image, &device).reconstruction), plain_rec);
+    // Each step reports its loss, and the loss falls.
+    let mut losses = Vec::new();
+    unforge::block_on(zoo.invert_tuned(&image, &TUNING, &device, &mut |t| losses.push((t.step, t.steps, t.loss)))).unwrap();
+    assert_eq!(losses.iter().map(|l| (l.0, l.1)).collect::<Vec<_>>(), (0..40).map(|i| (i, 40)).collect::<Vec<_>>());
+    assert!(losses[39].2 < 0.5 * losses[0].2, "loss {} → {}", losses[0].2, losses[39].2);
     // Same input, same bits.
-    let again = zoo.invert_tuned(&image, &TUNING, &device).unwrap();
+    let again = unforge::block_on(zoo.invert_tuned(&image, &TUNING, &device, &mut |_| {})).unwrap();
     assert_eq!(to_vec(again.reconstruction), to_vec(tuned.reconstruction));
     // No steps: the plain inversion.
-    let off = zoo.invert_tuned(&image, &PivotalTuning::off(), &device).unwrap();
+    let off = unforge::block_on(zoo.invert_tuned(&image, &PivotalTuning::off(), &device, &mut |_| {})).unwrap();
     assert!(off.tuned.is_none());
     assert_eq!(to_vec(off.reconstruction), plain_rec);
 }
@@ -61,7 +66,7 @@ fn the_search_and_the_counterfactual_go_through_the_tuned_generator() {
     // No search steps: the counterfactual is the latent rendered as it is.
     let still = SearchConfig { max_steps: 0, pivotal_tuning: TUNING, ..Preset::Readme.config() };
     let r = unforge::block_on(explain(&zoo, &image, "resnet", &mask, &still, &device, |_| {})).unwrap();
-    let tuned = zoo.invert_tuned(&image, &TUNING, &device).unwrap();
+    let tuned = unforge::block_on(zoo.invert_tuned(&image, &TUNING, &device, &mut |_| {})).unwrap();
     let expected = unforge::image::RgbaImage::from_planar(&to_vec(tuned.reconstruction), 64, 64);
     assert_eq!(r.reconstruction.data, expected.data, "the result shows the tuned reconstruction");
     assert_eq!(r.counterfactual.data, r.reconstruction.data, "rendered by the same tuned generator");
@@ -94,5 +99,5 @@ fn bad_tuning_settings_are_refused_by_name() {
     let device = Device::flex();
     let zoo = common::tiny_zoo();
     let bad = PivotalTuning { steps: 10, learning_rate: -1.0 };
-    assert!(zoo.invert_tuned(&common::test_image(40), &bad, &device).is_err());
+    assert!(unforge::block_on(zoo.invert_tuned(&common::test_image(40), &bad, &device, &mut |_| {})).is_err());
 }

@@ -95,6 +95,11 @@ const handlers = {
   cache({ bytes, files, available }) {
     $('cache').textContent = available ? `Weights cache: ${files} files, ${formatBytes(bytes)} on this device.` : 'Weights cache: not available here.';
   },
+  tuning({ step, steps, loss }) {
+    $('run-progress').max = steps;
+    $('run-progress').value = step + 1;
+    setState('running', `Tuning the generator to this image: step ${step + 1} of ${steps} (pixel MSE ${loss.toExponential(2)})…`);
+  },
   step(data) {
     state.steps.push(data.pFake);
     state.stepMs.push(data.ms);

@@ -141,6 +141,10 @@ async function run({ image, options }) {
   const t0 = performance.now();
   let last = t0;
   const result = await session.explain(new Uint8Array(image.data), image.width, image.height, options, (s) => {
+    if (s.tuningStep !== undefined) {
+      postMessage({ type: 'tuning', step: s.tuningStep, steps: s.tuningSteps, loss: s.loss });
+      return;
+    }
     const now = performance.now();
     postMessage({ type: 'step', step: s.step, pFake: s.pFake, pFakeAll: s.pFakeAll, thumbnail: s.thumbnail, loss: s.loss, ms: now - last });
     last = now;

@@ -11,7 +11,7 @@ use unforge::error::{Error, Result};
 use unforge::explain::{CamMethod, CamTarget};
 use unforge::image::RgbaImage;
 use unforge::inversion::PivotalTuning;
-use unforge::pipeline::explain;
+use unforge::pipeline::{explain_live, Live, Progress};
 use unforge::search::{Level, Method, Preset, Regularisers, RowMask, SearchConfig};
 use unforge::weights::{StoredPrecision, TensorFile};
 use unforge::zoo::{read_dir, Role, Zoo};
@@ -402,11 +402,12 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
     let img = read_image(image)?;
     let mask = search.mask(&zoo)?;
     let start = Instant::now();
-    if config.pivotal_tuning.steps > 0 {
-        eprintln!("pivotal tuning: {} steps of the generator around the inversion", config.pivotal_tuning.steps);
-    }
-    let result = unforge::block_on(explain(&zoo, &img, &detector, &mask, &config, &device, |r| {
-        eprintln!("step {:>4}  P(fake) {:.4}  {:.2}s", r.step, r.p_fake[0], start.elapsed().as_secs_f32());
+    let result = unforge::block_on(explain_live(&zoo, &img, &detector, &mask, &config, Live::default(), &device, |p| match p {
+        Progress::Tuning(t) if t.step % 20 == 0 || t.step + 1 == t.steps => {
+            eprintln!("pivotal tuning {:>4}/{}  loss {:.5}  {:.2}s", t.step + 1, t.steps, t.loss, start.elapsed().as_secs_f32());
+        }
+        Progress::Tuning(_) => {}
+        Progress::Search(r, _) => eprintln!("step {:>4}  P(fake) {:.4}  {:.2}s", r.step, r.p_fake[0], start.elapsed().as_secs_f32()),
     }))?;
     mkdir(out)?;
     let gain = result.residual.auto_gain();
@@ -600,7 +601,7 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool, backend: &str) -> Res
     let target = g.synthesize(latent.clone()).detach() * 0.9;
     let tuning = PivotalTuning { steps: TUNING_STEPS, learning_rate: PivotalTuning::LEARNING_RATE };
     let tune = || {
-        let tuned = tuning.tune(&g, latent.clone(), target.clone())?;
+        let tuned = unforge::block_on(tuning.tune(&g, latent.clone(), target.clone(), &mut |_| {}))?;
         sync(tuned.synthesize(latent.clone()).reshape([-1]))
     };
     let (mut gen_fwd, mut full_fwd, mut step, mut gen_step, mut tune_step) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());

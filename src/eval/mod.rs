@@ -175,7 +175,7 @@ pub async fn run_one(zoo: &Zoo, image: &RgbaImage, inversion: Option<&Inversion>
             let inversion = match inversion {
                 Some(inversion) if inversion.made_with(&config.pivotal_tuning) => inversion,
                 _ => {
-                    made = zoo.invert_tuned(image, &config.pivotal_tuning, device)?;
+                    made = zoo.invert_tuned(image, &config.pivotal_tuning, device, &mut |_| {}).await?;
                     &made
                 }
             };
@@ -550,7 +550,7 @@ impl ZooScores {
             // The reconstruction's size: quality compares like with like, and detectors pool
             // both down to their input.
             let x = image.to_tensor(zoo.generator.size, device);
-            let inversion = zoo.invert_tuned(&image, tuning, device)?;
+            let inversion = zoo.invert_tuned(&image, tuning, device, &mut |_| {}).await?;
             quality.push(zoo.quality(x.clone(), inversion.reconstruction.clone()).await?);
             let (r, c) = (zoo.score_all(x).await?, zoo.score_all(inversion.reconstruction).await?);
             for d in 0..n {

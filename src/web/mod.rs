@@ -13,7 +13,7 @@ use crate::image::RgbaImage;
 use crate::inversion::PivotalTuning;
 use crate::explain::{CamMethod, CamTarget};
 use crate::explain::ResidualMap;
-use crate::pipeline::{cams, explain_live, Counterfactual, Live};
+use crate::pipeline::{cams, explain_live, Counterfactual, Live, Progress};
 use crate::search::{read_vec, Loss, Method, Objective, Preset, RowMask, SearchConfig};
 use crate::zoo::{Manifest, Zoo, ZooFiles};
 
@@ -222,7 +222,9 @@ impl Session {
 
     /// Explains one RGBA image. `options`: `{ preset, detector, levels: "S,M", rows: [..],
     /// method: "ifgsm" | "mifgsm" | "nifgsm" | "pgd" | "rprop", mu, beta, loss: "mse" | "ce",
-    /// alpha, steps, kappa, refine, seed, tuneSteps, tuneLr }` (`tuneSteps`: pivotal tuning). `on_step` is called with `{ step, pFake, loss }` after every step.
+    /// alpha, steps, kappa, refine, seed, tuneSteps, tuneLr }` (`tuneSteps`: pivotal tuning).
+    /// `on_step` is called with `{ tuningStep, tuningSteps, loss }` after each tuning step, then
+    /// with `{ step, pFake, loss }` (and the live views asked for) after every search step.
     pub fn explain(&self, data: Vec<u8>, width: usize, height: usize, options: JsValue, on_step: Function) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -232,8 +234,18 @@ impl Session {
                 all_detectors: get(&options, "allDetectors").and_then(|v| v.as_bool()).unwrap_or(false),
                 thumbnail_every: get(&options, "thumbnailEvery").and_then(|v| v.as_f64()).unwrap_or(0.0).max(0.0) as usize,
             };
-            let result = explain_live(&inner.zoo, &image, &detector, &mask, &config, live, &inner.device, |r, view| {
+            let result = explain_live(&inner.zoo, &image, &detector, &mask, &config, live, &inner.device, |progress| {
                 let msg = Object::new();
+                let (r, view) = match progress {
+                    Progress::Tuning(t) => {
+                        set(&msg, "tuningStep", t.step as u32);
+                        set(&msg, "tuningSteps", t.steps as u32);
+                        set(&msg, "loss", t.loss);
+                        let _ = on_step.call1(&JsValue::NULL, &msg);
+                        return;
+                    }
+                    Progress::Search(r, view) => (r, view),
+                };
                 set(&msg, "step", r.step as u32);
                 set(&msg, "pFake", r.p_fake[0]);
                 set(&msg, "loss", r.loss);

@@ -157,8 +157,15 @@ test('results download as PNG, JSON and one ZIP; sliders redraw', async () => {
     assert.equal(fast.search.pivotal_tuning.steps, 0, 'pivotal tuning is off unless asked for');
     // Pivotal tuning, asked for on the page, reaches the core and brings the reconstruction closer.
     await page.fill('#tune-steps', '10');
+    // Every status the page shows while it runs, to see the tuning's progress.
+    await page.evaluate(() => {
+      window.statuses = [];
+      new MutationObserver(() => window.statuses.push(document.getElementById('status').textContent)).observe(document.getElementById('status'), { childList: true, characterData: true, subtree: true });
+    });
     await page.click('#run');
     assert.equal(await waitState(page, ['done', 'error'], RUN_TIMEOUT), 'done', await page.textContent('#status'));
+    const statuses = await page.evaluate(() => window.statuses);
+    assert.ok(statuses.some((t) => /^Tuning the generator to this image: step 10 of 10 \(pixel MSE /.test(t)), statuses.join(' / '));
     assert.match(await page.textContent('#summary'), /includes inversion and 10 steps of pivotal tuning/);
     const tuned = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
     assert.equal(tuned.search.pivotal_tuning.steps, 10);

@@ -205,7 +205,7 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
                 }
                 let (img, truth) = image.as_ref().expect("just read");
                 if experiment.is_latent() && inversion.is_none() {
-                    inversion = Some(zoo.invert_tuned(img, &plan.search.pivotal_tuning, &device)?);
+                    inversion = Some(unforge::block_on(zoo.invert_tuned(img, &plan.search.pivotal_tuning, &device, &mut |_| {}))?);
                 }
                 let record = unforge::block_on(run_one(&zoo, img, inversion.as_ref(), &name, victim, experiment, truth.as_ref(), &device))?;
                 mkdir(path.parent().expect("record folder"))?;
