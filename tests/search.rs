@@ -324,7 +324,7 @@ fn rprop_starts_as_ifgsm_and_grows_steady_coordinates() {
 
 #[test]
 fn live_views_show_the_point_each_step_evaluated() {
-    use unforge::pipeline::{explain_live, Live};
+    use unforge::pipeline::{explain_live, Live, Progress};
     let zoo = tiny_zoo();
     // κ 0.99: no early stop within the four steps.
     let config = SearchConfig { alpha: 0.05, max_steps: 4, kappa: 0.99, ..SearchConfig::default() };
@@ -332,7 +332,8 @@ fn live_views_show_the_point_each_step_evaluated() {
     let victim = zoo.detectors.iter().position(|(n, _)| n == "xception").unwrap();
     let (mut seen, mut thumbnails) = (Vec::new(), 0);
     let live = Live { all_detectors: true, thumbnail_every: 2 };
-    block_on(explain_live(&zoo, &test_image(32), "xception", &mask, &config, live, &Device::flex(), |report, view| {
+    block_on(explain_live(&zoo, &test_image(32), "xception", &mask, &config, live, &Device::flex(), |progress| {
+        let Progress::Search(report, view) = progress else { panic!("no pivotal tuning was asked for") };
         let all = view.p_fake_all.as_ref().expect("every detector at every step");
         assert_eq!(all.len(), zoo.detectors.len());
         seen.push((report.p_fake[0], all[victim]));
