@@ -19,14 +19,14 @@ pub struct Inversion {
     /// The generator tuned to this image, when pivotal tuning ran; the search and the
     /// counterfactual then use it instead of the zoo's.
     pub tuned: Option<Generator>,
-    /// The tuning this inversion was made with (no steps: none).
-    pub tuning: PivotalTuning,
+    /// The tuning this inversion was made with, when any.
+    pub tuning: Option<PivotalTuning>,
 }
 
 impl Inversion {
     /// Whether a search with `tuning` may start from this inversion.
     pub fn made_with(&self, tuning: &PivotalTuning) -> bool {
-        self.tuning.steps == tuning.steps && (tuning.steps == 0 || self.tuning == *tuning)
+        self.tuning == tuning.active()
     }
 
     /// The generator that renders this inversion.
@@ -58,6 +58,11 @@ impl PivotalTuning {
 
     pub fn off() -> Self {
         Self { steps: 0, learning_rate: Self::LEARNING_RATE }
+    }
+
+    /// These settings when they tune at all (any learning rate with no steps is no tuning).
+    pub fn active(self) -> Option<Self> {
+        (self.steps > 0).then_some(self)
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -112,7 +117,7 @@ impl Zoo {
         let x = image.to_tensor(self.encoder_size, device);
         let latent = self.encoder.forward(x);
         let reconstruction = self.generator.synthesize(latent.clone());
-        Inversion { latent, reconstruction, tuned: None, tuning: PivotalTuning::off() }
+        Inversion { latent, reconstruction, tuned: None, tuning: None }
     }
 
     /// [`Zoo::invert`], then `tuning` of the generator around the latent when it asks for steps
@@ -120,12 +125,10 @@ impl Zoo {
     pub async fn invert_tuned(&self, image: &RgbaImage, tuning: &PivotalTuning, device: &Device, on_step: &mut dyn FnMut(&TuningStep)) -> Result<Inversion> {
         tuning.validate()?;
         let inversion = self.invert(image, device);
-        if tuning.steps == 0 {
-            return Ok(inversion);
-        }
+        let Some(tuning) = tuning.active() else { return Ok(inversion) };
         let target = image.to_tensor(self.generator.size, device);
         let tuned = tuning.tune(&self.generator, inversion.latent.clone(), target, on_step).await?;
         let reconstruction = tuned.synthesize(inversion.latent.clone());
-        Ok(Inversion { latent: inversion.latent, reconstruction, tuned: Some(tuned), tuning: *tuning })
+        Ok(Inversion { latent: inversion.latent, reconstruction, tuned: Some(tuned), tuning: Some(tuning) })
     }
 }

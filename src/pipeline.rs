@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::explain::ResidualMap;
 use crate::image::RgbaImage;
-pub use crate::inversion::{Inversion, PivotalTuning, TuningStep};
+use crate::inversion::{Inversion, TuningStep};
 use crate::search::{read_vec, LatentSearch, QualityNetworks, RowMask, SearchConfig, StepReport};
 use crate::zoo::Zoo;
 
@@ -207,7 +207,8 @@ pub async fn explain_inverted(
     if !inversion.made_with(&config.pivotal_tuning) {
         return Err(crate::error::Error::config(format!(
             "the inversion was made with {} steps of pivotal tuning, the search asks for {}",
-            inversion.tuning.steps, config.pivotal_tuning.steps
+            inversion.tuning.map_or(0, |t| t.steps),
+            config.pivotal_tuning.steps
         )));
     }
     let det = zoo.detector(detector)?;
