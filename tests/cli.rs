@@ -324,6 +324,17 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     other[4] = "5";
     let (ok, _, err) = unforge(&[&other[..], &["--resume"]].concat());
     assert!(!ok && err.contains("inverter.json") && err.contains("settings"), "{err}");
+    // One detector trained alone is the one trained beside the others, and the zoo holds it only.
+    let alone = tmp("trained-resnet");
+    let (ok, _, err) = unforge(&[&args[..args.len() - 1], &[alone.to_str().unwrap(), "--detectors", "resnet"]].concat());
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read(alone.join("resnet.safetensors")).unwrap(), before);
+    assert!(!alone.join("xception.safetensors").exists());
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(alone.join("zoo.json")).unwrap()).unwrap();
+    let detectors: Vec<&str> = manifest["networks"].as_array().unwrap().iter().filter(|n| n["role"] == "detector").map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(detectors, ["resnet"]);
+    let (ok, _, err) = unforge(&["train", "--detectors", "resnet,vgg", "--out", tmp("train-vgg").to_str().unwrap()]);
+    assert!(!ok && err.contains("no detector `vgg`") && err.contains("xception, efficientnet, resnet"), "{err}");
 }
 
 #[test]

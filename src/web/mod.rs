@@ -82,6 +82,16 @@ async fn open_device(preference: &str) -> Result<(Device, String, Option<String>
 
 fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, SearchConfig), JsValue> {
     let num = |key: &str, default: f64| get(options, key).and_then(|v| v.as_f64()).unwrap_or(default);
+    // A count is refused, not truncated, when it is not a whole number: 2.5 steps is a typo.
+    // Up to 2^53, the largest whole number a JS number holds exactly; counts of steps up to
+    // u32::MAX, what `usize` holds in wasm32 (the core's own limits are far lower).
+    let whole = |key: &str, default: u64, max: f64| -> Result<u64, JsValue> {
+        match num(key, default as f64) {
+            v if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= max => Ok(v as u64),
+            v => Err(js_err(format!("option `{key}` must be a whole number from 0 to {max}, got {v}"))),
+        }
+    };
+    let count = |key: &str, default: usize| whole(key, default as u64, u32::MAX as f64).map(|v| v as usize);
     let text = |key: &str, default: &str| get(options, key).and_then(|v| v.as_string()).unwrap_or_else(|| default.to_string());
     // A preset gives the defaults; every explicit option overrides it.
     let defaults = text("preset", "readme").parse::<Preset>().map_err(js_err)?.config_with_identity(zoo.identity.is_some());
@@ -94,11 +104,11 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
         method,
         loss,
         alpha: num("alpha", defaults.alpha as f64) as f32,
-        max_steps: num("steps", defaults.max_steps as f64).max(0.0) as usize,
+        max_steps: count("steps", defaults.max_steps)?,
         kappa: num("kappa", defaults.kappa as f64) as f32,
-        refine: num("refine", defaults.refine as f64).max(0.0) as usize,
-        seed: num("seed", 0.0).max(0.0) as u64,
-        pivotal_tuning: PivotalTuning { steps: num("tuneSteps", 0.0).max(0.0) as usize, learning_rate: num("tuneLr", PivotalTuning::LEARNING_RATE as f64) as f32 },
+        refine: count("refine", defaults.refine)?,
+        seed: whole("seed", 0, 9_007_199_254_740_992.0)?,
+        pivotal_tuning: PivotalTuning { steps: count("tuneSteps", 0)?, learning_rate: num("tuneLr", PivotalTuning::LEARNING_RATE as f64) as f32 },
         ..defaults
     };
     config.validate().map_err(js_err)?;
@@ -106,7 +116,10 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
     let n = zoo.manifest.n_latent;
     let mask = match get(options, "rows") {
         Some(rows) => {
-            let rows: Vec<usize> = Array::from(&rows).iter().filter_map(|v| v.as_f64()).map(|v| v as usize).collect();
+            let rows: Vec<usize> = Array::from(&rows)
+                .iter()
+                .map(|v| v.as_f64().filter(|r| *r >= 0.0 && r.fract() == 0.0 && *r <= u32::MAX as f64).map(|r| r as usize).ok_or_else(|| js_err(format!("option `rows`: {v:?} is not a row number"))))
+                .collect::<Result<_, _>>()?;
             RowMask::from_rows(&rows, n)
         }
         None => {

@@ -267,5 +267,11 @@ test('drop, paste and the webcam bring images in; custom rows reach the core', a
     await page.click('#run');
     assert.equal(await waitState(page, ['error', 'done'], RUN_TIMEOUT), 'error');
     assert.match(await page.textContent('#status'), /row 99 is outside W\+/);
+    // A fractional count is refused by name, not truncated.
+    await page.fill('#rows', '');
+    await page.fill('#tune-steps', '2.5');
+    await page.click('#run');
+    assert.equal(await waitState(page, ['error', 'done'], RUN_TIMEOUT), 'error');
+    assert.match(await page.textContent('#status'), /`tuneSteps` must be a whole number from 0 to \d+, got 2\.5/);
   });
 });

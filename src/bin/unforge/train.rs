@@ -16,7 +16,7 @@ use unforge::error::{Error, Result};
 use unforge::train::identity::{train_identity, IdentityScores, IdentityTraining};
 use unforge::train::{join_inverter, split_inverter, train_detector, train_inverter, DetectorTraining, InverterTraining, Reconstructor, Resume, Snapshot};
 use unforge::weights::{StoredPrecision, TensorFile};
-use unforge::zoo::{Architecture, Zoo, ZooFiles};
+use unforge::zoo::{Architecture, Role, Zoo, ZooFiles};
 use unforge::zoo_init::TinyZooSpec;
 
 use crate::eval::write_atomic;
@@ -44,6 +44,10 @@ pub struct TrainArgs {
     pub detector_batch: usize,
     #[arg(long, default_value_t = 2e-3)]
     pub detector_lr: f64,
+    /// The detectors to train (xception, efficientnet, resnet); the zoo holds only these.
+    /// Each one trains as it would beside the others (same seed, same images).
+    #[arg(long, value_delimiter = ',', default_value = "xception,efficientnet,resnet")]
+    pub detectors: Vec<String>,
     /// Share of each detector batch shown reconstructed by the trained inverter.
     #[arg(long, default_value_t = 0.5)]
     pub reconstructed_share: f32,
@@ -207,6 +211,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // the synthetic world does not have.
     let spec = TinyZooSpec { size: args.size, seed: args.seed, precision: StoredPrecision::F16, ..TinyZooSpec::default() };
     let mut manifest = spec.manifest();
+    let all: Vec<String> = manifest.detectors().map(|d| d.name.clone()).collect();
+    if let Some(unknown) = args.detectors.iter().find(|d| !all.contains(d)) {
+        return Err(Error::config(format!("--detectors: no detector `{unknown}` (use {})", all.join(", "))));
+    }
+    if args.detectors.is_empty() {
+        return Err(Error::config(format!("--detectors: name at least one of {}", all.join(", "))));
+    }
     if args.identity_steps > 0 {
         manifest.networks.push(spec.identity_entry());
     }
@@ -231,7 +242,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     files.insert("encoder.safetensors".into(), e.to_safetensors(StoredPrecision::F16));
     let reconstructor = Reconstructor::new((&spec.generator(), g), (&spec.encoder(), e))?;
 
-    for (i, entry) in manifest.detectors().cloned().collect::<Vec<_>>().into_iter().enumerate() {
+    // A detector's seed is its place among all of them, so training it alone gives the same weights.
+    let chosen: Vec<_> = manifest.detectors().cloned().enumerate().filter(|(_, d)| args.detectors.contains(&d.name)).collect();
+    manifest.networks.retain(|n| n.role != Role::Detector || args.detectors.contains(&n.name));
+    for (i, entry) in chosen {
         let cfg = detector_config(i);
         let settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "reconstructed_share": cfg.reconstructed_share, "location_weight": cfg.location_weight });
         let ckpt = Checkpoint::new(&dir, &entry.name, settings, cfg.steps, args.checkpoint_every);
