@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use burn::tensor::Device;
 use common::*;
 use unforge::block_on;
-use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, Record};
+use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, Localisation, Record};
 use unforge::pipeline::Quality;
 use unforge::search::{Level, Preset, SearchConfig};
 
@@ -91,7 +91,7 @@ fn tables_count_only_detected_images_and_average_successes() {
         record("1", "a", "preset-fast", true, true, Some(4), [0.1, 0.8], 40.0),
         record("2", "a", "preset-fast", true, true, Some(150), [0.1, 0.8], 40.0),
     ];
-    let t = tables(&records, &detectors, &experiments, 0.5);
+    let t = tables(&records, &detectors, &experiments, 0.5, &BTreeMap::new());
     let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["Tab. 1: quality on successful images", "Tab. 2/3: transfer", "Tab. 4: level ablation", "Tab. 5: step size α", "ASR against steps"]);
     // Tab. 1, latent row: the two detected successes, PSNR mean 25, one of two ID ≥ 0.5.
@@ -113,6 +113,32 @@ fn tables_count_only_detected_images_and_average_successes() {
     assert!(md.contains("| a | latent | 3 | 66.7 | 33.3 |"), "{md}");
     let csv = t[1].csv();
     assert!(csv.starts_with("victim,attack,n,a %,b %\n") && csv.contains("a,latent,3,66.7,33.3\n"), "{csv}");
+}
+
+#[test]
+fn localisation_is_broken_down_by_forgery_kind() {
+    let detectors = vec!["a".to_string(), "b".to_string()];
+    let experiments = plan().experiments();
+    let located = |image: &str, detected: bool, change: f64, cam: Option<f64>| Record {
+        localisation: Some(Localisation { change_auroc: Some(change), cam_auroc: cam }),
+        ..record(image, "a", "latent", detected, true, Some(2), [0.2, 0.6], 30.0)
+    };
+    let records = vec![
+        located("1.png", true, 0.9, Some(0.7)),
+        located("2.png", true, 0.7, Some(0.5)),
+        located("3.png", true, 0.6, None),
+        // Not detected: not counted. No kind: in the overall table only.
+        located("4.png", false, 0.1, Some(0.1)),
+        located("5.png", true, 0.2, Some(0.3)),
+    ];
+    let kinds = BTreeMap::from([("1.png", "eyes"), ("2.png", "eyes"), ("3.png", "swap"), ("4.png", "swap")].map(|(i, k)| (i.to_string(), k.to_string())));
+    let t = tables(&records, &detectors, &experiments, 0.5, &kinds);
+    let overall = t.iter().find(|t| t.name == "Localisation").unwrap();
+    assert_eq!(overall.rows, [["a", "latent", "4", "0.600", "0.500"]]);
+    let by_kind = t.iter().find(|t| t.name == "Localisation by forgery kind").unwrap();
+    assert_eq!(by_kind.rows, [["a", "latent", "eyes", "2", "0.800", "0.600"], ["a", "latent", "swap", "1", "0.600", "–"]]);
+    let without = tables(&records, &detectors, &experiments, 0.5, &BTreeMap::new());
+    assert!(without.iter().all(|t| t.name != "Localisation by forgery kind"));
 }
 
 #[test]

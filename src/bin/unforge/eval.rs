@@ -80,7 +80,7 @@ fn list_images(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
 /// The zoo's scores before any search on every labelled image of `data` that exists (all of
 /// them, whatever `--limit`), when there are real and fake ones. Kept in `zoo-scores.json`
 /// with the zoo and the images they are for, so a resumed run does not redo them.
-fn zoo_scores(data: &Path, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, device: &burn::tensor::Device, out: &Path) -> Result<Option<ZooScores>> {
+fn zoo_scores(data: &Path, kinds: &BTreeMap<String, String>, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, device: &burn::tensor::Device, out: &Path) -> Result<Option<ZooScores>> {
     let Some(mut labels) = read_labels(data)? else { return Ok(None) };
     labels.retain(|name, _| data.join(name).is_file());
     if !(labels.values().any(|f| *f) && labels.values().any(|f| !*f)) {
@@ -96,12 +96,6 @@ fn zoo_scores(data: &Path, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, devi
         return Ok(Some(scores));
     }
     eprintln!("scoring the zoo on {} labelled images", labels.len());
-    // `unforge synth` also says which forgery each fake is.
-    let kinds: BTreeMap<String, String> = std::fs::read_to_string(data.join("samples.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
-        .map(|v| v.iter().filter_map(|s| Some((s["image"].as_str()?.to_string(), s["forgery"].as_str()?.to_string()))).collect())
-        .unwrap_or_default();
     let mut images = Vec::with_capacity(labels.len());
     for (name, fake) in &labels {
         let kind = fake.then(|| kinds.get(name).cloned().unwrap_or_else(|| "fake".into()));
@@ -111,6 +105,15 @@ fn zoo_scores(data: &Path, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, devi
     let saved = serde_json::json!({ "for": key, "scores": scores });
     write_atomic(&path, serde_json::to_string_pretty(&saved).expect("json").as_bytes())?;
     Ok(Some(scores))
+}
+
+/// Each fake's forgery kind, when DATA says (`unforge synth` writes them to `samples.json`).
+fn read_kinds(data: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(data.join("samples.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
+        .map(|v| v.iter().filter_map(|s| Some((s["image"].as_str()?.to_string(), s["forgery"].as_str()?.to_string()))).collect())
+        .unwrap_or_default()
 }
 
 /// The ground-truth mask of `name`, when DATA has one in `masks/` (as `unforge synth` writes).
@@ -173,7 +176,8 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
 
     mkdir(out)?;
     write_plan(out, &experiments)?;
-    let zoo_tables = zoo_scores(data, &zoo, &plan.search.pivotal_tuning, &device, out)?.map(|s| s.tables()).unwrap_or_default();
+    let kinds = read_kinds(data);
+    let zoo_tables = zoo_scores(data, &kinds, &zoo, &plan.search.pivotal_tuning, &device, out)?.map(|s| s.tables()).unwrap_or_default();
     let record_path = |image: &Path, victim: &str, tag: &str| {
         let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
         out.join("records").join(victim).join(tag).join(format!("{stem}.json"))
@@ -213,13 +217,13 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
                 records.push(record);
                 done += 1;
                 ran += 1;
-                write_tables(out, &zoo_tables, &records, &detectors, &experiments, plan.id_threshold)?;
+                write_tables(out, &zoo_tables, &records, &detectors, &experiments, plan.id_threshold, &kinds)?;
             }
         }
     }
     progress(done, total, skipped, started, ran, "done");
     eprintln!();
-    write_tables(out, &zoo_tables, &records, &detectors, &experiments, plan.id_threshold)?;
+    write_tables(out, &zoo_tables, &records, &detectors, &experiments, plan.id_threshold, &kinds)?;
     print!("{}", std::fs::read_to_string(out.join("tables.md")).map_err(|e| io_err(out, e))?);
     eprintln!("{ran} runs, {skipped} resumed from {}; tables in {}", out.join("records").display(), out.display());
     Ok(())
@@ -251,8 +255,9 @@ fn write_plan(out: &Path, experiments: &[Experiment]) -> Result<()> {
 }
 
 /// Writes the zoo's tables, then those of the records.
-fn write_tables(out: &Path, zoo_tables: &[Table], records: &[Record], detectors: &[String], experiments: &[Experiment], id_threshold: f64) -> Result<()> {
-    let tables: Vec<Table> = zoo_tables.iter().cloned().chain(tables(records, detectors, experiments, id_threshold)).collect();
+#[allow(clippy::too_many_arguments)]
+fn write_tables(out: &Path, zoo_tables: &[Table], records: &[Record], detectors: &[String], experiments: &[Experiment], id_threshold: f64, kinds: &BTreeMap<String, String>) -> Result<()> {
+    let tables: Vec<Table> = zoo_tables.iter().cloned().chain(tables(records, detectors, experiments, id_threshold, kinds)).collect();
     write_atomic(&out.join("tables.md"), markdown(&tables).as_bytes())?;
     write_atomic(&out.join("tables.json"), serde_json::to_string_pretty(&tables).expect("json").as_bytes())?;
     for t in &tables {
