@@ -10,6 +10,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::inversion::PivotalTuning;
 use crate::networks::arcface::{ArcFace, ArcFaceConfig};
 use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
 use crate::networks::lpips::Lpips;
@@ -92,6 +93,10 @@ pub struct Manifest {
     /// The rows of each level (S, M, D) used by the level-wise search.
     pub levels: RowBands,
     pub networks: Vec<NetworkEntry>,
+    /// The pivotal tuning a search on this zoo uses unless told otherwise: a zoo whose encoder
+    /// drops the forgeries' traces needs it, or its searches have nothing to remove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pivotal_tuning: Option<PivotalTuning>,
 }
 
 impl Manifest {
@@ -192,6 +197,9 @@ impl Manifest {
             cfg.validate()?;
         }
         self.levels.validate(self.n_latent)?;
+        if let Some(t) = &self.pivotal_tuning {
+            t.validate().map_err(|e| Error::manifest(format!("pivotal_tuning: {e}")))?;
+        }
         Ok(())
     }
 }

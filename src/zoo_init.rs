@@ -108,6 +108,7 @@ impl TinyZooSpec {
             ),
             n_latent,
             levels: RowBands::thirds(n_latent),
+            pivotal_tuning: None,
             networks: [
                 entry("stylegan2", Role::Generator, Architecture::Stylegan2(self.generator()), "generator.safetensors", self.size),
                 entry("e4e", Role::Encoder, Architecture::E4e(self.encoder()), "encoder.safetensors", self.size),

@@ -96,6 +96,8 @@ fn run_takes_presets_regularisers_and_cam_layers() {
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(with_id.join("zoo.json")).unwrap()).unwrap();
     let roles: Vec<&str> = manifest["networks"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
     assert!(roles.contains(&"identity") && !roles.contains(&"perceptual"), "{roles:?}");
+    // It recommends the pivotal tuning its searches need, and `run` follows it.
+    assert_eq!(manifest["pivotal_tuning"]["steps"], 3);
     assert_eq!(std::fs::read(with_id.join("arcface.safetensors")).unwrap(), std::fs::read(&id_file).unwrap());
     let wrong = zoo.join("xception.safetensors");
     let (ok, _, err) = unforge(&["init-zoo", "--out", tmp("zoo-identity-bad").to_str().unwrap(), "--identity", wrong.to_str().unwrap()]);
@@ -104,7 +106,19 @@ fn run_takes_presets_regularisers_and_cam_layers() {
 
 #[test]
 fn run_tunes_the_generator_when_asked() {
-    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/synthetic-trained");
+    // The trained zoo recommends tuning in its manifest; a copy recommends 30 steps (quicker).
+    let committed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models/synthetic-trained"));
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(committed.join("zoo.json")).unwrap()).unwrap();
+    assert_eq!(manifest["pivotal_tuning"]["steps"], 200);
+    let copy = tmp("tune-zoo");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(committed).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    manifest["pivotal_tuning"]["steps"] = 30.into();
+    std::fs::write(copy.join("zoo.json"), manifest.to_string()).unwrap();
+    let zoo = copy.to_str().unwrap();
     let data = tmp("tune-data");
     let (ok, _, err) = unforge(&["synth", "--count", "2", "--size", "64", "--out", data.to_str().unwrap()]);
     assert!(ok, "{err}");
@@ -117,7 +131,7 @@ fn run_tunes_the_generator_when_asked() {
         assert!(ok, "{err}");
         (serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join("report.json")).unwrap()).unwrap(), err)
     };
-    let ((plain, quiet), (tuned, progress)) = (report(&[], "tune-off"), report(&["--tune-steps", "30"], "tune-on"));
+    let ((plain, quiet), (tuned, progress)) = (report(&["--tune-steps", "0"], "tune-off"), report(&[], "tune-on"));
     assert!(!quiet.contains("pivotal tuning"), "{quiet}");
     assert!(progress.contains("pivotal tuning    1/30  loss") && progress.contains("pivotal tuning   30/30  loss"), "{progress}");
     assert_eq!(plain["search"]["pivotal_tuning"]["steps"], 0);
@@ -272,7 +286,7 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
 #[test]
 fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     let out = tmp("trained");
-    let args = ["train", "--size", "32", "--inverter-steps", "3", "--inverter-batch", "2", "--detector-steps", "3", "--detector-batch", "4", "--identity-steps", "3", "--identity-batch", "3", "--test-images", "6", "--checkpoint-every", "2", "--out", out.to_str().unwrap()];
+    let args = ["train", "--size", "32", "--inverter-steps", "3", "--inverter-batch", "2", "--detector-steps", "3", "--detector-batch", "4", "--identity-steps", "3", "--identity-batch", "3", "--test-images", "6", "--checkpoint-every", "2", "--recommended-tune-steps", "3", "--out", out.to_str().unwrap()];
     let (ok, stdout, err) = unforge(&args);
     assert!(ok, "{err}");
     assert!(err.contains("ETA"), "no progress: {err}");
@@ -297,10 +311,12 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("zoo.json")).unwrap()).unwrap();
     let roles: Vec<&str> = manifest["networks"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
     assert!(roles.contains(&"identity") && !roles.contains(&"perceptual"), "{roles:?}");
+    // It recommends the pivotal tuning its searches need, and `run` follows it.
+    assert_eq!(manifest["pivotal_tuning"]["steps"], 3);
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/synth-fake-1.png");
     let run_out = tmp("trained-run");
     let (ok, _, err) = unforge(&["run", sample, "--zoo", out.to_str().unwrap(), "--steps", "2", "--out", run_out.to_str().unwrap()]);
-    assert!(ok, "{err}");
+    assert!(ok && err.contains("pivotal tuning    3/3"), "{err}");
     let (ok, _, err) = unforge(&["train", "--size", "48", "--out", out.to_str().unwrap()]);
     assert!(!ok && err.contains("--size 48"), "{err}");
     // A bad detector flag is refused at once, before the inverter trains.

@@ -133,3 +133,16 @@ fn metric_roles_are_optional_and_single() {
     same_name.networks[3].name = "xception".into();
     assert!(same_name.validate().unwrap_err().to_string().contains("two networks are named `xception`"));
 }
+
+#[test]
+fn a_manifest_may_recommend_pivotal_tuning() {
+    use unforge::inversion::PivotalTuning;
+    let (manifest, _) = tiny_files();
+    assert!(!manifest.to_json().contains("pivotal_tuning"), "absent unless set, so older manifests stay as they were");
+    let tuned = unforge::zoo::Manifest { pivotal_tuning: Some(PivotalTuning { steps: 200, learning_rate: 2e-3 }), ..manifest.clone() };
+    assert_eq!(unforge::zoo::Manifest::from_json(&tuned.to_json()).unwrap(), tuned);
+    for (bad, needle) in [(PivotalTuning { steps: 6000, learning_rate: 2e-3 }, "at most 5000 steps"), (PivotalTuning { steps: 5, learning_rate: -1.0 }, "must be positive")] {
+        let err = unforge::zoo::Manifest { pivotal_tuning: Some(bad), ..manifest.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("pivotal_tuning") && err.contains(needle), "{err}");
+    }
+}

@@ -79,11 +79,16 @@ const handlers = {
     state.presets = data.presets ?? {};
     state.detectors = data.detectors;
     const name = data.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
-    $('backend').textContent = `Backend: ${name} · zoo ${data.zoo} (${data.source}, ${formatBytes(data.bytes)}) · loaded in ${(data.loadMs / 1000).toFixed(1)} s`;
+    $('backend').textContent = `Backend: ${name} · zoo ${data.zoo} (${data.source}, ${formatBytes(data.bytes)}) · loaded in ${(data.loadMs / 1000).toFixed(1)} s${data.tuneSteps ? ` · recommends ${data.tuneSteps} steps of pivotal tuning` : ''}`;
     $('backend').dataset.backend = data.backend;
     showBanner(data.fallbackReason ? `Running on the CPU: ${data.fallbackReason}.` : '');
     $('detector').replaceChildren(...data.detectors.map((d) => new Option(d, d)));
     applyPreset($('preset').value);
+    // A new zoo brings its own pivotal tuning; a reload of the same one (Cancel) keeps the
+    // user's setting.
+    const zooKey = `${data.source} ${data.zoo}`;
+    if (zooKey !== state.zooKey) $('tune-steps').value = data.tuneSteps ?? 0;
+    state.zooKey = zooKey;
     if (state.cancelled) setState('cancelled', 'Cancelled.');
     else setState('ready', 'Ready. Pick an image and press Explain.');
     state.cancelled = false;

@@ -131,6 +131,7 @@ async function load({ backend: preference, base = 'models/', files = null }) {
   return {
     type: 'loaded', backend: session.backend, fallbackReason: session.fallbackReason ?? note,
     detectors: session.detectors, nLatent: session.nLatent, imageSize: session.imageSize, presets: Session.presets(),
+    tuneSteps: session.recommendedTuneSteps,
     zoo: manifest.name, source: source.name, loadMs: performance.now() - t0,
     bytes,
   };

@@ -261,12 +261,13 @@ struct SearchArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Pivotal tuning: Adam steps fine-tuning the generator so that it renders this image from
-    /// its inversion, before the search (0: off).
-    #[arg(long, default_value_t = 0)]
-    tune_steps: usize,
-    /// Adam's learning rate for pivotal tuning.
-    #[arg(long, default_value_t = PivotalTuning::LEARNING_RATE)]
-    tune_lr: f32,
+    /// its inversion, before the search (0: off). Default: what the zoo's manifest recommends
+    /// (`pivotal_tuning`), else 0.
+    #[arg(long)]
+    tune_steps: Option<usize>,
+    /// Adam's learning rate for pivotal tuning. Default: the zoo's, else 0.002.
+    #[arg(long)]
+    tune_lr: Option<f32>,
     /// flex (CPU) or wgpu (GPU; needs a build with `--features wgpu`).
     #[arg(long, default_value = "flex")]
     backend: String,
@@ -291,19 +292,26 @@ impl SearchArgs {
             refine: self.refine.unwrap_or(defaults.refine),
             regularisers: Regularisers { pixel: self.lambda_pixel, lpips: self.lambda_lpips, id: self.lambda_id.unwrap_or(0.0) },
             seed: self.seed,
-            pivotal_tuning: PivotalTuning { steps: self.tune_steps, learning_rate: self.tune_lr },
+            pivotal_tuning: self.tuning(None),
             ..defaults
         };
         config.validate()?;
         Ok(config)
     }
 
+    /// The pivotal tuning flags over `recommended` (a zoo's), over none.
+    fn tuning(&self, recommended: Option<PivotalTuning>) -> PivotalTuning {
+        let base = recommended.unwrap_or_else(PivotalTuning::off);
+        PivotalTuning { steps: self.tune_steps.unwrap_or(base.steps), learning_rate: self.tune_lr.unwrap_or(base.learning_rate) }
+    }
+
     /// `config` for `zoo`: the preset's ID regulariser where the zoo can compute it, unless
-    /// `--lambda-id` says otherwise.
+    /// `--lambda-id` says otherwise, and the zoo's pivotal tuning unless the flags say otherwise.
     fn for_zoo(&self, config: SearchConfig, zoo: &Zoo) -> SearchConfig {
         let preset_id = self.preset.parse::<Preset>().map_or(0.0, |p| p.config_with_identity(zoo.identity.is_some()).regularisers.id);
         let id = self.lambda_id.unwrap_or(preset_id);
-        SearchConfig { regularisers: Regularisers { id, ..config.regularisers }, ..config }
+        let pivotal_tuning = self.tuning(zoo.manifest.pivotal_tuning);
+        SearchConfig { regularisers: Regularisers { id, ..config.regularisers }, pivotal_tuning, ..config }
     }
 
     fn levels(&self) -> Result<Vec<Level>> {

@@ -100,6 +100,8 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
         None => defaults.method,
     };
     let loss: Loss = text("loss", "mse").parse().map_err(js_err)?;
+    // The zoo's own pivotal tuning unless the options say otherwise, as in the CLI.
+    let recommended = zoo.manifest.pivotal_tuning.unwrap_or_else(PivotalTuning::off);
     let config = SearchConfig {
         method,
         loss,
@@ -108,7 +110,7 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
         kappa: num("kappa", defaults.kappa as f64) as f32,
         refine: count("refine", defaults.refine)?,
         seed: whole("seed", 0, 9_007_199_254_740_992.0)?,
-        pivotal_tuning: PivotalTuning { steps: count("tuneSteps", 0)?, learning_rate: num("tuneLr", PivotalTuning::LEARNING_RATE as f64) as f32 },
+        pivotal_tuning: PivotalTuning { steps: count("tuneSteps", recommended.steps)?, learning_rate: num("tuneLr", recommended.learning_rate as f64) as f32 },
         ..defaults
     };
     config.validate().map_err(js_err)?;
@@ -233,9 +235,17 @@ impl Session {
         self.inner.zoo.generator.size as u32
     }
 
+    /// The pivotal tuning steps the zoo recommends (its manifest's `pivotal_tuning`; 0: none),
+    /// what a search without a `tuneSteps` option uses.
+    #[wasm_bindgen(getter, js_name = recommendedTuneSteps)]
+    pub fn recommended_tune_steps(&self) -> u32 {
+        self.inner.zoo.manifest.pivotal_tuning.map_or(0, |t| t.steps as u32)
+    }
+
     /// Explains one RGBA image. `options`: `{ preset, detector, levels: "S,M", rows: [..],
     /// method: "ifgsm" | "mifgsm" | "nifgsm" | "pgd" | "rprop", mu, beta, loss: "mse" | "ce",
-    /// alpha, steps, kappa, refine, seed, tuneSteps, tuneLr }` (`tuneSteps`: pivotal tuning).
+    /// alpha, steps, kappa, refine, seed, tuneSteps, tuneLr }` (`tuneSteps`: pivotal tuning; default:
+    /// the zoo's [`recommendedTuneSteps`](Self::recommended_tune_steps)).
     /// `on_step` is called with `{ tuningStep, tuningSteps, loss }` after each tuning step, then
     /// with `{ step, pFake, loss }` (and the live views asked for) after every search step.
     pub fn explain(&self, data: Vec<u8>, width: usize, height: usize, options: JsValue, on_step: Function) -> js_sys::Promise {

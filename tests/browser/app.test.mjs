@@ -85,14 +85,18 @@ test('a custom zoo loads from local files, and a broken one says what is wrong',
     await page.waitForFunction(() => /Weights cache: [1-9]/.test(document.getElementById('cache').textContent));
     await page.click('#cache-clear');
     await page.waitForFunction(() => /Weights cache: 0 files/.test(document.getElementById('cache').textContent));
-    const files = [{ name: 'zoo.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(manifest)) }];
+    // This zoo recommends pivotal tuning: the control takes it, the page says so.
+    const tuned = { ...manifest, pivotal_tuning: { steps: 3, learning_rate: 0.002 } };
+    const files = [{ name: 'zoo.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(tuned)) }];
     for (const n of manifest.networks) files.push({ name: n.file, mimeType: 'application/octet-stream', buffer: readFileSync(`${ROOT}models/${n.file}`) });
     await page.click('#custom-zoo summary');
     await page.setInputFiles('#zoo-files', files);
     await page.click('#zoo-load');
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
-    assert.match(await page.textContent('#backend'), /local files/);
+    assert.match(await page.textContent('#backend'), /local files.*recommends 3 steps of pivotal tuning/);
+    assert.equal(await page.inputValue('#tune-steps'), '3');
     await explain(page, { steps: 2 });
+    assert.match(await page.textContent('#summary'), /and 3 steps of pivotal tuning/);
     // A missing weight file and a manifest the core rejects are both shown in the page.
     await page.setInputFiles('#zoo-files', files.filter((f) => f.name !== 'xception.safetensors'));
     await page.click('#zoo-load');
@@ -103,6 +107,11 @@ test('a custom zoo loads from local files, and a broken one says what is wrong',
     await page.click('#zoo-load');
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'failed');
     assert.match(await page.textContent('#banner'), /W\+ rows disagree/);
+    const greedy = { ...manifest, pivotal_tuning: { steps: 9999, learning_rate: 0.002 } };
+    await page.setInputFiles('#zoo-files', [{ ...files[0], buffer: Buffer.from(JSON.stringify(greedy)) }, ...files.slice(1)]);
+    await page.click('#zoo-load');
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'failed');
+    assert.match(await page.textContent('#banner'), /pivotal_tuning: .*at most 5000 steps, got 9999/);
     await page.screenshot({ path: `${ARTIFACTS}/app-bad-zoo.png`, fullPage: true });
     // A zoo by URL: on this site only (the CSP would block any other anyway).
     await page.setInputFiles('#zoo-files', []);
@@ -116,7 +125,8 @@ test('a custom zoo loads from local files, and a broken one says what is wrong',
     assert.match(await page.textContent('#backend'), /\/models\/zoo\.json/);
     await page.click('#zoo-default');
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready');
-  }, { ignore: /W\+ rows|not among|this site/ });
+    assert.equal(await page.inputValue('#tune-steps'), '0', 'the default zoo recommends no tuning');
+  }, { ignore: /W\+ rows|not among|this site|at most 5000/ });
 });
 
 test('results download as PNG, JSON and one ZIP; sliders redraw', async () => {

@@ -13,6 +13,7 @@ use std::time::Instant;
 use clap::Args;
 use serde_json::{json, Value};
 use unforge::error::{Error, Result};
+use unforge::inversion::PivotalTuning;
 use unforge::train::identity::{train_identity, IdentityScores, IdentityTraining};
 use unforge::train::{join_inverter, split_inverter, train_detector, train_inverter, DetectorTraining, InverterTraining, Reconstructor, Resume, Snapshot};
 use unforge::weights::{StoredPrecision, TensorFile};
@@ -69,6 +70,11 @@ pub struct TrainArgs {
     /// Test-split images scored at the end (and people for the identity network's scores).
     #[arg(long, default_value_t = 200)]
     pub test_images: u64,
+    /// Pivotal tuning steps the zoo's manifest recommends to its searches (0: none). 200 raise
+    /// the 64 px zoo's reconstructions from 23 to 31 dB PSNR; its encoder alone drops the
+    /// forgeries' traces.
+    #[arg(long, default_value_t = 200)]
+    pub recommended_tune_steps: usize,
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: usize,
@@ -198,6 +204,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let identity = IdentityTraining { steps: args.identity_steps, identities: args.identity_batch, learning_rate: args.identity_lr, seed: args.seed ^ 0x1D, image_size: args.size, temperature: 0.1 };
     // Every flag is checked before the first stage trains.
     detector_config(0).validate()?;
+    let recommended = PivotalTuning { steps: args.recommended_tune_steps, learning_rate: PivotalTuning::LEARNING_RATE };
+    recommended.validate().map_err(|e| Error::config(format!("--recommended-tune-steps: {e}")))?;
     if args.identity_steps > 0 {
         identity.validate()?;
     }
@@ -222,6 +230,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         manifest.networks.push(spec.identity_entry());
     }
     manifest.name = "synthetic-trained".into();
+    manifest.pivotal_tuning = recommended.active();
     manifest.description = format!("Trained by `unforge train` on the synthetic face world ({} px, seed {}).", args.size, args.seed);
     let started = Instant::now();
     let mut report = serde_json::Map::new();
