@@ -96,8 +96,6 @@ fn run_takes_presets_regularisers_and_cam_layers() {
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(with_id.join("zoo.json")).unwrap()).unwrap();
     let roles: Vec<&str> = manifest["networks"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
     assert!(roles.contains(&"identity") && !roles.contains(&"perceptual"), "{roles:?}");
-    // It recommends the pivotal tuning its searches need, and `run` follows it.
-    assert_eq!(manifest["pivotal_tuning"]["steps"], 3);
     assert_eq!(std::fs::read(with_id.join("arcface.safetensors")).unwrap(), std::fs::read(&id_file).unwrap());
     let wrong = zoo.join("xception.safetensors");
     let (ok, _, err) = unforge(&["init-zoo", "--out", tmp("zoo-identity-bad").to_str().unwrap(), "--identity", wrong.to_str().unwrap()]);
@@ -201,6 +199,27 @@ fn eval_writes_tables_and_resumes() {
     tuned.extend(["--tune-steps", "2"]);
     let (ok, _, err) = unforge(&tuned);
     assert!(!ok && err.contains("`latent` was run there with other settings"), "{err}");
+}
+
+#[test]
+fn eval_scores_the_zoo_from_the_inversions_its_searches_tune() {
+    let data = sample_folder("eval-shared", 2);
+    std::fs::write(data.join("labels.json"), r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "photo-face.png": "real"}"#).unwrap();
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let scores = |attack: &str, name: &str| {
+        let out = tmp(name);
+        let args = ["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception", "--attacks", attack, "--steps", "1", "--pixel-steps", "1", "--tune-steps", "3", "--limit", "1", "--out", out.to_str().unwrap()];
+        let (ok, _, err) = unforge(&args);
+        assert!(ok, "{err}");
+        let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("zoo-scores.json")).unwrap()).unwrap();
+        saved["scores"].clone()
+    };
+    // The latent search tunes synthetic-1 once for itself and its score; a pixel attack tunes
+    // nothing, so every image is scored afterwards. The same scores either way.
+    let (shared, alone) = (scores("latent", "eval-shared-latent"), scores("pgd", "eval-shared-pgd"));
+    assert_eq!(shared["images"], 3);
+    assert_eq!(shared["pivotal_tuning"]["steps"], 3);
+    assert_eq!(shared, alone);
 }
 
 #[test]

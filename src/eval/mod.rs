@@ -568,28 +568,56 @@ pub struct ZooScores {
     pub pivotal_tuning: PivotalTuning,
 }
 
+/// One labelled image's part of a zoo's scores: every detector's P(fake) on the image and on
+/// its reconstruction, and the reconstruction's quality. Measured from an inversion made
+/// elsewhere, so a caller that also searches the image inverts (and tunes) it once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageScore {
+    /// The forgery kind (`None`: real; `"fake"` when the kind is not known).
+    pub kind: Option<String>,
+    pub raw: Vec<f32>,
+    pub reconstructed: Vec<f32>,
+    pub quality: Quality,
+}
+
+impl ImageScore {
+    pub async fn measure(zoo: &Zoo, image: &RgbaImage, kind: Option<String>, inversion: &Inversion, device: &Device) -> Result<Self> {
+        // The reconstruction's size: quality compares like with like, and detectors pool both
+        // down to their input.
+        let x = image.to_tensor(zoo.generator.size, device);
+        let quality = zoo.quality(x.clone(), inversion.reconstruction.clone()).await?;
+        let (raw, reconstructed) = (zoo.score_all(x).await?, zoo.score_all(inversion.reconstruction.clone()).await?);
+        Ok(Self { kind, raw, reconstructed, quality })
+    }
+}
+
 impl ZooScores {
     /// Scores `images`, each with its forgery kind (`None`: real; `"fake"` when the kind is
     /// not known).
     /// Reconstructions are made with `tuning` (the search's pivotal tuning).
     pub async fn measure(zoo: &Zoo, images: impl IntoIterator<Item = (RgbaImage, Option<String>)>, tuning: &PivotalTuning, device: &Device) -> Result<Self> {
+        let mut scores = Vec::new();
+        for (image, kind) in images {
+            let inversion = zoo.invert_tuned(&image, tuning, device, &mut |_| {}).await?;
+            scores.push(ImageScore::measure(zoo, &image, kind, &inversion, device).await?);
+        }
+        Ok(Self::from_images(zoo, scores, tuning))
+    }
+
+    /// The scores of images measured one by one (in this order), their reconstructions made
+    /// with `tuning`.
+    pub fn from_images(zoo: &Zoo, images: impl IntoIterator<Item = ImageScore>, tuning: &PivotalTuning) -> Self {
         let n = zoo.detectors.len();
         let (mut labels, mut kinds, mut raw, mut rec) = (Vec::new(), Vec::new(), vec![Vec::new(); n], vec![Vec::new(); n]);
         let mut quality = Vec::new();
-        for (image, kind) in images {
-            let fake = kind.is_some();
-            kinds.push(kind);
-            // The reconstruction's size: quality compares like with like, and detectors pool
-            // both down to their input.
-            let x = image.to_tensor(zoo.generator.size, device);
-            let inversion = zoo.invert_tuned(&image, tuning, device, &mut |_| {}).await?;
-            quality.push(zoo.quality(x.clone(), inversion.reconstruction.clone()).await?);
-            let (r, c) = (zoo.score_all(x).await?, zoo.score_all(inversion.reconstruction).await?);
+        for image in images {
+            labels.push(image.kind.is_some());
+            kinds.push(image.kind);
+            quality.push(image.quality);
             for d in 0..n {
-                raw[d].push(r[d]);
-                rec[d].push(c[d]);
+                raw[d].push(image.raw[d]);
+                rec[d].push(image.reconstructed[d]);
             }
-            labels.push(fake);
         }
         let fakes = labels.iter().filter(|f| **f).count();
         let share = |hits: usize, of: usize| if of == 0 { 0.0 } else { hits as f64 / of as f64 };
@@ -618,7 +646,7 @@ impl ZooScores {
             let rates = zoo.detectors.iter().enumerate().map(|(d, (name, _))| (name.clone(), share(of_kind.iter().filter(|&&i| raw[d][i] >= 0.5).count(), of_kind.len())));
             by_kind.insert(kind.clone(), rates.collect());
         }
-        Ok(Self {
+        Self {
             by_kind,
             pivotal_tuning: *tuning,
             images: labels.len(),
@@ -627,7 +655,7 @@ impl ZooScores {
             reconstruction_ssim: mean(quality.iter().filter_map(|q| q.ssim)),
             reconstruction_lpips: mean(quality.iter().filter_map(|q| q.lpips)),
             detectors,
-        })
+        }
     }
 
     fn tuning_note(&self) -> String {

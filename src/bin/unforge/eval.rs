@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use unforge::error::{Error, Result};
 use unforge::inversion::{Inversion, PivotalTuning};
-use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, GroundTruth, Record, Table, ZooScores};
+use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, GroundTruth, ImageScore, Record, Table, ZooScores};
 use unforge::image::RgbaImage;
 
 use super::{load_zoo, mkdir, read_image, write, SearchArgs};
@@ -79,32 +79,68 @@ fn list_images(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
 
 /// The zoo's scores before any search on every labelled image of `data` that exists (all of
 /// them, whatever `--limit`), when there are real and fake ones. Kept in `zoo-scores.json`
-/// with the zoo and the images they are for, so a resumed run does not redo them.
-fn zoo_scores(data: &Path, kinds: &BTreeMap<String, String>, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, device: &burn::tensor::Device, out: &Path) -> Result<Option<ZooScores>> {
-    let Some(mut labels) = read_labels(data)? else { return Ok(None) };
-    labels.retain(|name, _| data.join(name).is_file());
-    if !(labels.values().any(|f| *f) && labels.values().any(|f| !*f)) {
-        return Ok(None);
+/// with the zoo and the images they are for, so a resumed run does not redo them. An image the
+/// run searches is scored from the inversion its searches use (one pivotal tuning per image,
+/// not two); the others after the searches.
+struct ZooScoring {
+    key: serde_json::Value,
+    path: PathBuf,
+    /// Labelled images not scored yet, with their forgery kind (`None`: real).
+    pending: BTreeMap<String, Option<String>>,
+    scored: BTreeMap<String, ImageScore>,
+    scores: Option<ZooScores>,
+}
+
+impl ZooScoring {
+    fn open(data: &Path, kinds: &BTreeMap<String, String>, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, out: &Path) -> Result<Option<Self>> {
+        let Some(mut labels) = read_labels(data)? else { return Ok(None) };
+        labels.retain(|name, _| data.join(name).is_file());
+        if !(labels.values().any(|f| *f) && labels.values().any(|f| !*f)) {
+            return Ok(None);
+        }
+        let key = serde_json::json!({ "zoo": zoo.manifest.to_json(), "labels": labels, "pivotal_tuning": tuning });
+        let path = out.join("zoo-scores.json");
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(saved) = serde_json::from_str::<serde_json::Value>(&text)
+            && saved["for"] == key
+            && let Ok(scores) = serde_json::from_value::<ZooScores>(saved["scores"].clone())
+        {
+            return Ok(Some(Self { key, path, pending: BTreeMap::new(), scored: BTreeMap::new(), scores: Some(scores) }));
+        }
+        eprintln!("scoring the zoo on {} labelled images (those searched as their searches invert them)", labels.len());
+        let pending = labels.into_iter().map(|(name, fake)| {
+            let kind = fake.then(|| kinds.get(&name).cloned().unwrap_or_else(|| "fake".into()));
+            (name, kind)
+        });
+        Ok(Some(Self { key, path, pending: pending.collect(), scored: BTreeMap::new(), scores: None }))
     }
-    let key = serde_json::json!({ "zoo": zoo.manifest.to_json(), "labels": labels, "pivotal_tuning": tuning });
-    let path = out.join("zoo-scores.json");
-    if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(saved) = serde_json::from_str::<serde_json::Value>(&text)
-        && saved["for"] == key
-        && let Ok(scores) = serde_json::from_value::<ZooScores>(saved["scores"].clone())
-    {
-        return Ok(Some(scores));
+
+    fn wants(&self, name: &str) -> bool {
+        self.pending.contains_key(name)
     }
-    eprintln!("scoring the zoo on {} labelled images", labels.len());
-    let mut images = Vec::with_capacity(labels.len());
-    for (name, fake) in &labels {
-        let kind = fake.then(|| kinds.get(name).cloned().unwrap_or_else(|| "fake".into()));
-        images.push((read_image(&data.join(name))?, kind));
+
+    fn add(&mut self, zoo: &unforge::zoo::Zoo, name: &str, image: &RgbaImage, inversion: &Inversion, device: &burn::tensor::Device) -> Result<()> {
+        if let Some(kind) = self.pending.remove(name) {
+            self.scored.insert(name.to_string(), unforge::block_on(ImageScore::measure(zoo, image, kind, inversion, device))?);
+        }
+        Ok(())
     }
-    let scores = unforge::block_on(ZooScores::measure(zoo, images, tuning, device))?;
-    let saved = serde_json::json!({ "for": key, "scores": scores });
-    write_atomic(&path, serde_json::to_string_pretty(&saved).expect("json").as_bytes())?;
-    Ok(Some(scores))
+
+    /// Scores the images left, saves the scores and returns their tables.
+    fn finish(&mut self, data: &Path, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, device: &burn::tensor::Device) -> Result<Vec<Table>> {
+        if self.scores.is_none() {
+            for name in self.pending.keys().cloned().collect::<Vec<_>>() {
+                let image = read_image(&data.join(&name))?;
+                let inversion = unforge::block_on(zoo.invert_tuned(&image, tuning, device, &mut |_| {}))?;
+                self.add(zoo, &name, &image, &inversion, device)?;
+            }
+            let scores = ZooScores::from_images(zoo, std::mem::take(&mut self.scored).into_values(), tuning);
+            let saved = serde_json::json!({ "for": self.key, "scores": scores });
+            write_atomic(&self.path, serde_json::to_string_pretty(&saved).expect("json").as_bytes())?;
+            self.scores = Some(scores);
+        }
+        Ok(self.scores.as_ref().map(|s| s.tables()).unwrap_or_default())
+    }
 }
 
 /// Each fake's forgery kind, when DATA says (`unforge synth` writes them to `samples.json`).
@@ -177,7 +213,9 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     mkdir(out)?;
     write_plan(out, &experiments)?;
     let kinds = read_kinds(data);
-    let zoo_tables = zoo_scores(data, &kinds, &zoo, &plan.search.pivotal_tuning, &device, out)?.map(|s| s.tables()).unwrap_or_default();
+    let mut scoring = ZooScoring::open(data, &kinds, &zoo, &plan.search.pivotal_tuning, out)?;
+    // Saved scores are shown from the start; new ones once every labelled image is scored.
+    let mut zoo_tables = scoring.as_ref().and_then(|s| s.scores.as_ref()).map(|s| s.tables()).unwrap_or_default();
     let record_path = |image: &Path, victim: &str, tag: &str| {
         let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
         out.join("records").join(victim).join(tag).join(format!("{stem}.json"))
@@ -209,7 +247,11 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
                 }
                 let (img, truth) = image.as_ref().expect("just read");
                 if experiment.is_latent() && inversion.is_none() {
-                    inversion = Some(unforge::block_on(zoo.invert_tuned(img, &plan.search.pivotal_tuning, &device, &mut |_| {}))?);
+                    let made = unforge::block_on(zoo.invert_tuned(img, &plan.search.pivotal_tuning, &device, &mut |_| {}))?;
+                    if let Some(s) = scoring.as_mut().filter(|s| s.wants(&name)) {
+                        s.add(&zoo, &name, img, &made, &device)?;
+                    }
+                    inversion = Some(made);
                 }
                 let record = unforge::block_on(run_one(&zoo, img, inversion.as_ref(), &name, victim, experiment, truth.as_ref(), &device))?;
                 mkdir(path.parent().expect("record folder"))?;
@@ -223,6 +265,9 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     }
     progress(done, total, skipped, started, ran, "done");
     eprintln!();
+    if let Some(s) = scoring.as_mut() {
+        zoo_tables = s.finish(data, &zoo, &plan.search.pivotal_tuning, &device)?;
+    }
     write_tables(out, &zoo_tables, &records, &detectors, &experiments, plan.id_threshold, &kinds)?;
     print!("{}", std::fs::read_to_string(out.join("tables.md")).map_err(|e| io_err(out, e))?);
     eprintln!("{ran} runs, {skipped} resumed from {}; tables in {}", out.join("records").display(), out.display());
