@@ -373,6 +373,35 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
 }
 
 #[test]
+fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions() {
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let out = tmp("train-pool");
+    let args = [
+        "train", "--size", "64", "--inverter-from", models, "--detectors", "resnet", "--detector-steps", "2", "--detector-batch", "4", "--tuned-pairs", "1", "--tuned-pool-steps", "2",
+        "--identity-steps", "0", "--test-images", "2", "--out", out.to_str().unwrap(),
+    ];
+    let (ok, _, err) = unforge(&args);
+    assert!(ok, "{err}");
+    assert!(err.contains("tuned pool image     2/2") && !err.contains("inverter step"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
+    assert_eq!(report["inverter"]["from"], models);
+    let weights = |dir: &std::path::Path| unforge::weights::TensorFile::from_safetensors(&std::fs::read(dir.join("generator.safetensors")).unwrap(), "generator").unwrap();
+    assert_eq!(weights(&out), weights(std::path::Path::new(models)), "the generator is the given zoo's");
+    assert!(out.join("checkpoints/tuned-pool.safetensors").exists());
+    // A resumed run takes the pool as it was made.
+    let (ok, _, err) = unforge(&[&args[..], &["--resume"]].concat());
+    assert!(ok && err.contains("tuned pool: made in an earlier run"), "{err}");
+    for (extra, needle) in [
+        (&["--size", "32", "--inverter-from", models][..], "is not this recipe's"),
+        (&["--tuned-pairs", "1", "--reconstructed-share", "0"][..], "--reconstructed-share is 0"),
+        (&["--tuned-pairs", "1", "--tuned-pool-steps", "9000"][..], "--tuned-pool-steps"),
+    ] {
+        let (ok, _, err) = unforge(&[&["train", "--out", tmp("train-pool-bad").to_str().unwrap(), "--detector-steps", "1", "--identity-steps", "0"][..], extra].concat());
+        assert!(!ok && err.contains(needle), "{extra:?}: {err}");
+    }
+}
+
+#[test]
 fn an_interrupted_training_resumes_from_its_last_checkpoint() {
     let out = tmp("train-resume");
     let args = ["train", "--size", "32", "--inverter-steps", "2", "--inverter-batch", "2", "--detector-steps", "60", "--detector-batch", "2", "--identity-steps", "2", "--identity-batch", "2", "--test-images", "2", "--checkpoint-every", "5", "--out", out.to_str().unwrap()];

@@ -160,3 +160,50 @@ fn a_short_identity_run_learns_to_tell_people_apart() {
     let bad = IdentityTraining { identities: 1, ..training };
     assert!(train_identity(&cfg, &bad, None, |_, _| Ok(())).unwrap_err().to_string().contains("two people"));
 }
+
+#[test]
+fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
+    use unforge::inversion::PivotalTuning;
+    use unforge::train::{paired_batch, Reconstructions, Reconstructor, TunedPool};
+    use unforge::weights::{HostTensor, TensorFile};
+    let spec = tiny_spec();
+    let (manifest, files) = tiny_files();
+    let file = |name: &str| TensorFile::from_safetensors(&files[name], name).unwrap();
+    let reconstructor = Reconstructor::new((&spec.generator(), file("generator.safetensors")), (&spec.encoder(), file("encoder.safetensors"))).unwrap();
+    let pool = |steps: usize| TunedPool::make(&reconstructor, 0, 2, 32, &PivotalTuning { steps, learning_rate: 2e-2 }, |_, _| {}).unwrap();
+    let (plain, tuned) = (pool(0), pool(8));
+    assert_eq!(tuned.pairs(), 2);
+    assert_eq!(tuned, pool(8), "same settings, same pool");
+    // Tuning brings each reconstruction nearer its own image than the plain inversion is.
+    let (raw, _, masks) = paired_batch(&[0, 1], 32, &Device::flex());
+    let raw = to_vec(raw);
+    let images = |p: &TunedPool| p.to_file().tensors["images"].data.clone();
+    let mse = |a: &[f32]| a.iter().zip(&raw).map(|(x, y)| (x - y).powi(2)).sum::<f32>() / raw.len() as f32;
+    assert!(mse(&images(&tuned)) < 0.8 * mse(&images(&plain)), "{} vs {}", mse(&images(&tuned)), mse(&images(&plain)));
+    // Masks travel with the images: the pristine ones empty, the forged ones not.
+    let saved = tuned.to_file();
+    let m = &saved.tensors["masks"];
+    assert_eq!(m.shape, [4, 32, 32]);
+    for (i, mask) in masks.iter().enumerate() {
+        assert_eq!(m.data[i * 1024..(i + 1) * 1024].iter().map(|v| *v > 0.5).collect::<Vec<_>>(), *mask);
+    }
+    assert_eq!(TunedPool::from_file(&saved).unwrap(), tuned);
+    let mut broken = saved.clone();
+    broken.tensors.remove("masks");
+    assert!(TunedPool::from_file(&broken).unwrap_err().to_string().contains("not a tuned pool"));
+    // A detector trains with the pool as the reconstructed half of its batches; a pool made at
+    // another size is refused.
+    let entry = manifest.detectors().find(|d| d.name == "resnet").unwrap().clone();
+    let config = DetectorTraining { steps: 3, batch: 4, learning_rate: 2e-3, seed: 5, first_index: 0, reconstructed_share: 0.5, location_weight: 1.0, distinct_pairs: None };
+    let mut steps = 0;
+    train_detector(&entry, &config, None, Some(Reconstructions::Tuned(&tuned)), |_, _| Ok(steps += 1)).unwrap();
+    assert_eq!(steps, 3);
+    let err = TunedPool::make(&reconstructor, 0, 1, 16, &PivotalTuning { steps: 1, learning_rate: 2e-2 }, |_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("16 px") && err.contains("32 px"), "{err}");
+    let small = TensorFile {
+        tensors: [("images".to_string(), HostTensor::new(vec![2, 3, 16, 16], vec![0.0; 1536])), ("masks".to_string(), HostTensor::new(vec![2, 16, 16], vec![0.0; 512]))].into(),
+    };
+    let small = TunedPool::from_file(&small).unwrap();
+    let err = train_detector(&entry, &config, None, Some(Reconstructions::Tuned(&small)), |_, _| Ok(())).unwrap_err().to_string();
+    assert!(err.contains("1 pairs at 16 px") && err.contains("at 32 px"), "{err}");
+}

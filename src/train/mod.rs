@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::synth::{Label, Sample, Split};
+use crate::inversion::PivotalTuning;
 use crate::weights::{HostTensor, TensorFile, WeightSource};
 use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
 use crate::networks::layers::BatchNorm;
@@ -116,6 +117,94 @@ impl Reconstructor {
         let host = Tensor::<4>::from_data(x.into_data(), &Device::flex());
         let y = self.generator.synthesize(self.encoder.forward(host));
         Tensor::from_data(y.into_data(), device)
+    }
+
+    /// The reconstruction of one `[1, 3, S, S]` image through a copy of the generator tuned to
+    /// it around its inversion (as a search with `tuning` sees it).
+    fn reconstruct_tuned(&self, x: Tensor<4>, tuning: &PivotalTuning) -> Result<Tensor<4>> {
+        let pivot = self.encoder.forward(x.clone());
+        let tuned = crate::block_on(tuning.tune(&self.generator, pivot.clone(), x, &mut |_| {}))?;
+        Ok(tuned.synthesize(pivot))
+    }
+}
+
+/// Where the reconstructed images of a detector's batches come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Reconstructions<'a> {
+    /// Plain inversions, made afresh for every batch.
+    Inverted(&'a Reconstructor),
+    /// Pivotal-tuned ones from a pool made beforehand, shown again and again: tuning costs a
+    /// short training run per image, too much to tune every batch afresh.
+    Tuned(&'a TunedPool),
+}
+
+/// Train-split pairs (a forged face and its pristine capture) reconstructed with pivotal
+/// tuning, each image through its own tuned copy of the generator. A detector that sees these
+/// for both classes learns that the tuned generator's own trace says nothing about forgery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TunedPool {
+    size: usize,
+    /// Planar `[2·pairs, 3, S, S]` in [-1, 1]: each pair's pristine image, then its forgery.
+    images: Vec<f32>,
+    /// Each image's altered-pixel mask (all false for the pristine ones).
+    masks: Vec<Vec<bool>>,
+}
+
+impl TunedPool {
+    /// The `pairs` pairs from `first_pair` (pair i: train image 2·i + 1 and its pristine
+    /// capture) at `size` px. `on_image(done, total)` follows the tuning.
+    pub fn make(reconstructor: &Reconstructor, first_pair: u64, pairs: usize, size: usize, tuning: &PivotalTuning, mut on_image: impl FnMut(usize, usize)) -> Result<Self> {
+        tuning.validate()?;
+        if size != reconstructor.generator.size {
+            return Err(Error::config(format!("a tuned pool at {size} px needs a generator of that size, this one renders {} px", reconstructor.generator.size)));
+        }
+        let device = Device::flex();
+        let (mut images, mut masks) = (Vec::with_capacity(pairs * 6 * size * size), Vec::with_capacity(pairs * 2));
+        for p in 0..pairs {
+            let (x, _, pair_masks) = paired_batch(&[first_pair + p as u64], size, &device);
+            for i in 0..2 {
+                images.extend(host_vec(reconstructor.reconstruct_tuned(x.clone().narrow(0, i, 1), tuning)?.reshape([-1]))?);
+                on_image(2 * p + i + 1, 2 * pairs);
+            }
+            masks.extend(pair_masks);
+        }
+        Ok(Self { size, images, masks })
+    }
+
+    pub fn pairs(&self) -> usize {
+        self.masks.len() / 2
+    }
+
+    /// Pairs `pairs` (indices into the pool) as a batch on `device`, with their masks.
+    fn batch(&self, pairs: &[usize], device: &Device) -> (Tensor<4>, Vec<Vec<bool>>) {
+        let per = 3 * self.size * self.size;
+        let data: Vec<f32> = pairs.iter().flat_map(|&p| self.images[2 * p * per..(2 * p + 2) * per].iter().copied()).collect();
+        let masks = pairs.iter().flat_map(|&p| self.masks[2 * p..2 * p + 2].iter().cloned()).collect();
+        (Tensor::from_data(TensorData::new(data, [pairs.len() * 2, 3, self.size, self.size]), device), masks)
+    }
+
+    /// As a tensor file (`images`, `masks`), to keep with a run's checkpoints.
+    pub fn to_file(&self) -> TensorFile {
+        let n = self.masks.len();
+        let masks = self.masks.iter().flatten().map(|m| *m as u8 as f32).collect();
+        TensorFile {
+            tensors: [
+                ("images".to_string(), HostTensor::new(vec![n, 3, self.size, self.size], self.images.clone())),
+                ("masks".to_string(), HostTensor::new(vec![n, self.size, self.size], masks)),
+            ]
+            .into(),
+        }
+    }
+
+    pub fn from_file(file: &TensorFile) -> Result<Self> {
+        let bad = || Error::config("not a tuned pool: needs `images` [2·pairs, 3, S, S] and `masks` [2·pairs, S, S]");
+        let (images, masks) = (file.tensors.get("images").ok_or_else(bad)?, file.tensors.get("masks").ok_or_else(bad)?);
+        let [n, 3, size, s2] = images.shape[..] else { return Err(bad()) };
+        if s2 != size || n % 2 != 0 || masks.shape != [n, size, size] {
+            return Err(bad());
+        }
+        let masks = masks.data.chunks(size * size).map(|m| m.iter().map(|v| *v > 0.5).collect()).collect();
+        Ok(Self { size, images: images.data.clone(), masks })
     }
 }
 
@@ -258,16 +347,22 @@ pub fn synth_batch(first: u64, batch: usize, size: usize, device: &Device) -> Te
 
 /// Trains the detector `entry` describes on the synthetic train split (cross-entropy, Adam, the
 /// [`learning_rate`] schedule, BatchNorm on batch statistics) and returns its weights by key.
-/// With a `reconstructor`, the share of each batch `config` asks for is shown reconstructed.
+/// With `reconstructions`, the share of each batch `config` asks for is shown reconstructed
+/// (in whole pairs, at the batch's end).
 /// `resume` continues a run; `on_step` sees every step and may save the snapshot it is handed.
 pub fn train_detector(
     entry: &NetworkEntry,
     config: &DetectorTraining,
     resume: Option<Resume>,
-    reconstructor: Option<&Reconstructor>,
+    reconstructions: Option<Reconstructions>,
     mut on_step: impl FnMut(&TrainStep, Snapshot) -> Result<()>,
 ) -> Result<TensorFile> {
     config.validate()?;
+    if let Some(Reconstructions::Tuned(pool)) = reconstructions
+        && (pool.pairs() == 0 || pool.size != entry.input_size)
+    {
+        return Err(Error::config(format!("the tuned pool holds {} pairs at {} px; the detector needs at least one at {} px", pool.pairs(), pool.size, entry.input_size)));
+    }
     let device = Device::flex().autodiff();
     let (start, source) = match resume {
         Some(r) => (r.step, WeightSource::checkpoint(r.weights, format!("{} checkpoint", entry.name))),
@@ -280,15 +375,35 @@ pub fn train_detector(
     let size = entry.input_size;
     // The images at the end of each batch are the reconstructed ones, in whole pairs (a pristine
     // face raw beside its forgery reconstructed would teach "reconstructed means fake").
-    let reconstructed = reconstructor.map_or(0, |_| 2 * ((config.batch / 2) as f32 * config.reconstructed_share).round() as usize);
+    let reconstructed = reconstructions.map_or(0, |_| 2 * ((config.batch / 2) as f32 * config.reconstructed_share).round() as usize);
     for step in start..config.steps {
         let pairs: Vec<u64> = (0..config.batch / 2).map(|p| (step * config.batch / 2 + p) as u64).map(|i| config.first_index + config.distinct_pairs.map_or(i, |n| i % n)).collect();
-        let (mut x, fake, masks) = paired_batch(&pairs, size, &device);
-        if let (Some(r), true) = (reconstructor, reconstructed > 0) {
-            let keep = config.batch - reconstructed;
-            let rec = r.reconstruct(x.clone().narrow(0, keep, reconstructed), &device);
-            x = if keep == 0 { rec } else { Tensor::cat(vec![x.narrow(0, 0, keep), rec], 0) };
-        }
+        let keep = config.batch - reconstructed;
+        // Pristine, forged, pristine, forged…, as `paired_batch` lays them out.
+        let fake: Vec<bool> = (0..config.batch).map(|i| i % 2 == 1).collect();
+        let (x, masks) = match (reconstructions, reconstructed > 0) {
+            (Some(Reconstructions::Tuned(pool)), true) => {
+                // The pool's pairs take the place of the batch's last ones.
+                let chosen: Vec<usize> = (0..reconstructed / 2).map(|j| (step * reconstructed / 2 + j) % pool.pairs()).collect();
+                let (rec, rec_masks) = pool.batch(&chosen, &device);
+                if keep == 0 {
+                    (rec, rec_masks)
+                } else {
+                    let (raw, _, mut masks) = paired_batch(&pairs[..keep / 2], size, &device);
+                    masks.extend(rec_masks);
+                    (Tensor::cat(vec![raw, rec], 0), masks)
+                }
+            }
+            (Some(Reconstructions::Inverted(r)), true) => {
+                let (x, _, masks) = paired_batch(&pairs, size, &device);
+                let rec = r.reconstruct(x.clone().narrow(0, keep, reconstructed), &device);
+                (if keep == 0 { rec } else { Tensor::cat(vec![x.narrow(0, 0, keep), rec], 0) }, masks)
+            }
+            _ => {
+                let (x, _, masks) = paired_batch(&pairs, size, &device);
+                (x, masks)
+            }
+        };
         let features = model.features(x);
         let logits = model.head(features.clone());
         let mut loss = cross_entropy(logits.clone(), &fake);

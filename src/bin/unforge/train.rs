@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use unforge::error::{Error, Result};
 use unforge::inversion::PivotalTuning;
 use unforge::train::identity::{train_identity, IdentityScores, IdentityTraining};
-use unforge::train::{join_inverter, split_inverter, train_detector, train_inverter, DetectorTraining, InverterTraining, Reconstructor, Resume, Snapshot};
+use unforge::train::{join_inverter, split_inverter, train_detector, train_inverter, DetectorTraining, InverterTraining, Reconstructions, Reconstructor, Resume, Snapshot, TunedPool};
 use unforge::weights::{StoredPrecision, TensorFile};
 use unforge::zoo::{Architecture, Role, Zoo, ZooFiles};
 use unforge::zoo_init::TinyZooSpec;
@@ -75,12 +75,60 @@ pub struct TrainArgs {
     /// forgeries' traces.
     #[arg(long, default_value_t = 200)]
     pub recommended_tune_steps: usize,
+    /// Take the generator and encoder from this zoo (trained with the same `--size`) instead of
+    /// training them.
+    #[arg(long)]
+    pub inverter_from: Option<PathBuf>,
+    /// Show the detectors pivotal-tuned reconstructions instead of plain ones: a pool of this
+    /// many train-split pairs (a forged face and its pristine capture), each image
+    /// reconstructed through its own tuned copy of the generator, made once and kept with the
+    /// checkpoints. 0: plain reconstructions, made afresh for every batch.
+    #[arg(long, default_value_t = 0)]
+    pub tuned_pairs: usize,
+    /// Pivotal tuning steps for each image of the tuned pool.
+    #[arg(long, default_value_t = 100)]
+    pub tuned_pool_steps: usize,
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: usize,
     /// Continue the run whose checkpoints are in `--out`.
     #[arg(long)]
     pub resume: bool,
+}
+
+/// The generator and encoder of the zoo in `dir`, which must be this recipe's architectures.
+fn inverter_from(dir: &std::path::Path, spec: &TinyZooSpec) -> Result<(TensorFile, TensorFile)> {
+    let (manifest, files) = unforge::zoo::read_dir(dir)?;
+    let take = |entry: &unforge::zoo::NetworkEntry, want: Architecture| -> Result<TensorFile> {
+        if entry.architecture != want {
+            return Err(Error::config(format!("--inverter-from {}: its `{}` is not this recipe's (same --size and architecture needed)", dir.display(), entry.name)));
+        }
+        let bytes = files.get(&entry.file).ok_or_else(|| Error::config(format!("--inverter-from {}: no {}", dir.display(), entry.file)))?;
+        TensorFile::from_safetensors(bytes, &dir.join(&entry.file).display().to_string())
+    };
+    Ok((take(manifest.generator()?, Architecture::Stylegan2(spec.generator()))?, take(manifest.encoder()?, Architecture::E4e(spec.encoder()))?))
+}
+
+/// The tuned pool, from the checkpoints when an earlier run made it with these settings, else
+/// made now (with a progress line) and saved there.
+fn tuned_pool(dir: &std::path::Path, reconstructor: &Reconstructor, pairs: usize, size: usize, tuning: &PivotalTuning) -> Result<TunedPool> {
+    let (path, meta) = (dir.join("tuned-pool.safetensors"), dir.join("tuned-pool.json"));
+    let settings = json!({ "pairs": pairs, "size": size, "tuning": tuning });
+    let saved = std::fs::read_to_string(&meta).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    if saved.as_ref() == Some(&settings) {
+        let bytes = std::fs::read(&path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
+        eprintln!("tuned pool: made in an earlier run ({})", path.display());
+        return TunedPool::from_file(&TensorFile::from_safetensors(&bytes, &path.display().to_string())?);
+    }
+    let started = Instant::now();
+    let pool = TunedPool::make(reconstructor, 0, pairs, size, tuning, |done, total| {
+        let per = started.elapsed().as_secs_f64() / done as f64;
+        eprint!("\rtuned pool image {done:>5}/{total}  ({} tuning steps each)  ETA {:.0} s   ", tuning.steps, per * (total - done) as f64);
+    })?;
+    eprintln!();
+    write_atomic(&path, &pool.to_file().to_safetensors(StoredPrecision::F32))?;
+    write_atomic(&meta, settings.to_string().as_bytes())?;
+    Ok(pool)
 }
 
 /// One stage's checkpoint: `NAME.safetensors` (f32) and `NAME.json`.
@@ -206,6 +254,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     detector_config(0).validate()?;
     let recommended = PivotalTuning { steps: args.recommended_tune_steps, learning_rate: PivotalTuning::LEARNING_RATE };
     recommended.validate().map_err(|e| Error::config(format!("--recommended-tune-steps: {e}")))?;
+    let pool_tuning = PivotalTuning { steps: args.tuned_pool_steps, learning_rate: PivotalTuning::LEARNING_RATE };
+    if args.tuned_pairs > 0 {
+        pool_tuning.validate().map_err(|e| Error::config(format!("--tuned-pool-steps: {e}")))?;
+        if args.reconstructed_share == 0.0 {
+            return Err(Error::config("--tuned-pairs: the pool replaces the reconstructed share of each batch, and --reconstructed-share is 0"));
+        }
+    }
     if args.identity_steps > 0 {
         identity.validate()?;
     }
@@ -236,30 +291,48 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut report = serde_json::Map::new();
     let mut files = ZooFiles::new();
 
-    let cfg = InverterTraining { steps: args.inverter_steps, batch: args.inverter_batch, learning_rate: args.inverter_lr, seed: args.seed, first_index: 0, delta_weight: 0.1 };
-    let ckpt = Checkpoint::new(&dir, "inverter", json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed }), cfg.steps, args.checkpoint_every);
-    let (joined, log, seconds) = ckpt.stage(|resume, log| {
-        let (g, e) = train_inverter(&spec.generator(), &spec.encoder(), &cfg, resume, |s, snapshot| {
-            let line = format!("pixel {:.4}  multiscale {:.4}  delta {:.4}", s.pixel, s.multiscale, s.delta);
-            ckpt.record(s.step, log, json!([s.pixel, s.multiscale, s.delta]), line, snapshot)
-        })?;
-        Ok(join_inverter(&g, &e))
-    })?;
-    let (g, e) = split_inverter(joined);
-    report.insert("inverter".into(), json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seconds": seconds, "losses": log }));
+    let (g, e) = match &args.inverter_from {
+        Some(zoo) => {
+            let (g, e) = inverter_from(zoo, &spec)?;
+            report.insert("inverter".into(), json!({ "from": zoo.display().to_string() }));
+            (g, e)
+        }
+        None => {
+            let cfg = InverterTraining { steps: args.inverter_steps, batch: args.inverter_batch, learning_rate: args.inverter_lr, seed: args.seed, first_index: 0, delta_weight: 0.1 };
+            let ckpt = Checkpoint::new(&dir, "inverter", json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed }), cfg.steps, args.checkpoint_every);
+            let (joined, log, seconds) = ckpt.stage(|resume, log| {
+                let (g, e) = train_inverter(&spec.generator(), &spec.encoder(), &cfg, resume, |s, snapshot| {
+                    let line = format!("pixel {:.4}  multiscale {:.4}  delta {:.4}", s.pixel, s.multiscale, s.delta);
+                    ckpt.record(s.step, log, json!([s.pixel, s.multiscale, s.delta]), line, snapshot)
+                })?;
+                Ok(join_inverter(&g, &e))
+            })?;
+            report.insert("inverter".into(), json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seconds": seconds, "losses": log }));
+            split_inverter(joined)
+        }
+    };
     files.insert("generator.safetensors".into(), g.to_safetensors(StoredPrecision::F16));
     files.insert("encoder.safetensors".into(), e.to_safetensors(StoredPrecision::F16));
     let reconstructor = Reconstructor::new((&spec.generator(), g), (&spec.encoder(), e))?;
+    let pool = (args.tuned_pairs > 0).then(|| tuned_pool(&dir, &reconstructor, args.tuned_pairs, args.size, &pool_tuning)).transpose()?;
+    let reconstructions = match &pool {
+        Some(p) => Reconstructions::Tuned(p),
+        None => Reconstructions::Inverted(&reconstructor),
+    };
 
     // A detector's seed is its place among all of them, so training it alone gives the same weights.
     let chosen: Vec<_> = manifest.detectors().cloned().enumerate().filter(|(_, d)| args.detectors.contains(&d.name)).collect();
     manifest.networks.retain(|n| n.role != Role::Detector || args.detectors.contains(&n.name));
     for (i, entry) in chosen {
         let cfg = detector_config(i);
-        let settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "reconstructed_share": cfg.reconstructed_share, "location_weight": cfg.location_weight });
+        let mut settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "reconstructed_share": cfg.reconstructed_share, "location_weight": cfg.location_weight });
+        if pool.is_some() {
+            settings["tuned_pairs"] = json!(args.tuned_pairs);
+            settings["tuned_pool_steps"] = json!(args.tuned_pool_steps);
+        }
         let ckpt = Checkpoint::new(&dir, &entry.name, settings, cfg.steps, args.checkpoint_every);
         let (weights, log, seconds) = ckpt.stage(|resume, log| {
-            train_detector(&entry, &cfg, resume, Some(&reconstructor), |s, snapshot| {
+            train_detector(&entry, &cfg, resume, Some(reconstructions), |s, snapshot| {
                 ckpt.record(s.step, log, json!([s.loss, s.accuracy]), format!("loss {:.4}  accuracy {:.2}", s.loss, s.accuracy), snapshot)
             })
         })?;
