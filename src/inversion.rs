@@ -45,6 +45,8 @@ impl Inversion {
 pub struct PivotalTuning {
     /// Adam steps; 0 leaves the generator as it is.
     pub steps: usize,
+    /// [`PivotalTuning::LEARNING_RATE`] when a manifest leaves it out.
+    #[serde(default = "PivotalTuning::default_learning_rate")]
     pub learning_rate: f32,
 }
 
@@ -55,6 +57,10 @@ impl PivotalTuning {
     pub const LEARNING_RATE: f32 = 2e-3;
     /// The most steps one image may ask for (each is a generator forward and backward).
     pub const MAX_STEPS: usize = 5000;
+
+    fn default_learning_rate() -> f32 {
+        Self::LEARNING_RATE
+    }
 
     pub fn off() -> Self {
         Self { steps: 0, learning_rate: Self::LEARNING_RATE }

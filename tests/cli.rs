@@ -211,6 +211,8 @@ fn eval_scores_the_zoo_from_the_inversions_its_searches_tune() {
         let args = ["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception", "--attacks", attack, "--steps", "1", "--pixel-steps", "1", "--tune-steps", "3", "--limit", "1", "--out", out.to_str().unwrap()];
         let (ok, _, err) = unforge(&args);
         assert!(ok, "{err}");
+        let shared = if attack == "latent" { 1 } else { 0 };
+        assert!(err.contains(&format!("zoo scores: {shared} of 3 labelled images scored from their searches' inversions")), "{err}");
         let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("zoo-scores.json")).unwrap()).unwrap();
         saved["scores"].clone()
     };
@@ -393,8 +395,10 @@ fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions(
     assert!(ok && err.contains("tuned pool: made in an earlier run"), "{err}");
     for (extra, needle) in [
         (&["--size", "32", "--inverter-from", models][..], "is not this recipe's"),
-        (&["--tuned-pairs", "1", "--reconstructed-share", "0"][..], "--reconstructed-share is 0"),
+        (&["--tuned-pairs", "1", "--reconstructed-share", "0"][..], "--reconstructed-share 0 of 16 images is no whole pair"),
         (&["--tuned-pairs", "1", "--tuned-pool-steps", "9000"][..], "--tuned-pool-steps"),
+        (&["--tuned-pairs", "1", "--tuned-pool-steps", "0"][..], "at least one tuning step"),
+        (&["--tuned-pairs", "1", "--reconstructed-share", "0.01"][..], "is no whole pair"),
     ] {
         let (ok, _, err) = unforge(&[&["train", "--out", tmp("train-pool-bad").to_str().unwrap(), "--detector-steps", "1", "--identity-steps", "0"][..], extra].concat());
         assert!(!ok && err.contains(needle), "{extra:?}: {err}");

@@ -141,6 +141,11 @@ fn a_manifest_may_recommend_pivotal_tuning() {
     assert!(!manifest.to_json().contains("pivotal_tuning"), "absent unless set, so older manifests stay as they were");
     let tuned = unforge::zoo::Manifest { pivotal_tuning: Some(PivotalTuning { steps: 200, learning_rate: 2e-3 }), ..manifest.clone() };
     assert_eq!(unforge::zoo::Manifest::from_json(&tuned.to_json()).unwrap(), tuned);
+    // A manifest may give the steps alone: the learning rate is then the default one.
+    let mut steps_only: serde_json::Value = serde_json::from_str(&tuned.to_json()).unwrap();
+    steps_only["pivotal_tuning"].as_object_mut().unwrap().remove("learning_rate");
+    let read = unforge::zoo::Manifest::from_json(&steps_only.to_string()).unwrap();
+    assert_eq!(read.pivotal_tuning, Some(PivotalTuning { steps: 200, learning_rate: PivotalTuning::LEARNING_RATE }));
     for (bad, needle) in [(PivotalTuning { steps: 6000, learning_rate: 2e-3 }, "at most 5000 steps"), (PivotalTuning { steps: 5, learning_rate: -1.0 }, "must be positive")] {
         let err = unforge::zoo::Manifest { pivotal_tuning: Some(bad), ..manifest.clone() }.validate().unwrap_err().to_string();
         assert!(err.contains("pivotal_tuning") && err.contains(needle), "{err}");

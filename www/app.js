@@ -86,9 +86,8 @@ const handlers = {
     applyPreset($('preset').value);
     // A new zoo brings its own pivotal tuning; a reload of the same one (Cancel) keeps the
     // user's setting.
-    const zooKey = `${data.source} ${data.zoo}`;
-    if (zooKey !== state.zooKey) $('tune-steps').value = data.tuneSteps ?? 0;
-    state.zooKey = zooKey;
+    if (data.zooKey !== state.zooKey) $('tune-steps').value = data.tuneSteps ?? 0;
+    state.zooKey = data.zooKey;
     if (state.cancelled) setState('cancelled', 'Cancelled.');
     else setState('ready', 'Ready. Pick an image and press Explain.');
     state.cancelled = false;

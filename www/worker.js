@@ -132,7 +132,7 @@ async function load({ backend: preference, base = 'models/', files = null }) {
     type: 'loaded', backend: session.backend, fallbackReason: session.fallbackReason ?? note,
     detectors: session.detectors, nLatent: session.nLatent, imageSize: session.imageSize, presets: Session.presets(),
     tuneSteps: session.recommendedTuneSteps,
-    zoo: manifest.name, source: source.name, loadMs: performance.now() - t0,
+    zoo: manifest.name, source: source.name, zooKey: `${source.name} ${manifestKey(source.text)}`, loadMs: performance.now() - t0,
     bytes,
   };
 }

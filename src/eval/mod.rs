@@ -410,7 +410,7 @@ pub fn tables(records: &[Record], detectors: &[String], experiments: &[Experimen
         if !rows.is_empty() {
             out.push(Table {
                 name: "Localisation by forgery kind".into(),
-                caption: "The localisation table's AUROCs over the detected images of each forgery kind.".into(),
+                caption: "The localisation table's AUROCs for the main attacks (no level, step-size or preset variants), over the detected images of each forgery kind that `samples.json` names.".into(),
                 header: ["victim", "attack", "kind", "n", "change AUROC", "CAM drop AUROC"].map(String::from).to_vec(),
                 rows,
             });

@@ -43,6 +43,11 @@ pub struct DetectorTraining {
 }
 
 impl DetectorTraining {
+    /// The pairs of each batch shown reconstructed (when reconstructions are given).
+    pub fn reconstructed_pairs(&self) -> usize {
+        ((self.batch / 2) as f32 * self.reconstructed_share).round() as usize
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.steps == 0 || self.batch < 2 || self.batch % 2 != 0 {
             return Err(Error::config(format!("detector training needs at least one step and an even batch (real and forged faces in pairs), got batch {}", self.batch)));
@@ -175,6 +180,10 @@ impl TunedPool {
         self.masks.len() / 2
     }
 
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// Pairs `pairs` (indices into the pool) as a batch on `device`, with their masks.
     fn batch(&self, pairs: &[usize], device: &Device) -> (Tensor<4>, Vec<Vec<bool>>) {
         let per = 3 * self.size * self.size;
@@ -200,7 +209,7 @@ impl TunedPool {
         let bad = || Error::config("not a tuned pool: needs `images` [2·pairs, 3, S, S] and `masks` [2·pairs, S, S]");
         let (images, masks) = (file.tensors.get("images").ok_or_else(bad)?, file.tensors.get("masks").ok_or_else(bad)?);
         let [n, 3, size, s2] = images.shape[..] else { return Err(bad()) };
-        if s2 != size || n % 2 != 0 || masks.shape != [n, size, size] {
+        if size == 0 || s2 != size || n % 2 != 0 || masks.shape != [n, size, size] {
             return Err(bad());
         }
         let masks = masks.data.chunks(size * size).map(|m| m.iter().map(|v| *v > 0.5).collect()).collect();
@@ -375,7 +384,7 @@ pub fn train_detector(
     let size = entry.input_size;
     // The images at the end of each batch are the reconstructed ones, in whole pairs (a pristine
     // face raw beside its forgery reconstructed would teach "reconstructed means fake").
-    let reconstructed = reconstructions.map_or(0, |_| 2 * ((config.batch / 2) as f32 * config.reconstructed_share).round() as usize);
+    let reconstructed = reconstructions.map_or(0, |_| 2 * config.reconstructed_pairs());
     for step in start..config.steps {
         let pairs: Vec<u64> = (0..config.batch / 2).map(|p| (step * config.batch / 2 + p) as u64).map(|i| config.first_index + config.distinct_pairs.map_or(i, |n| i % n)).collect();
         let keep = config.batch - reconstructed;

@@ -86,9 +86,14 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
     // Up to 2^53, the largest whole number a JS number holds exactly; counts of steps up to
     // u32::MAX, what `usize` holds in wasm32 (the core's own limits are far lower).
     let whole = |key: &str, default: u64, max: f64| -> Result<u64, JsValue> {
-        match num(key, default as f64) {
-            v if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= max => Ok(v as u64),
-            v => Err(js_err(format!("option `{key}` must be a whole number from 0 to {max}, got {v}"))),
+        let bad = |got: String| js_err(format!("option `{key}` must be a whole number from 0 to {max}, got {got}"));
+        match get(options, key) {
+            None => Ok(default),
+            Some(v) => match v.as_f64() {
+                Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= max => Ok(n as u64),
+                Some(n) => Err(bad(n.to_string())),
+                None => Err(bad(v.as_string().map_or_else(|| "a value that is not a number".into(), |t| format!("“{t}”")))),
+            },
         }
     };
     let count = |key: &str, default: usize| whole(key, default as u64, u32::MAX as f64).map(|v| v as usize);
@@ -120,7 +125,10 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
         Some(rows) => {
             let rows: Vec<usize> = Array::from(&rows)
                 .iter()
-                .map(|v| v.as_f64().filter(|r| *r >= 0.0 && r.fract() == 0.0 && *r <= u32::MAX as f64).map(|r| r as usize).ok_or_else(|| js_err(format!("option `rows`: {v:?} is not a row number"))))
+                .map(|v| {
+                    let shown = v.as_f64().map(|n| n.to_string()).or_else(|| v.as_string().map(|t| format!("“{t}”"))).unwrap_or_else(|| "a value that is not a number".into());
+                    v.as_f64().filter(|r| *r >= 0.0 && r.fract() == 0.0 && *r <= u32::MAX as f64).map(|r| r as usize).ok_or_else(|| js_err(format!("option `rows`: {shown} is not a row number")))
+                })
                 .collect::<Result<_, _>>()?;
             RowMask::from_rows(&rows, n)
         }

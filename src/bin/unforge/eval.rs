@@ -129,6 +129,7 @@ impl ZooScoring {
     /// Scores the images left, saves the scores and returns their tables.
     fn finish(&mut self, data: &Path, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, device: &burn::tensor::Device) -> Result<Vec<Table>> {
         if self.scores.is_none() {
+            eprintln!("zoo scores: {} of {} labelled images scored from their searches' inversions", self.scored.len(), self.scored.len() + self.pending.len());
             for name in self.pending.keys().cloned().collect::<Vec<_>>() {
                 let image = read_image(&data.join(&name))?;
                 let inversion = unforge::block_on(zoo.invert_tuned(&image, tuning, device, &mut |_| {}))?;

@@ -111,14 +111,20 @@ fn inverter_from(dir: &std::path::Path, spec: &TinyZooSpec) -> Result<(TensorFil
 
 /// The tuned pool, from the checkpoints when an earlier run made it with these settings, else
 /// made now (with a progress line) and saved there.
-fn tuned_pool(dir: &std::path::Path, reconstructor: &Reconstructor, pairs: usize, size: usize, tuning: &PivotalTuning) -> Result<TunedPool> {
+/// `inverter` says where the generator and encoder came from: a pool made through another is
+/// made again.
+fn tuned_pool(dir: &std::path::Path, reconstructor: &Reconstructor, inverter: &Value, pairs: usize, size: usize, tuning: &PivotalTuning) -> Result<TunedPool> {
     let (path, meta) = (dir.join("tuned-pool.safetensors"), dir.join("tuned-pool.json"));
-    let settings = json!({ "pairs": pairs, "size": size, "tuning": tuning });
+    let settings = json!({ "pairs": pairs, "size": size, "tuning": tuning, "inverter": inverter });
     let saved = std::fs::read_to_string(&meta).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
     if saved.as_ref() == Some(&settings) {
         let bytes = std::fs::read(&path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
+        let pool = TunedPool::from_file(&TensorFile::from_safetensors(&bytes, &path.display().to_string())?)?;
+        if pool.pairs() != pairs || pool.size() != size {
+            return Err(Error::Io { path: path.display().to_string(), reason: format!("holds {} pairs at {} px, its record says {pairs} at {size} px; remove both files to make the pool again", pool.pairs(), pool.size()) });
+        }
         eprintln!("tuned pool: made in an earlier run ({})", path.display());
-        return TunedPool::from_file(&TensorFile::from_safetensors(&bytes, &path.display().to_string())?);
+        return Ok(pool);
     }
     let started = Instant::now();
     let pool = TunedPool::make(reconstructor, 0, pairs, size, tuning, |done, total| {
@@ -257,8 +263,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let pool_tuning = PivotalTuning { steps: args.tuned_pool_steps, learning_rate: PivotalTuning::LEARNING_RATE };
     if args.tuned_pairs > 0 {
         pool_tuning.validate().map_err(|e| Error::config(format!("--tuned-pool-steps: {e}")))?;
-        if args.reconstructed_share == 0.0 {
-            return Err(Error::config("--tuned-pairs: the pool replaces the reconstructed share of each batch, and --reconstructed-share is 0"));
+        if pool_tuning.active().is_none() {
+            return Err(Error::config("--tuned-pool-steps: a tuned pool needs at least one tuning step"));
+        }
+        if detector_config(0).reconstructed_pairs() == 0 {
+            return Err(Error::config(format!(
+                "--tuned-pairs: the pool replaces the reconstructed share of each batch, and --reconstructed-share {} of {} images is no whole pair",
+                args.reconstructed_share, args.detector_batch
+            )));
         }
     }
     if args.identity_steps > 0 {
@@ -314,7 +326,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     files.insert("generator.safetensors".into(), g.to_safetensors(StoredPrecision::F16));
     files.insert("encoder.safetensors".into(), e.to_safetensors(StoredPrecision::F16));
     let reconstructor = Reconstructor::new((&spec.generator(), g), (&spec.encoder(), e))?;
-    let pool = (args.tuned_pairs > 0).then(|| tuned_pool(&dir, &reconstructor, args.tuned_pairs, args.size, &pool_tuning)).transpose()?;
+    // Where the inverter came from, for what is made through it (the pool, the detectors).
+    let inverter = args.inverter_from.as_ref().map_or(json!("trained"), |p| json!(p.display().to_string()));
+    let pool = (args.tuned_pairs > 0).then(|| tuned_pool(&dir, &reconstructor, &inverter, args.tuned_pairs, args.size, &pool_tuning)).transpose()?;
     let reconstructions = match &pool {
         Some(p) => Reconstructions::Tuned(p),
         None => Reconstructions::Inverted(&reconstructor),
@@ -329,6 +343,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         if pool.is_some() {
             settings["tuned_pairs"] = json!(args.tuned_pairs);
             settings["tuned_pool_steps"] = json!(args.tuned_pool_steps);
+        }
+        if args.inverter_from.is_some() {
+            settings["inverter"] = inverter.clone();
         }
         let ckpt = Checkpoint::new(&dir, &entry.name, settings, cfg.steps, args.checkpoint_every);
         let (weights, log, seconds) = ckpt.stage(|resume, log| {
