@@ -571,7 +571,7 @@ pub struct ZooScores {
 /// One labelled image's part of a zoo's scores: every detector's P(fake) on the image and on
 /// its reconstruction, and the reconstruction's quality. Measured from an inversion made
 /// elsewhere, so a caller that also searches the image inverts (and tunes) it once.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageScore {
     /// The forgery kind (`None`: real; `"fake"` when the kind is not known).
     pub kind: Option<String>,

@@ -107,12 +107,23 @@ impl ZooScoring {
         {
             return Ok(Some(Self { key, path, pending: BTreeMap::new(), scored: BTreeMap::new(), scores: Some(scores) }));
         }
-        eprintln!("scoring the zoo on {} labelled images (those searched as their searches invert them)", labels.len());
-        let pending = labels.into_iter().map(|(name, fake)| {
+        // Images scored before a stop are kept (`zoo-scores.partial.json`), like the records.
+        let scored: BTreeMap<String, ImageScore> = std::fs::read_to_string(Self::partial(&path))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .filter(|saved| saved["for"] == key)
+            .and_then(|saved| serde_json::from_value(saved["scored"].clone()).ok())
+            .unwrap_or_default();
+        eprintln!("scoring the zoo on {} labelled images ({} from an earlier run; those searched as their searches invert them)", labels.len(), scored.len());
+        let pending = labels.into_iter().filter(|(name, _)| !scored.contains_key(name)).map(|(name, fake)| {
             let kind = fake.then(|| kinds.get(&name).cloned().unwrap_or_else(|| "fake".into()));
             (name, kind)
         });
-        Ok(Some(Self { key, path, pending: pending.collect(), scored: BTreeMap::new(), scores: None }))
+        Ok(Some(Self { key, path, pending: pending.collect(), scored, scores: None }))
+    }
+
+    fn partial(path: &Path) -> PathBuf {
+        path.with_extension("partial.json")
     }
 
     fn wants(&self, name: &str) -> bool {
@@ -122,6 +133,8 @@ impl ZooScoring {
     fn add(&mut self, zoo: &unforge::zoo::Zoo, name: &str, image: &RgbaImage, inversion: &Inversion, device: &burn::tensor::Device) -> Result<()> {
         if let Some(kind) = self.pending.remove(name) {
             self.scored.insert(name.to_string(), unforge::block_on(ImageScore::measure(zoo, image, kind, inversion, device))?);
+            let saved = serde_json::json!({ "for": self.key, "scored": self.scored });
+            write_atomic(&Self::partial(&self.path), serde_json::to_string(&saved).expect("json").as_bytes())?;
         }
         Ok(())
     }
@@ -129,7 +142,7 @@ impl ZooScoring {
     /// Scores the images left, saves the scores and returns their tables.
     fn finish(&mut self, data: &Path, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, device: &burn::tensor::Device) -> Result<Vec<Table>> {
         if self.scores.is_none() {
-            eprintln!("zoo scores: {} of {} labelled images scored from their searches' inversions", self.scored.len(), self.scored.len() + self.pending.len());
+            eprintln!("zoo scores: {} of {} labelled images scored before the searches ended (from their inversions, or in an earlier run)", self.scored.len(), self.scored.len() + self.pending.len());
             for name in self.pending.keys().cloned().collect::<Vec<_>>() {
                 let image = read_image(&data.join(&name))?;
                 let inversion = unforge::block_on(zoo.invert_tuned(&image, tuning, device, &mut |_| {}))?;
@@ -138,6 +151,7 @@ impl ZooScoring {
             let scores = ZooScores::from_images(zoo, std::mem::take(&mut self.scored).into_values(), tuning);
             let saved = serde_json::json!({ "for": self.key, "scores": scores });
             write_atomic(&self.path, serde_json::to_string_pretty(&saved).expect("json").as_bytes())?;
+            let _ = std::fs::remove_file(Self::partial(&self.path));
             self.scores = Some(scores);
         }
         Ok(self.scores.as_ref().map(|s| s.tables()).unwrap_or_default())
