@@ -62,8 +62,13 @@ impl PivotalTuning {
         Self::LEARNING_RATE
     }
 
+    /// `steps` at the default learning rate.
+    pub fn steps(steps: usize) -> Self {
+        Self { steps, learning_rate: Self::LEARNING_RATE }
+    }
+
     pub fn off() -> Self {
-        Self { steps: 0, learning_rate: Self::LEARNING_RATE }
+        Self::steps(0)
     }
 
     /// These settings when they tune at all (any learning rate with no steps is no tuning).

@@ -391,15 +391,15 @@ fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions(
     ];
     let (ok, _, err) = unforge(&args);
     assert!(ok, "{err}");
-    assert!(err.contains("tuned pool image     2/2") && !err.contains("inverter step"), "{err}");
+    assert!(err.contains("tuned-pool step     1/1  2 tuning steps per image") && !err.contains("inverter step"), "{err}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
     assert_eq!(report["inverter"]["from"], models);
     let weights = |dir: &std::path::Path| unforge::weights::TensorFile::from_safetensors(&std::fs::read(dir.join("generator.safetensors")).unwrap(), "generator").unwrap();
     assert_eq!(weights(&out), weights(std::path::Path::new(models)), "the generator is the given zoo's");
-    assert!(out.join("checkpoints/tuned-pool.safetensors").exists());
+    assert!(out.join("checkpoints/tuned-pool-000001.safetensors").exists());
     // A resumed run takes the pool as it was made.
     let (ok, _, err) = unforge(&[&args[..], &["--resume"]].concat());
-    assert!(ok && err.contains("tuned pool: made in an earlier run"), "{err}");
+    assert!(ok && err.contains("tuned-pool: finished in an earlier run"), "{err}");
     for (extra, needle) in [
         (&["--size", "32", "--inverter-from", models][..], "is not this recipe's"),
         (&["--tuned-pairs", "1", "--reconstructed-share", "0"][..], "--reconstructed-share 0 of 16 images is no whole pair"),

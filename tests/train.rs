@@ -170,10 +170,16 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
     let (manifest, files) = tiny_files();
     let file = |name: &str| TensorFile::from_safetensors(&files[name], name).unwrap();
     let reconstructor = Reconstructor::new((&spec.generator(), file("generator.safetensors")), (&spec.encoder(), file("encoder.safetensors"))).unwrap();
-    let pool = |steps: usize| TunedPool::make(&reconstructor, 0, 2, 32, &PivotalTuning { steps, learning_rate: 2e-2 }, |_, _| {}).unwrap();
+    let pool = |steps: usize| TunedPool::make(&reconstructor, 0, 2, 32, &PivotalTuning { steps, learning_rate: 2e-2 }, None, |_, _| Ok(())).unwrap();
     let (plain, tuned) = (pool(0), pool(8));
     assert_eq!(tuned.pairs(), 2);
     assert_eq!(tuned, pool(8), "same settings, same pool");
+    // Stopped after its first pair and resumed from the snapshot, it is the same pool.
+    let mut first = None;
+    let tuning = PivotalTuning { steps: 8, learning_rate: 2e-2 };
+    let _ = TunedPool::make(&reconstructor, 0, 2, 32, &tuning, None, |p, snapshot| if p == 0 { first = Some(snapshot()?); Err(unforge::error::Error::config("stop")) } else { Ok(()) });
+    let resume = unforge::train::Resume { step: 1, weights: first.expect("snapshot after the first pair") };
+    assert_eq!(TunedPool::make(&reconstructor, 0, 2, 32, &tuning, Some(resume), |_, _| Ok(())).unwrap(), tuned);
     // Tuning brings each reconstruction nearer its own image than the plain inversion is.
     let (raw, _, masks) = paired_batch(&[0, 1], 32, &Device::flex());
     let raw = to_vec(raw);
@@ -198,7 +204,7 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
     let mut steps = 0;
     train_detector(&entry, &config, None, Some(Reconstructions::Tuned(&tuned)), |_, _| Ok(steps += 1)).unwrap();
     assert_eq!(steps, 3);
-    let err = TunedPool::make(&reconstructor, 0, 1, 16, &PivotalTuning { steps: 1, learning_rate: 2e-2 }, |_, _| {}).unwrap_err().to_string();
+    let err = TunedPool::make(&reconstructor, 0, 1, 16, &PivotalTuning { steps: 1, learning_rate: 2e-2 }, None, |_, _| Ok(())).unwrap_err().to_string();
     assert!(err.contains("16 px") && err.contains("32 px"), "{err}");
     let small = TensorFile {
         tensors: [("images".to_string(), HostTensor::new(vec![2, 3, 16, 16], vec![0.0; 1536])), ("masks".to_string(), HostTensor::new(vec![2, 16, 16], vec![0.0; 512]))].into(),

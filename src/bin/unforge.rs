@@ -607,7 +607,7 @@ fn bench(size: usize, cm: usize, steps: usize, json: bool, backend: &str) -> Res
     // (timed over a few steps so the copy made for tuning is a small part of it).
     const TUNING_STEPS: usize = 3;
     let target = g.synthesize(latent.clone()).detach() * 0.9;
-    let tuning = PivotalTuning { steps: TUNING_STEPS, learning_rate: PivotalTuning::LEARNING_RATE };
+    let tuning = PivotalTuning::steps(TUNING_STEPS);
     let tune = || {
         let tuned = unforge::block_on(tuning.tune(&g, latent.clone(), target.clone(), &mut |_| {}))?;
         sync(tuned.synthesize(latent.clone()).reshape([-1]))

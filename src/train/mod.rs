@@ -157,23 +157,42 @@ pub struct TunedPool {
 
 impl TunedPool {
     /// The `pairs` pairs from `first_pair` (pair i: train image 2·i + 1 and its pristine
-    /// capture) at `size` px. `on_image(done, total)` follows the tuning.
-    pub fn make(reconstructor: &Reconstructor, first_pair: u64, pairs: usize, size: usize, tuning: &PivotalTuning, mut on_image: impl FnMut(usize, usize)) -> Result<Self> {
+    /// capture) at `size` px. `resume` holds the pool of the pairs made before a stop (as
+    /// [`TunedPool::to_file`] wrote it); `on_pair` sees each pair made and may save the
+    /// snapshot it is handed, as a training stage's step callback does.
+    pub fn make(
+        reconstructor: &Reconstructor,
+        first_pair: u64,
+        pairs: usize,
+        size: usize,
+        tuning: &PivotalTuning,
+        resume: Option<Resume>,
+        mut on_pair: impl FnMut(usize, Snapshot) -> Result<()>,
+    ) -> Result<Self> {
         tuning.validate()?;
         if size != reconstructor.generator.size {
             return Err(Error::config(format!("a tuned pool at {size} px needs a generator of that size, this one renders {} px", reconstructor.generator.size)));
         }
+        let mut pool = match resume {
+            Some(r) => {
+                let pool = Self::from_file(&r.weights)?;
+                if pool.pairs() != r.step || pool.size != size {
+                    return Err(Error::config(format!("the saved tuned pool holds {} pairs at {} px, its record says {} at {size} px", pool.pairs(), pool.size, r.step)));
+                }
+                pool
+            }
+            None => Self { size, images: Vec::new(), masks: Vec::new() },
+        };
         let device = Device::flex();
-        let (mut images, mut masks) = (Vec::with_capacity(pairs * 6 * size * size), Vec::with_capacity(pairs * 2));
-        for p in 0..pairs {
+        for p in pool.pairs()..pairs {
             let (x, _, pair_masks) = paired_batch(&[first_pair + p as u64], size, &device);
             for i in 0..2 {
-                images.extend(host_vec(reconstructor.reconstruct_tuned(x.clone().narrow(0, i, 1), tuning)?.reshape([-1]))?);
-                on_image(2 * p + i + 1, 2 * pairs);
+                pool.images.extend(host_vec(reconstructor.reconstruct_tuned(x.clone().narrow(0, i, 1), tuning)?.reshape([-1]))?);
             }
-            masks.extend(pair_masks);
+            pool.masks.extend(pair_masks);
+            on_pair(p, &|| Ok(pool.to_file()))?;
         }
-        Ok(Self { size, images, masks })
+        Ok(pool)
     }
 
     pub fn pairs(&self) -> usize {

@@ -109,34 +109,6 @@ fn inverter_from(dir: &std::path::Path, spec: &TinyZooSpec) -> Result<(TensorFil
     Ok((take(manifest.generator()?, Architecture::Stylegan2(spec.generator()))?, take(manifest.encoder()?, Architecture::E4e(spec.encoder()))?))
 }
 
-/// The tuned pool, from the checkpoints when an earlier run made it with these settings, else
-/// made now (with a progress line) and saved there.
-/// `inverter` says where the generator and encoder came from: a pool made through another is
-/// made again.
-fn tuned_pool(dir: &std::path::Path, reconstructor: &Reconstructor, inverter: &Value, pairs: usize, size: usize, tuning: &PivotalTuning) -> Result<TunedPool> {
-    let (path, meta) = (dir.join("tuned-pool.safetensors"), dir.join("tuned-pool.json"));
-    let settings = json!({ "pairs": pairs, "size": size, "tuning": tuning, "inverter": inverter });
-    let saved = std::fs::read_to_string(&meta).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
-    if saved.as_ref() == Some(&settings) {
-        let bytes = std::fs::read(&path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
-        let pool = TunedPool::from_file(&TensorFile::from_safetensors(&bytes, &path.display().to_string())?)?;
-        if pool.pairs() != pairs || pool.size() != size {
-            return Err(Error::Io { path: path.display().to_string(), reason: format!("holds {} pairs at {} px, its record says {pairs} at {size} px; remove both files to make the pool again", pool.pairs(), pool.size()) });
-        }
-        eprintln!("tuned pool: made in an earlier run ({})", path.display());
-        return Ok(pool);
-    }
-    let started = Instant::now();
-    let pool = TunedPool::make(reconstructor, 0, pairs, size, tuning, |done, total| {
-        let per = started.elapsed().as_secs_f64() / done as f64;
-        eprint!("\rtuned pool image {done:>5}/{total}  ({} tuning steps each)  ETA {:.0} s   ", tuning.steps, per * (total - done) as f64);
-    })?;
-    eprintln!();
-    write_atomic(&path, &pool.to_file().to_safetensors(StoredPrecision::F32))?;
-    write_atomic(&meta, settings.to_string().as_bytes())?;
-    Ok(pool)
-}
-
 /// One stage's checkpoint: `NAME.safetensors` (f32) and `NAME.json`.
 struct Checkpoint {
     dir: PathBuf,
@@ -258,9 +230,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let identity = IdentityTraining { steps: args.identity_steps, identities: args.identity_batch, learning_rate: args.identity_lr, seed: args.seed ^ 0x1D, image_size: args.size, temperature: 0.1 };
     // Every flag is checked before the first stage trains.
     detector_config(0).validate()?;
-    let recommended = PivotalTuning { steps: args.recommended_tune_steps, learning_rate: PivotalTuning::LEARNING_RATE };
+    let recommended = PivotalTuning::steps(args.recommended_tune_steps);
     recommended.validate().map_err(|e| Error::config(format!("--recommended-tune-steps: {e}")))?;
-    let pool_tuning = PivotalTuning { steps: args.tuned_pool_steps, learning_rate: PivotalTuning::LEARNING_RATE };
+    let pool_tuning = PivotalTuning::steps(args.tuned_pool_steps);
     if args.tuned_pairs > 0 {
         pool_tuning.validate().map_err(|e| Error::config(format!("--tuned-pool-steps: {e}")))?;
         if pool_tuning.active().is_none() {
@@ -328,7 +300,21 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let reconstructor = Reconstructor::new((&spec.generator(), g), (&spec.encoder(), e))?;
     // Where the inverter came from, for what is made through it (the pool, the detectors).
     let inverter = args.inverter_from.as_ref().map_or(json!("trained"), |p| json!(p.display().to_string()));
-    let pool = (args.tuned_pairs > 0).then(|| tuned_pool(&dir, &reconstructor, &inverter, args.tuned_pairs, args.size, &pool_tuning)).transpose()?;
+    // The tuned pool is a stage like the others: a step per pair, saved every tenth of
+    // `--checkpoint-every` pairs (a pair is about as long as a hundred training steps).
+    let pool = if args.tuned_pairs > 0 {
+        let settings = json!({ "pairs": args.tuned_pairs, "size": args.size, "tuning": pool_tuning, "inverter": inverter });
+        let ckpt = Checkpoint::new(&dir, "tuned-pool", settings, args.tuned_pairs, (args.checkpoint_every / 10).max(1));
+        let (file, _, seconds) = ckpt.stage(|resume, log| {
+            let line = format!("{} tuning steps per image", pool_tuning.steps);
+            let pool = TunedPool::make(&reconstructor, 0, args.tuned_pairs, args.size, &pool_tuning, resume, |p, snapshot| ckpt.record(p, log, Value::Null, line.clone(), snapshot))?;
+            Ok(pool.to_file())
+        })?;
+        report.insert("tuned_pool".into(), json!({ "pairs": args.tuned_pairs, "tuning_steps": pool_tuning.steps, "seconds": seconds }));
+        Some(TunedPool::from_file(&file)?)
+    } else {
+        None
+    };
     let reconstructions = match &pool {
         Some(p) => Reconstructions::Tuned(p),
         None => Reconstructions::Inverted(&reconstructor),
