@@ -103,16 +103,44 @@ fn run_takes_presets_regularisers_and_cam_layers() {
 }
 
 #[test]
+fn run_scores_the_explanation_against_a_ground_truth_mask() {
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
+    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/synth-fake-1.png");
+    let mask = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/synth-mask-1.png");
+    let scored = |extra: &[&str], name: &str| {
+        let out = tmp(name);
+        let args = [&["run", image, "--zoo", zoo, "--steps", "3", "--alpha", "0.03", "--truth", mask, "--out", out.to_str().unwrap()][..], extra].concat();
+        let (ok, stdout, err) = unforge(&args);
+        assert!(ok, "{err}");
+        assert!(stdout.contains("against the ground-truth mask (AUROC, 0.5 is chance): residual 0."), "{stdout}");
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        assert_eq!(report["truth"]["mask"], mask);
+        report["truth"]["localisation"].clone()
+    };
+    let plain = scored(&[], "out-truth");
+    for key in ["change_auroc", "cam_auroc"] {
+        assert!(plain[key].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{plain}");
+    }
+    // The score is eval's (Grad-CAM for "fake"), whatever CAM the pictures show.
+    assert_eq!(scored(&["--cam", "layer_cam", "--cam-class", "0"], "out-truth-layercam"), plain);
+    // A mask that is not the image's size is refused, naming it, before any work.
+    let small = tmp("mask-small.png");
+    std::fs::write(&small, unforge::image::RgbaImage::encode_gray_png(32, 32, &[255; 32 * 32])).unwrap();
+    let (ok, _, err) = unforge(&["run", image, "--zoo", zoo, "--truth", small.to_str().unwrap(), "--out", tmp("out-truth-bad").to_str().unwrap()]);
+    assert!(!ok && err.contains("mask-small.png: the mask is 32×32, the image 128×128"), "{err}");
+}
+
+#[test]
 fn run_tunes_the_generator_when_asked() {
-    // The trained zoo recommends tuning in its manifest; a copy recommends 30 steps (quicker).
-    let committed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models/synthetic-trained"));
+    // The default (trained) zoo recommends tuning in its manifest; a copy recommends 30 steps
+    // (quicker).
+    let committed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"));
     let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(committed.join("zoo.json")).unwrap()).unwrap();
     assert_eq!(manifest["pivotal_tuning"]["steps"], 200);
     let copy = tmp("tune-zoo");
     std::fs::create_dir_all(&copy).unwrap();
-    for entry in std::fs::read_dir(committed).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    for file in ["zoo.json", "generator.safetensors", "encoder.safetensors", "xception.safetensors", "efficientnet.safetensors", "resnet.safetensors", "arcface.safetensors"] {
+        std::fs::copy(committed.join(file), copy.join(file)).unwrap();
     }
     manifest["pivotal_tuning"]["steps"] = 30.into();
     std::fs::write(copy.join("zoo.json"), manifest.to_string()).unwrap();
@@ -166,7 +194,7 @@ fn eval_writes_tables_and_resumes() {
     // Only the fakes are attacked when labels say which they are.
     std::fs::write(data.join("labels.json"), r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "photo-face.png": "real"}"#).unwrap();
     let out = tmp("eval-out");
-    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let args = [
         "eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception,efficientnet", "--attacks", "latent,fgsm,pgd", "--steps", "2", "--alpha", "0.02",
         "--pixel-steps", "2", "--level-ablation", "--alphas", "0.02,0.04", "--out", out.to_str().unwrap(),
@@ -205,7 +233,7 @@ fn eval_writes_tables_and_resumes() {
 fn eval_scores_the_zoo_from_the_inversions_its_searches_tune() {
     let data = sample_folder("eval-shared", 2);
     std::fs::write(data.join("labels.json"), r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "photo-face.png": "real"}"#).unwrap();
-    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let scores = |attack: &str, name: &str| {
         let out = tmp(name);
         let args = ["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception", "--attacks", attack, "--steps", "1", "--pixel-steps", "1", "--tune-steps", "3", "--limit", "1", "--out", out.to_str().unwrap()];
@@ -231,7 +259,7 @@ fn an_interrupted_eval_leaves_whole_records_and_resumes() {
     // Labelled: the fakes are searched, and the zoo is scored on all four as the run goes.
     std::fs::write(data.join("labels.json"), r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "synthetic-3.png": "fake", "photo-face.png": "real"}"#).unwrap();
     let out = tmp("eval-kill-out");
-    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let args = ["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception,efficientnet", "--attacks", "latent,pgd", "--steps", "3", "--alpha", "0.02", "--limit", "4", "--out", out.to_str().unwrap()];
     let mut child = Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     // Stop it hard (as a Ctrl-C or a crash would) once the first records exist.
@@ -287,7 +315,7 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
         assert!(std::fs::read(data.join(f)).unwrap().starts_with(b"\x89PNG"), "{f}");
     }
     let out = tmp("synth-world-eval");
-    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let (ok, stdout, err) = unforge(&["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception,efficientnet", "--attacks", "latent,fgsm", "--steps", "2", "--alpha", "0.02", "--out", out.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(err.contains("8 runs"), "2 fakes × 2 victims × 2 attacks: {err}");
@@ -383,7 +411,7 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
 
 #[test]
 fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions() {
-    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let out = tmp("train-pool");
     let args = [
         "train", "--size", "64", "--inverter-from", models, "--detectors", "resnet", "--detector-steps", "2", "--detector-batch", "4", "--tuned-pairs", "1", "--tuned-pool-steps", "2",
@@ -438,7 +466,7 @@ fn an_interrupted_training_resumes_from_its_last_checkpoint() {
 fn eval_narrows_to_victims_and_images() {
     let data = sample_folder("eval-narrow", 2);
     let out = tmp("eval-narrow-out");
-    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let args = [
         "eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "efficientnet", "--limit", "1", "--attacks", "ifgsm,mifgsm",
         "--eps", "4", "--pixel-alpha", "1", "--pixel-steps", "3", "--mu", "0.5", "--id-threshold", "0.9", "--out", out.to_str().unwrap(),
@@ -458,7 +486,7 @@ fn eval_narrows_to_victims_and_images() {
 fn eval_errors_name_the_problem() {
     let data = sample_folder("eval-bad", 1);
     let d = data.to_str().unwrap();
-    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let empty = tmp("eval-empty");
     std::fs::create_dir_all(&empty).unwrap();
     let labelled = sample_folder("eval-labels", 1);
@@ -488,7 +516,7 @@ fn eval_errors_name_the_problem() {
 
 #[test]
 fn bad_input_is_a_one_line_error() {
-    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png");
     let not_png = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let cases: [(&[&str], &str); 12] = [

@@ -18,7 +18,7 @@ fn converted_zoo_loads_and_matches_the_original_tensors() {
     let dir = std::env::temp_dir().join(format!("unforge-convert-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // Start from the seeded zoo's manifest, then replace every network by its conversion.
-    let zoo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let zoo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/tiny-seeded");
     std::fs::copy(zoo.join("zoo.json"), dir.join("zoo.json")).unwrap();
     // The other detectors and the identity network are not converted here; they come along as
     // they are.

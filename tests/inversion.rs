@@ -16,7 +16,7 @@ use unforge::zoo::{read_dir, Zoo};
 /// The trained zoo: its encoder's reconstructions are blurry (about 23 dB), as an untuned
 /// inversion of a face outside the generator's range is.
 fn trained_zoo(device: &Device) -> Zoo {
-    let (manifest, files) = read_dir(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/synthetic-trained")).unwrap();
+    let (manifest, files) = read_dir(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")).unwrap();
     Zoo::load(manifest, &files, device).unwrap()
 }
 

@@ -1,7 +1,7 @@
-//! The committed trained zoo (`models/synthetic-trained/`) is the one its model card
+//! The default zoo (`models/`, trained on the synthetic world) is the one its model card
 //! describes: loading it reproduces its `card.json`, the detectors' scores on the first 20
-//! test-split images, and its identity network (shared with the default zoo) tells the test
-//! split's people apart as its training report says.
+//! test-split images, and its identity network (shared with `models/tiny-seeded/`) tells the
+//! test split's people apart as its training report says.
 
 use burn::tensor::Device;
 use unforge::eval::ZooScores;
@@ -11,15 +11,11 @@ fn models() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
-fn trained() -> std::path::PathBuf {
-    models().join("synthetic-trained")
-}
-
 #[test]
 fn the_committed_zoo_reproduces_its_cards_scores_on_20_test_images() {
-    let card: ZooScores = serde_json::from_slice(&std::fs::read(trained().join("card.json")).unwrap()).unwrap();
+    let card: ZooScores = serde_json::from_slice(&std::fs::read(models().join("card.json")).unwrap()).unwrap();
     assert_eq!(card.images, 20);
-    let (manifest, files) = read_dir(&trained()).unwrap();
+    let (manifest, files) = read_dir(&models()).unwrap();
     assert_eq!(manifest.name, "synthetic-trained");
     let size = manifest.generator().unwrap().input_size;
     let device = Device::flex();
@@ -52,11 +48,11 @@ fn the_committed_zoos_fit_their_size_budget() {
 #[test]
 fn the_committed_identity_network_tells_unseen_people_apart() {
     use unforge::train::identity::IdentityScores;
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(trained().join("train-report.json")).unwrap()).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(models().join("train-report.json")).unwrap()).unwrap();
     let reported = report["arcface"]["test"]["verification_auc"].as_f64().unwrap();
-    let (manifest, files) = read_dir(&trained()).unwrap();
-    // The default zoo carries the same network.
-    assert_eq!(std::fs::read(models().join("arcface.safetensors")).unwrap(), files["arcface.safetensors"]);
+    let (manifest, files) = read_dir(&models()).unwrap();
+    // The seeded zoo carries the same network.
+    assert_eq!(std::fs::read(models().join("tiny-seeded/arcface.safetensors")).unwrap(), files["arcface.safetensors"]);
     let size = manifest.generator().unwrap().input_size;
     let device = Device::flex();
     let zoo = Zoo::load(manifest, &files, &device).unwrap();

@@ -9,7 +9,7 @@ const CROP_SIZE = 256;
 const COLORS = ['#f28b50', '#8ab4f8', '#81c995', '#fdd663', '#c58af9', '#ff8bcb'];
 const state = {
   steps: [], stepMs: [], laterMsSum: 0, all: [], backend: null, presets: {}, detectors: [], result: null,
-  zoo: { base: 'models/', files: null }, started: 0, stopCamera: null, truth: null,
+  zoo: { base: 'models/', files: null }, started: 0, stopCamera: null, truth: null, truthShown: null,
 };
 const crop = new SquareCrop($('crop'), $('zoom'));
 let worker = null;
@@ -247,6 +247,10 @@ function run() {
   const tuneSteps = Number($('tune-steps').value);
   setState('running', tuneSteps > 0 ? `Inverting, tuning the generator (${tuneSteps} steps) and searching…` : 'Inverting and searching…');
   const image = crop.pixels(CROP_SIZE);
+  // A sample's ground-truth mask, cropped as the image is: the core scores the explanation
+  // against it, and the results show it.
+  const truth = state.truth ? crop.pixels(CROP_SIZE, state.truth) : null;
+  state.truthShown = state.truth ? crop.pixels(CROP_SIZE, state.truth) : null;
   const steps = Number($('steps').value);
   const preset = $('preset').value;
   const options = {
@@ -269,7 +273,7 @@ function run() {
     thumbnailEvery: Math.max(1, Math.ceil(steps / 8)),
   };
   state.options = options;
-  worker.postMessage({ type: 'run', image, options }, [image.data]);
+  worker.postMessage({ type: 'run', image, options: { ...options, truth } }, truth ? [image.data, truth.data] : [image.data]);
 }
 
 // Cancel stops the worker outright (a search step cannot be interrupted) and starts a fresh
@@ -402,17 +406,17 @@ function showResult(r) {
   drawCams();
   drawCompare();
   if ($('gain').value !== '1' || $('residual-kind').value !== 'magnitude') drawResidual();
-  $('truth-figure').hidden = !state.truth;
-  if (state.truth) {
-    const c = $('truth');
-    c.width = r.size;
-    c.height = r.size;
-    c.getContext('2d').drawImage(state.truth, 0, 0, r.size, r.size);
-  }
+  $('truth-figure').hidden = !state.truthShown;
+  if (state.truthShown) draw('truth', state.truthShown.data, state.truthShown.width);
   const mean = meanStepMs() ?? state.stepMs[0] ?? 0;
   $('summary').textContent = `${r.detector}: P(fake) ${r.pFakeBefore.toFixed(4)} → ${r.pFakeAfter.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}. First step ${(state.stepMs[0] ?? 0).toFixed(0)} ms (includes inversion${r.search?.pivotal_tuning?.steps > 0 ? ` and ${r.search.pivotal_tuning.steps} steps of pivotal tuning` : ''}), then ${mean.toFixed(0)} ms per step on ${state.backend}.`;
   const num = (v, d) => (v == null ? 'n/a' : v.toFixed(d));
   $('summary').textContent += ` Quality vs reconstruction: PSNR ${r.psnr.toFixed(1)} dB, TV ${r.tvReconstruction.toFixed(2)} → ${r.tvCounterfactual.toFixed(2)}, ESNLE ${num(r.esnleReconstruction, 2)} → ${num(r.esnleCounterfactual, 2)}.`;
+  if (r.localisation) {
+    const { residualAuroc, camAuroc } = r.localisation;
+    $('summary').textContent += ` Against the ground-truth mask (AUROC, 0.5 is chance): residual ${num(residualAuroc, 3)}, Grad-CAM drop ${num(camAuroc, 3)}.`;
+    $('summary').dataset.residualAuroc = residualAuroc ?? '';
+  }
   $('summary').dataset.pFakeBefore = r.pFakeBefore;
   $('summary').dataset.pFakeAfter = r.pFakeAfter;
   fillTable('scores', r.report.scores.map((s) => [s.detector === r.detector ? `${s.detector} (victim)` : s.detector, s.input.toFixed(4), s.reconstruction.toFixed(4), s.counterfactual.toFixed(4)]));
@@ -442,7 +446,7 @@ async function png(id) {
 }
 
 function report() {
-  return JSON.stringify({ options: state.options, backend: state.backend, stepMs: state.stepMs, search: state.result.search, result: state.result.report }, null, 2);
+  return JSON.stringify({ options: state.options, backend: state.backend, stepMs: state.stepMs, search: state.result.search, localisation: state.result.localisation ?? null, result: state.result.report }, null, 2);
 }
 
 function save(blob, name) {
@@ -473,7 +477,7 @@ $('zoo-load').addEventListener('click', () => {
     showBanner('Give a folder on this site or choose the zoo.json and its weight files.');
     return;
   }
-  state.zoo = files.length ? { base: null, files } : { base: url.endsWith('/') ? url : `${url}/`, files: null };
+  state.zoo = files.length ? { base: null, files } : { base: folder(url), files: null };
   load();
 });
 $('zoo-default').addEventListener('click', () => {
@@ -481,12 +485,19 @@ $('zoo-default').addEventListener('click', () => {
   load();
 });
 
+function folder(url) {
+  return url.endsWith('/') ? url : `${url}/`;
+}
+
 $('run').addEventListener('click', run);
 $('cancel').addEventListener('click', cancel);
 $('backend-choice').addEventListener('change', load);
-// `?backend=webgpu|cpu|auto` picks the backend before the first load (talks, tests).
-const wanted = new URLSearchParams(location.search).get('backend');
+// `?backend=webgpu|cpu|auto` picks the backend and `?zoo=FOLDER` (on this site) the zoo before
+// the first load (talks, tests).
+const query = new URLSearchParams(location.search);
+const wanted = query.get('backend');
 if (['auto', 'webgpu', 'cpu'].includes(wanted)) $('backend-choice').value = wanted;
+if (query.get('zoo')) state.zoo = { base: folder(query.get('zoo')), files: null };
 load();
 useSample(document.querySelector('input[name=sample]:checked'));
 // Works offline after the first visit.

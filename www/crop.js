@@ -61,13 +61,15 @@ export class SquareCrop {
     ctx.drawImage(this.bitmap, this.cx - s / 2, this.cy - s / 2, s, s, 0, 0, this.canvas.width, this.canvas.height);
   }
 
-  // The selected square as RGBA at `size` × `size`.
-  pixels(size) {
-    const s = this.side();
+  // The selected square as RGBA at `size` × `size`; of `source` (a picture in register with
+  // the image, such as a sample's ground-truth mask) instead of the image when given.
+  pixels(size, source = this.bitmap) {
+    const k = source.width / this.bitmap.width;
+    const s = this.side() * k;
     const off = new OffscreenCanvas(size, size);
     const ctx = off.getContext('2d');
     ctx.imageSmoothingQuality = 'high';
-    ctx.drawImage(this.bitmap, this.cx - s / 2, this.cy - s / 2, s, s, 0, 0, size, size);
+    ctx.drawImage(source, this.cx * k - s / 2, this.cy * k - s / 2, s, s, 0, 0, size, size);
     const { data } = ctx.getImageData(0, 0, size, size);
     return { data: data.buffer, width: size, height: size };
   }

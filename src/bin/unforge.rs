@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use burn::tensor::Device;
 use unforge::error::{Error, Result};
+use unforge::eval::{GroundTruth, Localisation};
 use unforge::explain::{CamMethod, CamTarget};
 use unforge::image::RgbaImage;
 use unforge::inversion::PivotalTuning;
@@ -35,7 +36,7 @@ struct Cli {
 enum Command {
     /// Writes the seeded zoo of small untrained networks (zoo.json + safetensors).
     InitZoo {
-        #[arg(long, default_value = "models")]
+        #[arg(long, default_value = "models/tiny-seeded")]
         out: PathBuf,
         #[arg(long, default_value_t = 7)]
         seed: u64,
@@ -162,6 +163,12 @@ enum Command {
         /// Class of the CAM (1 = fake, 0 = real).
         #[arg(long, default_value_t = 1)]
         cam_class: usize,
+        /// The image's ground-truth mask of forged pixels (a PNG of the image's size, white where
+        /// altered; `unforge synth` writes them to `masks/`): the explanation is scored against
+        /// it as `unforge eval` scores it (AUROC of the residual and of the drop of the victim's
+        /// Grad-CAM for "fake"), printed and kept in the report.
+        #[arg(long)]
+        truth: Option<PathBuf>,
         #[arg(long, default_value = "out")]
         out: PathBuf,
     },
@@ -389,7 +396,7 @@ struct CamArgs<'a> {
     class: usize,
 }
 
-fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchArgs, cam: CamArgs, out: &Path) -> Result<()> {
+fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchArgs, cam: CamArgs, truth_path: Option<&Path>, out: &Path) -> Result<()> {
     // Every flag is checked before any work starts.
     let config = search.config()?;
     let cam_method: CamMethod =
@@ -408,6 +415,7 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
         victim.layer_index(layer)?;
     }
     let img = read_image(image)?;
+    let truth = truth_path.map(|path| read_truth(path, &img, zoo.generator.size)).transpose()?;
     let mask = search.mask(&zoo)?;
     let start = Instant::now();
     let result = unforge::block_on(explain_live(&zoo, &img, &detector, &mask, &config, Live::default(), &device, |p| match p {
@@ -422,6 +430,20 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
     let inversion_gain = result.inversion_error.auto_gain();
     let maps = unforge::block_on(unforge::pipeline::cams(&zoo, &result, cam_method, &target, &device))?;
     let [cam_input, cam_rec, cam_cf] = [(0, &result.input), (1, &result.reconstruction), (2, &result.counterfactual)].map(|(i, img)| maps[i].overlay(img, 0.5));
+    let localisation = match &truth {
+        Some(altered) => {
+            // Scored as `unforge eval` scores it, whatever CAM the pictures show.
+            let grad_cam_fake;
+            let scored = if cam_method == CamMethod::GradCam && target == CamTarget::fake() {
+                &maps
+            } else {
+                grad_cam_fake = unforge::block_on(unforge::pipeline::cams(&zoo, &result, CamMethod::GradCam, &CamTarget::fake(), &device))?;
+                &grad_cam_fake
+            };
+            Some(Localisation::of_counterfactual(&result, scored, altered))
+        }
+        None => None,
+    };
     for (name, img) in [
         ("input.png", &result.input),
         ("reconstruction.png", &result.reconstruction),
@@ -444,6 +466,7 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
         "cam": { "method": cam_method, "target": target },
         "residual_gain": gain,
         "inversion_error_gain": inversion_gain,
+        "truth": truth.is_some().then(|| json!({ "mask": truth_path.map(|p| p.display().to_string()), "localisation": localisation })),
         "result": result,
     });
     write(&out.join("report.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
@@ -459,7 +482,22 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
     for s in &result.scores {
         println!("  {:<16} input {:.4}  reconstruction {:.4}  counterfactual {:.4}", s.detector, s.input, s.reconstruction, s.counterfactual);
     }
+    if let Some(found) = &localisation {
+        let shown = |a: Option<f64>| a.map_or("n/a (the mask or the map is uniform)".to_string(), |a| format!("{a:.3}"));
+        println!("  against the ground-truth mask (AUROC, 0.5 is chance): residual {}, Grad-CAM drop {}", shown(found.change_auroc), shown(found.cam_auroc));
+    }
     Ok(())
+}
+
+/// A ground-truth mask for `image`: the same size, cropped to the same centre square, on the
+/// generator's grid.
+fn read_truth(path: &Path, image: &RgbaImage, size: usize) -> Result<Vec<bool>> {
+    let mask = read_image(path)?;
+    let name = path.display().to_string();
+    if (mask.width, mask.height) != (image.width, image.height) {
+        return Err(Error::config(format!("{name}: the mask is {}×{}, the image {}×{}", mask.width, mask.height, image.width, image.height)));
+    }
+    GroundTruth::from_image(&mask.center_square()).map_err(|e| Error::config(format!("{name}: {e}")))?.at(size, &name)
 }
 
 fn synth(split: &str, count: u64, start: u64, size: usize, out: &Path, sheet: bool) -> Result<()> {
@@ -656,8 +694,8 @@ fn main() -> ExitCode {
         Command::Convert { checkpoint, role, out, name, input_size, normalization, f16, encoder_variant, manifest } => {
             convert(&checkpoint, &role, &out, name, input_size, &normalization, f16, &encoder_variant, manifest)
         }
-        Command::Run { image, zoo, detector, search, cam, cam_layer, cam_class, out } => {
-            run(&image, &zoo, detector, &search, CamArgs { method: &cam, layer: cam_layer, class: cam_class }, &out)
+        Command::Run { image, zoo, detector, search, cam, cam_layer, cam_class, truth, out } => {
+            run(&image, &zoo, detector, &search, CamArgs { method: &cam, layer: cam_layer, class: cam_class }, truth.as_deref(), &out)
         }
         Command::Eval { data, zoo, victims, attacks, search, eps, pixel_alpha, pixel_steps, level_ablation, alphas, curve, id_threshold, limit, out } => {
             let plan = EvalArgs { victims, attacks, eps, pixel_alpha, pixel_steps, level_ablation, alphas, curve, id_threshold, limit };

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::image::RgbaImage;
-use crate::explain::{CamMethod, CamTarget, ResidualMap};
+use crate::explain::{Cam, CamMethod, CamTarget, ResidualMap};
 use crate::metrics::{auroc, downsample_mask};
 use crate::inversion::{Inversion, PivotalTuning};
-use crate::pipeline::{explain_inverted, read_planar, Live, Quality};
+use crate::pipeline::{explain_inverted, read_planar, Counterfactual, Live, Quality};
 use crate::search::{Level, PixelAttack, PixelMethod, Preset, RowMask, SearchConfig};
 use crate::zoo::Zoo;
 
@@ -144,6 +144,15 @@ impl GroundTruth {
         }
         Ok(Self { side: mask.width, altered: mask.data.chunks(4).map(|p| p[0] > 127).collect() })
     }
+
+    /// The mask on the generator's `size` × `size` grid (a cell is altered where any of its
+    /// pixels is); `name` says whose mask a refusal is about.
+    pub fn at(&self, size: usize, name: &str) -> Result<Vec<bool>> {
+        if self.side < size {
+            return Err(crate::error::Error::config(format!("{name}: its mask ({} px) is smaller than the generator ({size} px)", self.side)));
+        }
+        Ok(downsample_mask(&self.altered, self.side, size))
+    }
 }
 
 /// AUROCs against the ground-truth mask (`None` where the mask is empty or the map is missing).
@@ -155,6 +164,16 @@ pub struct Localisation {
     pub cam_auroc: Option<f64>,
 }
 
+impl Localisation {
+    /// How well a counterfactual's residual, and the drop of the victim's Grad-CAM for "fake"
+    /// from reconstruction to counterfactual (`cams`: input, reconstruction, counterfactual),
+    /// point at the altered cells of `mask` (the generator's grid).
+    pub fn of_counterfactual(result: &Counterfactual, cams: &[Cam; 3], mask: &[bool]) -> Self {
+        let cam_drop: Vec<f32> = cams[1].values.iter().zip(&cams[2].values).map(|(a, b)| a - b).collect();
+        Self { change_auroc: auroc(&result.residual.magnitude(), mask), cam_auroc: auroc(&cam_drop, mask) }
+    }
+}
+
 /// Runs one experiment on one image against one victim.
 /// `inversion`: the image's inversion, when the caller made it once for several experiments;
 /// a latent experiment whose pivotal tuning differs (or with none given) makes its own.
@@ -163,11 +182,7 @@ pub async fn run_one(zoo: &Zoo, image: &RgbaImage, inversion: Option<&Inversion>
     let start = web_time_now();
     let names: Vec<String> = zoo.detectors.iter().map(|(n, _)| n.clone()).collect();
     let size = zoo.generator.size;
-    let truth = match truth {
-        Some(t) if t.side < size => return Err(crate::error::Error::config(format!("{name}: its mask ({} px) is smaller than the generator ({size} px)", t.side))),
-        Some(t) => Some(downsample_mask(&t.altered, t.side, size)),
-        None => None,
-    };
+    let truth = truth.map(|t| t.at(size, name)).transpose()?;
     let mut record = match experiment {
         Experiment::Latent { levels, config, .. } => {
             let mask = RowMask::from_levels(levels, &zoo.manifest.levels, zoo.manifest.n_latent)?;
@@ -183,9 +198,8 @@ pub async fn run_one(zoo: &Zoo, image: &RgbaImage, inversion: Option<&Inversion>
             let first_success_step = r.history.iter().find(|s| !s.active[0]).map(|s| s.step);
             let localisation = match &truth {
                 Some(mask) => {
-                    let [_, rec, cf] = crate::pipeline::cams(zoo, &r, CamMethod::GradCam, &CamTarget::fake(), device).await?;
-                    let cam_drop: Vec<f32> = rec.values.iter().zip(&cf.values).map(|(a, b)| a - b).collect();
-                    Some(Localisation { change_auroc: auroc(&r.residual.magnitude(), mask), cam_auroc: auroc(&cam_drop, mask) })
+                    let maps = crate::pipeline::cams(zoo, &r, CamMethod::GradCam, &CamTarget::fake(), device).await?;
+                    Some(Localisation::of_counterfactual(&r, &maps, mask))
                 }
                 None => None,
             };

@@ -9,6 +9,7 @@ use js_sys::{Array, Float32Array, Function, Object, Reflect, Uint8Array, Uint8Cl
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+use crate::eval::{GroundTruth, Localisation};
 use crate::image::RgbaImage;
 use crate::inversion::PivotalTuning;
 use crate::explain::{CamMethod, CamTarget};
@@ -80,8 +81,22 @@ async fn open_device(preference: &str) -> Result<(Device, String, Option<String>
     }
 }
 
+/// An option's value as an error message shows it (a number as JavaScript writes it: NaN,
+/// Infinity, 2.5).
+fn shown(v: &JsValue) -> String {
+    let number = |n: f64| js_sys::Number::from(n).to_string_with_radix(10).map(String::from).unwrap_or_else(|_| n.to_string());
+    v.as_f64().map(number).or_else(|| v.as_string().map(|t| format!("“{t}”"))).unwrap_or_else(|| "a value that is not a number".into())
+}
+
 fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, SearchConfig), JsValue> {
-    let num = |key: &str, default: f64| get(options, key).and_then(|v| v.as_f64()).unwrap_or(default);
+    // A number that is not one (text, NaN, infinity) is refused by name rather than replaced by
+    // the default; its range is the search settings' own check.
+    let num = |key: &str, default: f64| -> Result<f64, JsValue> {
+        match get(options, key) {
+            None => Ok(default),
+            Some(v) => v.as_f64().filter(|n| n.is_finite()).ok_or_else(|| js_err(format!("option `{key}` must be a finite number, got {}", shown(&v)))),
+        }
+    };
     // A count is refused, not truncated, when it is not a whole number: 2.5 steps is a typo.
     // Up to 2^53, the largest whole number a JS number holds exactly; counts of steps up to
     // u32::MAX, what `usize` holds in wasm32 (the core's own limits are far lower).
@@ -91,8 +106,7 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
             None => Ok(default),
             Some(v) => match v.as_f64() {
                 Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= max => Ok(n as u64),
-                Some(n) => Err(bad(n.to_string())),
-                None => Err(bad(v.as_string().map_or_else(|| "a value that is not a number".into(), |t| format!("“{t}”")))),
+                _ => Err(bad(shown(&v))),
             },
         }
     };
@@ -101,7 +115,7 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
     // A preset gives the defaults; every explicit option overrides it.
     let defaults = text("preset", "readme").parse::<Preset>().map_err(js_err)?.config_with_identity(zoo.identity.is_some());
     let method = match get(options, "method").and_then(|v| v.as_string()) {
-        Some(name) => Method::from_name(&name, num("mu", 1.0) as f32, num("beta", Preset::PAPER_BETA as f64) as f32).map_err(js_err)?,
+        Some(name) => Method::from_name(&name, num("mu", 1.0)? as f32, num("beta", Preset::PAPER_BETA as f64)? as f32).map_err(js_err)?,
         None => defaults.method,
     };
     let loss: Loss = text("loss", "mse").parse().map_err(js_err)?;
@@ -110,12 +124,12 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
     let config = SearchConfig {
         method,
         loss,
-        alpha: num("alpha", defaults.alpha as f64) as f32,
+        alpha: num("alpha", defaults.alpha as f64)? as f32,
         max_steps: count("steps", defaults.max_steps)?,
-        kappa: num("kappa", defaults.kappa as f64) as f32,
+        kappa: num("kappa", defaults.kappa as f64)? as f32,
         refine: count("refine", defaults.refine)?,
         seed: whole("seed", 0, 9_007_199_254_740_992.0)?,
-        pivotal_tuning: PivotalTuning { steps: count("tuneSteps", recommended.steps)?, learning_rate: num("tuneLr", recommended.learning_rate as f64) as f32 },
+        pivotal_tuning: PivotalTuning { steps: count("tuneSteps", recommended.steps)?, learning_rate: num("tuneLr", recommended.learning_rate as f64)? as f32 },
         ..defaults
     };
     config.validate().map_err(js_err)?;
@@ -126,8 +140,7 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
             let rows: Vec<usize> = Array::from(&rows)
                 .iter()
                 .map(|v| {
-                    let shown = v.as_f64().map(|n| n.to_string()).or_else(|| v.as_string().map(|t| format!("“{t}”"))).unwrap_or_else(|| "a value that is not a number".into());
-                    v.as_f64().filter(|r| *r >= 0.0 && r.fract() == 0.0 && *r <= u32::MAX as f64).map(|r| r as usize).ok_or_else(|| js_err(format!("option `rows`: {shown} is not a row number")))
+                    v.as_f64().filter(|r| *r >= 0.0 && r.fract() == 0.0 && *r <= u32::MAX as f64).map(|r| r as usize).ok_or_else(|| js_err(format!("option `rows`: {} is not a row number", shown(&v))))
                 })
                 .collect::<Result<_, _>>()?;
             RowMask::from_rows(&rows, n)
@@ -139,6 +152,19 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
     }
     .map_err(js_err)?;
     Ok((detector, mask, config))
+}
+
+/// The `truth` option, `{ data, width, height }`: an RGBA mask of the pixels a forgery altered
+/// (white), cropped as the image was, on the generator's grid.
+fn truth_option(options: &JsValue, size: usize) -> Result<Option<Vec<bool>>, JsValue> {
+    let Some(truth) = get(options, "truth") else { return Ok(None) };
+    let dim = |key: &str| get(&truth, key).and_then(|v| v.as_f64()).filter(|d| *d >= 1.0 && d.fract() == 0.0).map(|d| d as usize);
+    let (Some(width), Some(height), Some(data)) = (dim("width"), dim("height"), get(&truth, "data").filter(|d| d.is_object())) else {
+        return Err(js_err("option `truth` must be { data, width, height } (an RGBA mask with whole, positive sides)"));
+    };
+    let mask = image_from(&Uint8Array::new(&data).to_vec(), width, height)?;
+    let truth = GroundTruth::from_image(&mask).map_err(js_err)?;
+    truth.at(size, "option `truth`").map(Some).map_err(js_err)
 }
 
 fn image_from(data: &[u8], width: usize, height: usize) -> Result<RgbaImage, JsValue> {
@@ -252,8 +278,11 @@ impl Session {
 
     /// Explains one RGBA image. `options`: `{ preset, detector, levels: "S,M", rows: [..],
     /// method: "ifgsm" | "mifgsm" | "nifgsm" | "pgd" | "rprop", mu, beta, loss: "mse" | "ce",
-    /// alpha, steps, kappa, refine, seed, tuneSteps, tuneLr }` (`tuneSteps`: pivotal tuning; default:
-    /// the zoo's [`recommendedTuneSteps`](Self::recommended_tune_steps)).
+    /// alpha, steps, kappa, refine, seed, tuneSteps, tuneLr, truth }` (`tuneSteps`: pivotal tuning;
+    /// default: the zoo's [`recommendedTuneSteps`](Self::recommended_tune_steps); `truth`: the
+    /// ground-truth mask of a synthetic forgery, `{ data, width, height }` RGBA, when known:
+    /// the result then has `localisation: { residualAuroc, camAuroc }`, as `unforge eval`
+    /// scores it).
     /// `on_step` is called with `{ tuningStep, tuningSteps, loss }` after each tuning step, then
     /// with `{ step, pFake, loss }` (and the live views asked for) after every search step.
     pub fn explain(&self, data: Vec<u8>, width: usize, height: usize, options: JsValue, on_step: Function) -> js_sys::Promise {
@@ -261,6 +290,7 @@ impl Session {
         future_to_promise(async move {
             let image = image_from(&data, width, height)?;
             let (detector, mask, config) = search_options(&inner.zoo, &options)?;
+            let truth = truth_option(&options, inner.zoo.generator.size)?;
             let live = Live {
                 all_detectors: get(&options, "allDetectors").and_then(|v| v.as_bool()).unwrap_or(false),
                 thumbnail_every: get(&options, "thumbnailEvery").and_then(|v| v.as_f64()).unwrap_or(0.0).max(0.0) as usize,
@@ -298,6 +328,13 @@ impl Session {
             for (key, map, img) in [("Input", &maps[0], &result.input), ("Reconstruction", &maps[1], &result.reconstruction), ("Counterfactual", &maps[2], &result.counterfactual)] {
                 set(&out, &format!("cam{key}"), rgba(&map.overlay(img, 0.5)));
                 set(&out, &format!("camHeat{key}"), rgba(&map.heat_rgba()));
+            }
+            if let Some(mask) = truth {
+                let found = Localisation::of_counterfactual(&result, &maps, &mask);
+                let localisation = Object::new();
+                set(&localisation, "residualAuroc", found.change_auroc.map(JsValue::from).unwrap_or(JsValue::NULL));
+                set(&localisation, "camAuroc", found.cam_auroc.map(JsValue::from).unwrap_or(JsValue::NULL));
+                set(&out, "localisation", localisation);
             }
             Ok(out.into())
         })

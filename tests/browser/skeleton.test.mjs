@@ -4,6 +4,9 @@ import assert from 'node:assert/strict';
 import { open, withPage, waitState, canvasSpread, ARTIFACTS } from './harness.mjs';
 
 const STEP_TIMEOUT = 600_000;
+// The mechanics below run on the seeded zoo: its search always has work to do, and the default
+// zoo's recommended pivotal tuning (200 steps) would take minutes on a software GPU adapter.
+const SEEDED = 'models/tiny-seeded/';
 
 async function runTenSteps(page) {
   await page.fill('#steps', '10');
@@ -20,9 +23,10 @@ async function runTenSteps(page) {
 
 test('WebGPU: the page loads clean, runs on WebGPU and moves P(fake) toward real', async () => {
   await withPage({ webgpu: true }, async ({ page, base }) => {
-    await page.goto(base + '?backend=webgpu');
+    await page.goto(`${base}?backend=webgpu&zoo=${SEEDED}`);
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'webgpu');
+    assert.match(await page.textContent('#backend'), /zoo tiny-seeded \(\/models\/tiny-seeded\/zoo\.json/);
     assert.equal(await page.isVisible('#banner'), false);
     const { before, after, logged } = await runTenSteps(page);
     assert.ok(logged >= 1 && logged <= 10, `${logged} steps logged`);
@@ -46,12 +50,12 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
   await withPage({ webgpu: true }, async ({ page, base }) => {
     await page.goto(base);
     await waitState(page, ['ready', 'failed'], 120_000);
-    const out = await page.evaluate(async () => {
+    const out = await page.evaluate(async (zoo) => {
       const { default: init, Session } = await import('/pkg/unforge.js');
       await init();
-      const manifest = await (await fetch('/models/zoo.json')).text();
+      const manifest = await (await fetch(`/${zoo}zoo.json`)).text();
       const files = new Map();
-      for (const n of JSON.parse(manifest).networks) files.set(n.file, new Uint8Array(await (await fetch('/models/' + n.file)).arrayBuffer()));
+      for (const n of JSON.parse(manifest).networks) files.set(n.file, new Uint8Array(await (await fetch(`/${zoo}${n.file}`)).arrayBuffer()));
       const img = new Image();
       img.src = '/samples/synth-fake-1.png';
       await img.decode();
@@ -60,6 +64,9 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
       const { data, width, height } = c.getContext('2d').getImageData(0, 0, c.width, c.height);
       const result = {};
       const sessions = { webgpu: await Session.create(manifest, files, 'webgpu'), cpu: await Session.create(manifest, files, 'cpu') };
+      // Numbers that are not numbers are refused by name, not replaced by defaults.
+      const refusal = (options) => sessions.cpu.explain(new Uint8Array(data.buffer), width, height, options, () => {}).then(() => 'accepted', (e) => String(e?.message ?? e));
+      const refused = [await refusal({ alpha: 'big' }), await refusal({ kappa: NaN }), await refusal({ method: 'pgd', beta: Infinity })];
       // One latent for both: the gradients are compared on identical inputs.
       const latent = await sessions.cpu.invert(new Uint8Array(data.buffer), width, height);
       for (const [backend, s] of Object.entries(sessions)) {
@@ -74,8 +81,11 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
         const psnr = { plain: plain.report.inversion_psnr_db, tuned: tuned.report.inversion_psnr_db, tuneSteps: tuned.search.pivotal_tuning.steps };
         result[backend] = { used: s.backend, grad: Array.from(grad), latent: Array.from(inverted), traj, psnr };
       }
-      return result;
-    });
+      return { ...result, refused };
+    }, SEEDED);
+    assert.match(out.refused[0], /option `alpha` must be a finite number, got “big”/);
+    assert.match(out.refused[1], /option `kappa` must be a finite number, got NaN/);
+    assert.match(out.refused[2], /option `beta` must be a finite number, got Infinity/);
     assert.equal(out.webgpu.used, 'webgpu');
     assert.equal(out.cpu.used, 'cpu');
     const g = out.webgpu.grad, c = out.cpu.grad;
@@ -118,7 +128,7 @@ test('"fastest available" skips a software WebGPU adapter and says why', async (
 
 test('without WebGPU the same flow runs on the CPU and the page says so', async () => {
   await withPage({ webgpu: false }, async ({ page, base }) => {
-    await page.goto(base);
+    await page.goto(`${base}?zoo=${SEEDED}`);
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
     assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
     assert.ok(await page.isVisible('#banner'));
