@@ -198,7 +198,11 @@ fn localisation_is_scored_against_the_mask() {
         assert!((0.0..=1.0).contains(&change), "{change}");
         assert_eq!(l.cam_auroc.is_some(), experiment.is_latent(), "{}", experiment.tag());
     }
-    let small = GroundTruth { side: 16, altered: vec![true; 256] };
-    let err = block_on(run_one(&zoo, &s.image, None, "fake.png", "xception", &plan.experiments()[0], Some(&small), &device)).unwrap_err();
-    assert!(err.to_string().contains("smaller than the generator"), "{err}");
+    // A mask smaller than the generator's grid is sampled up: its top half stays the top half.
+    let small = GroundTruth { side: 16, altered: (0..256).map(|i| i < 128).collect() };
+    let grid = small.at(64);
+    assert_eq!(grid.len(), 64 * 64);
+    assert!(grid[..64 * 32].iter().all(|m| *m) && !grid[64 * 32..].iter().any(|m| *m));
+    let r = block_on(run_one(&zoo, &s.image, None, "fake.png", "xception", &plan.experiments()[0], Some(&small), &device)).unwrap();
+    assert!(r.localisation.and_then(|l| l.change_auroc).is_some());
 }

@@ -9,7 +9,7 @@ const CROP_SIZE = 256;
 const COLORS = ['#f28b50', '#8ab4f8', '#81c995', '#fdd663', '#c58af9', '#ff8bcb'];
 const state = {
   steps: [], stepMs: [], laterMsSum: 0, all: [], backend: null, presets: {}, detectors: [], result: null,
-  zoo: { base: 'models/', files: null }, started: 0, stopCamera: null, truth: null, truthShown: null,
+  zoo: { base: 'models/', files: null }, started: 0, stopCamera: null, truth: null, pending: null, truthName: null,
 };
 const crop = new SquareCrop($('crop'), $('zoom'));
 let worker = null;
@@ -123,6 +123,8 @@ const handlers = {
   },
   done({ result }) {
     state.result = result;
+    // The report pairs the result with the settings and the mask of the run that made it.
+    ({ options: state.options, mask: state.truthName } = state.pending);
     showResult(result);
     setState('done', 'Done.');
   },
@@ -145,6 +147,7 @@ const handlers = {
 
 // ---- input --------------------------------------------------------------------------------
 
+// `truth`: a sample's ground-truth mask, `{ bitmap, name }`.
 async function useBitmap(bitmap, truth = null) {
   showInputError('');
   crop.set(bitmap);
@@ -165,7 +168,7 @@ async function useSample(radio) {
   const bitmap = await createImageBitmap(await res.blob());
   let truth = null;
   if (radio.dataset.mask) {
-    truth = await createImageBitmap(await (await fetch(radio.dataset.mask)).blob());
+    truth = { bitmap: await createImageBitmap(await (await fetch(radio.dataset.mask)).blob()), name: radio.dataset.mask };
   }
   await useBitmap(bitmap, truth);
 }
@@ -236,6 +239,7 @@ function run() {
   $('steps-log').replaceChildren();
   $('thumbnails').replaceChildren();
   $('summary').textContent = '';
+  delete $('summary').dataset.residualAuroc;
   $('run-progress').value = 0;
   drawChart();
   const rowsText = $('rows').value.trim();
@@ -248,9 +252,8 @@ function run() {
   setState('running', tuneSteps > 0 ? `Inverting, tuning the generator (${tuneSteps} steps) and searching…` : 'Inverting and searching…');
   const image = crop.pixels(CROP_SIZE);
   // A sample's ground-truth mask, cropped as the image is: the core scores the explanation
-  // against it, and the results show it.
-  const truth = state.truth ? crop.pixels(CROP_SIZE, state.truth) : null;
-  state.truthShown = state.truth ? crop.pixels(CROP_SIZE, state.truth) : null;
+  // against it and returns the mask it used, which the results show.
+  const truth = state.truth ? crop.pixels(CROP_SIZE, state.truth.bitmap) : null;
   const steps = Number($('steps').value);
   const preset = $('preset').value;
   const options = {
@@ -272,7 +275,7 @@ function run() {
     allDetectors: state.detectors.length > 1,
     thumbnailEvery: Math.max(1, Math.ceil(steps / 8)),
   };
-  state.options = options;
+  state.pending = { options, mask: state.truth?.name ?? null };
   worker.postMessage({ type: 'run', image, options: { ...options, truth } }, truth ? [image.data, truth.data] : [image.data]);
 }
 
@@ -406,16 +409,16 @@ function showResult(r) {
   drawCams();
   drawCompare();
   if ($('gain').value !== '1' || $('residual-kind').value !== 'magnitude') drawResidual();
-  $('truth-figure').hidden = !state.truthShown;
-  if (state.truthShown) draw('truth', state.truthShown.data, state.truthShown.width);
+  $('truth-figure').hidden = !r.truthMask;
+  if (r.truthMask) draw('truth', r.truthMask, r.size);
   const mean = meanStepMs() ?? state.stepMs[0] ?? 0;
   $('summary').textContent = `${r.detector}: P(fake) ${r.pFakeBefore.toFixed(4)} → ${r.pFakeAfter.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}. First step ${(state.stepMs[0] ?? 0).toFixed(0)} ms (includes inversion${r.search?.pivotal_tuning?.steps > 0 ? ` and ${r.search.pivotal_tuning.steps} steps of pivotal tuning` : ''}), then ${mean.toFixed(0)} ms per step on ${state.backend}.`;
   const num = (v, d) => (v == null ? 'n/a' : v.toFixed(d));
   $('summary').textContent += ` Quality vs reconstruction: PSNR ${r.psnr.toFixed(1)} dB, TV ${r.tvReconstruction.toFixed(2)} → ${r.tvCounterfactual.toFixed(2)}, ESNLE ${num(r.esnleReconstruction, 2)} → ${num(r.esnleCounterfactual, 2)}.`;
   if (r.localisation) {
-    const { residualAuroc, camAuroc } = r.localisation;
-    $('summary').textContent += ` Against the ground-truth mask (AUROC, 0.5 is chance): residual ${num(residualAuroc, 3)}, Grad-CAM drop ${num(camAuroc, 3)}.`;
-    $('summary').dataset.residualAuroc = residualAuroc ?? '';
+    const { change_auroc: residual, cam_auroc: cam } = r.localisation;
+    $('summary').textContent += ` Against the ground-truth mask (AUROC, 0.5 is chance): residual ${num(residual, 3)}, Grad-CAM drop ${num(cam, 3)}.`;
+    if (residual != null) $('summary').dataset.residualAuroc = residual;
   }
   $('summary').dataset.pFakeBefore = r.pFakeBefore;
   $('summary').dataset.pFakeAfter = r.pFakeAfter;
@@ -446,7 +449,8 @@ async function png(id) {
 }
 
 function report() {
-  return JSON.stringify({ options: state.options, backend: state.backend, stepMs: state.stepMs, search: state.result.search, localisation: state.result.localisation ?? null, result: state.result.report }, null, 2);
+  const truth = state.result.localisation ? { mask: state.truthName, localisation: state.result.localisation } : null;
+  return JSON.stringify({ options: state.options, backend: state.backend, stepMs: state.stepMs, search: state.result.search, truth, result: state.result.report }, null, 2);
 }
 
 function save(blob, name) {
@@ -461,6 +465,7 @@ $('download-png').addEventListener('click', async () => save(new Blob([await png
 $('download-json').addEventListener('click', () => save(new Blob([report()], { type: 'application/json' }), 'report.json'));
 $('download-zip').addEventListener('click', async () => {
   const ids = ['input', 'reconstruction', 'counterfactual', 'residual', 'inversion-error', 'cam-input', 'cam-before', 'cam-after'];
+  if (!$('truth-figure').hidden) ids.push('truth');
   const files = [];
   for (const id of ids) files.push({ name: `${id}.png`, bytes: await png(id) });
   files.push({ name: 'report.json', bytes: new TextEncoder().encode(report()) });

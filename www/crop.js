@@ -64,12 +64,12 @@ export class SquareCrop {
   // The selected square as RGBA at `size` × `size`; of `source` (a picture in register with
   // the image, such as a sample's ground-truth mask) instead of the image when given.
   pixels(size, source = this.bitmap) {
-    const k = source.width / this.bitmap.width;
-    const s = this.side() * k;
+    const [kx, ky] = [source.width / this.bitmap.width, source.height / this.bitmap.height];
+    const s = this.side();
     const off = new OffscreenCanvas(size, size);
     const ctx = off.getContext('2d');
     ctx.imageSmoothingQuality = 'high';
-    ctx.drawImage(source, this.cx * k - s / 2, this.cy * k - s / 2, s, s, 0, 0, size, size);
+    ctx.drawImage(source, (this.cx - s / 2) * kx, (this.cy - s / 2) * ky, s * kx, s * ky, 0, 0, size, size);
     const { data } = ctx.getImageData(0, 0, size, size);
     return { data: data.buffer, width: size, height: size };
   }

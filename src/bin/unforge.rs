@@ -415,7 +415,7 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
         victim.layer_index(layer)?;
     }
     let img = read_image(image)?;
-    let truth = truth_path.map(|path| read_truth(path, &img, zoo.generator.size)).transpose()?;
+    let truth = truth_path.map(|path| read_truth(path, &img).map(|t| t.at(zoo.generator.size))).transpose()?;
     let mask = search.mask(&zoo)?;
     let start = Instant::now();
     let result = unforge::block_on(explain_live(&zoo, &img, &detector, &mask, &config, Live::default(), &device, |p| match p {
@@ -483,21 +483,15 @@ fn run(image: &Path, zoo_dir: &Path, detector: Option<String>, search: &SearchAr
         println!("  {:<16} input {:.4}  reconstruction {:.4}  counterfactual {:.4}", s.detector, s.input, s.reconstruction, s.counterfactual);
     }
     if let Some(found) = &localisation {
-        let shown = |a: Option<f64>| a.map_or("n/a (the mask or the map is uniform)".to_string(), |a| format!("{a:.3}"));
+        let shown = |a: Option<f64>| a.map_or("n/a (the mask is empty or covers the whole crop)".to_string(), |a| format!("{a:.3}"));
         println!("  against the ground-truth mask (AUROC, 0.5 is chance): residual {}, Grad-CAM drop {}", shown(found.change_auroc), shown(found.cam_auroc));
     }
     Ok(())
 }
 
-/// A ground-truth mask for `image`: the same size, cropped to the same centre square, on the
-/// generator's grid.
-fn read_truth(path: &Path, image: &RgbaImage, size: usize) -> Result<Vec<bool>> {
-    let mask = read_image(path)?;
-    let name = path.display().to_string();
-    if (mask.width, mask.height) != (image.width, image.height) {
-        return Err(Error::config(format!("{name}: the mask is {}×{}, the image {}×{}", mask.width, mask.height, image.width, image.height)));
-    }
-    GroundTruth::from_image(&mask.center_square()).map_err(|e| Error::config(format!("{name}: {e}")))?.at(size, &name)
+/// The ground-truth mask at `path` for `image` (the same size, cropped as the image is).
+fn read_truth(path: &Path, image: &RgbaImage) -> Result<GroundTruth> {
+    GroundTruth::for_image(&read_image(path)?, image).map_err(|e| Error::config(format!("{}: {e}", path.display())))
 }
 
 fn synth(split: &str, count: u64, start: u64, size: usize, out: &Path, sheet: bool) -> Result<()> {

@@ -145,17 +145,27 @@ impl GroundTruth {
         Ok(Self { side: mask.width, altered: mask.data.chunks(4).map(|p| p[0] > 127).collect() })
     }
 
-    /// The mask on the generator's `size` × `size` grid (a cell is altered where any of its
-    /// pixels is); `name` says whose mask a refusal is about.
-    pub fn at(&self, size: usize, name: &str) -> Result<Vec<bool>> {
-        if self.side < size {
-            return Err(crate::error::Error::config(format!("{name}: its mask ({} px) is smaller than the generator ({size} px)", self.side)));
+    /// The forgery mask of `image` from a mask picture of the same size, cropped to the centre
+    /// square as the search crops the image.
+    pub fn for_image(mask: &RgbaImage, image: &RgbaImage) -> Result<Self> {
+        if (mask.width, mask.height) != (image.width, image.height) {
+            return Err(crate::error::Error::config(format!("the mask is {}×{}, the image {}×{}", mask.width, mask.height, image.width, image.height)));
         }
-        Ok(downsample_mask(&self.altered, self.side, size))
+        Self::from_image(&mask.center_square())
+    }
+
+    /// The mask on the generator's `size` × `size` grid: a cell is altered where any of its
+    /// pixels is; a mask smaller than the grid is sampled at each cell's position.
+    pub fn at(&self, size: usize) -> Vec<bool> {
+        if self.side >= size {
+            return downsample_mask(&self.altered, self.side, size);
+        }
+        (0..size * size).map(|i| self.altered[(i / size * self.side / size) * self.side + i % size * self.side / size]).collect()
     }
 }
 
-/// AUROCs against the ground-truth mask (`None` where the mask is empty or the map is missing).
+/// AUROCs against the ground-truth mask (`None` where the mask, on the generator's grid, is
+/// empty or covers everything, or where the attack has no such map).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Localisation {
     /// The change itself: the residual magnitude (latent) or the perturbation's (pixels).
@@ -182,7 +192,7 @@ pub async fn run_one(zoo: &Zoo, image: &RgbaImage, inversion: Option<&Inversion>
     let start = web_time_now();
     let names: Vec<String> = zoo.detectors.iter().map(|(n, _)| n.clone()).collect();
     let size = zoo.generator.size;
-    let truth = truth.map(|t| t.at(size, name)).transpose()?;
+    let truth = truth.map(|t| t.at(size));
     let mut record = match experiment {
         Experiment::Latent { levels, config, .. } => {
             let mask = RowMask::from_levels(levels, &zoo.manifest.levels, zoo.manifest.n_latent)?;

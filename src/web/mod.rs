@@ -31,6 +31,11 @@ fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
     Reflect::get(obj, &JsValue::from_str(key)).ok().filter(|v| !v.is_undefined() && !v.is_null())
 }
 
+/// A plain JS object with the same fields as the JSON reports the CLI writes.
+fn to_js<T: serde::Serialize>(value: &T) -> JsValue {
+    serde_json::to_string(value).ok().and_then(|text| js_sys::JSON::parse(&text).ok()).unwrap_or(JsValue::NULL)
+}
+
 fn rgba(img: &RgbaImage) -> Uint8ClampedArray {
     Uint8ClampedArray::from(img.data.as_slice())
 }
@@ -114,8 +119,10 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
     let text = |key: &str, default: &str| get(options, key).and_then(|v| v.as_string()).unwrap_or_else(|| default.to_string());
     // A preset gives the defaults; every explicit option overrides it.
     let defaults = text("preset", "readme").parse::<Preset>().map_err(js_err)?.config_with_identity(zoo.identity.is_some());
+    // Checked even where the method does not use them: a bad number is a bad number.
+    let (mu, beta) = (num("mu", 1.0)? as f32, num("beta", Preset::PAPER_BETA as f64)? as f32);
     let method = match get(options, "method").and_then(|v| v.as_string()) {
-        Some(name) => Method::from_name(&name, num("mu", 1.0)? as f32, num("beta", Preset::PAPER_BETA as f64)? as f32).map_err(js_err)?,
+        Some(name) => Method::from_name(&name, mu, beta).map_err(js_err)?,
         None => defaults.method,
     };
     let loss: Loss = text("loss", "mse").parse().map_err(js_err)?;
@@ -156,15 +163,22 @@ fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, Sear
 
 /// The `truth` option, `{ data, width, height }`: an RGBA mask of the pixels a forgery altered
 /// (white), cropped as the image was, on the generator's grid.
-fn truth_option(options: &JsValue, size: usize) -> Result<Option<Vec<bool>>, JsValue> {
+fn truth_option(options: &JsValue, image: &RgbaImage, size: usize) -> Result<Option<Vec<bool>>, JsValue> {
     let Some(truth) = get(options, "truth") else { return Ok(None) };
     let dim = |key: &str| get(&truth, key).and_then(|v| v.as_f64()).filter(|d| *d >= 1.0 && d.fract() == 0.0).map(|d| d as usize);
-    let (Some(width), Some(height), Some(data)) = (dim("width"), dim("height"), get(&truth, "data").filter(|d| d.is_object())) else {
-        return Err(js_err("option `truth` must be { data, width, height } (an RGBA mask with whole, positive sides)"));
+    // Only byte containers: a constructor given any other object may throw inside wasm.
+    let bytes = get(&truth, "data").and_then(|d| {
+        d.dyn_ref::<js_sys::ArrayBuffer>()
+            .map(|b| Uint8Array::new(b).to_vec())
+            .or_else(|| d.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec))
+            .or_else(|| d.dyn_ref::<Uint8ClampedArray>().map(Uint8ClampedArray::to_vec))
+    });
+    let (Some(width), Some(height), Some(bytes)) = (dim("width"), dim("height"), bytes) else {
+        return Err(js_err("option `truth` must be { data, width, height }: an RGBA mask (ArrayBuffer, Uint8Array or Uint8ClampedArray) with whole, positive sides"));
     };
-    let mask = image_from(&Uint8Array::new(&data).to_vec(), width, height)?;
-    let truth = GroundTruth::from_image(&mask).map_err(js_err)?;
-    truth.at(size, "option `truth`").map(Some).map_err(js_err)
+    let mask = image_from(&bytes, width, height)?;
+    let truth = GroundTruth::for_image(&mask, image).map_err(|e| js_err(format!("option `truth`: {e}")))?;
+    Ok(Some(truth.at(size)))
 }
 
 fn image_from(data: &[u8], width: usize, height: usize) -> Result<RgbaImage, JsValue> {
@@ -196,8 +210,7 @@ fn result_object(r: &Counterfactual) -> Object {
     set(&out, "inversionError", rgba(&r.inversion_error.magnitude_rgba(inversion_gain)));
     // Everything else (every detector's scores, all metrics, the step history) as the same
     // JSON report the CLI writes.
-    let report = serde_json::to_string(r).expect("the report serialises");
-    set(&out, "report", js_sys::JSON::parse(&report).unwrap_or(JsValue::NULL));
+    set(&out, "report", to_js(r));
     out
 }
 
@@ -245,7 +258,7 @@ impl Session {
             .iter()
             .map(|p| (serde_json::to_value(p).expect("name").as_str().expect("name").to_string(), serde_json::to_value(p.config()).expect("config")))
             .collect();
-        js_sys::JSON::parse(&serde_json::Value::Object(map).to_string()).unwrap_or(JsValue::NULL)
+        to_js(&map)
     }
 
     /// The residual maps of two RGBA images of one size at `gain` (the page's gain slider):
@@ -290,7 +303,7 @@ impl Session {
         future_to_promise(async move {
             let image = image_from(&data, width, height)?;
             let (detector, mask, config) = search_options(&inner.zoo, &options)?;
-            let truth = truth_option(&options, inner.zoo.generator.size)?;
+            let truth = truth_option(&options, &image, inner.zoo.generator.size)?;
             let live = Live {
                 all_detectors: get(&options, "allDetectors").and_then(|v| v.as_bool()).unwrap_or(false),
                 thumbnail_every: get(&options, "thumbnailEvery").and_then(|v| v.as_f64()).unwrap_or(0.0).max(0.0) as usize,
@@ -323,18 +336,20 @@ impl Session {
             let out = result_object(&result);
             // The settings the search ran with (preset defaults and the page's overrides), as
             // the CLI's report keeps them.
-            set(&out, "search", js_sys::JSON::parse(&serde_json::to_string(&config).expect("the settings serialise")).unwrap_or(JsValue::NULL));
+            set(&out, "search", to_js(&config));
             let maps = cams(&inner.zoo, &result, CamMethod::GradCam, &CamTarget::fake(), &inner.device).await.map_err(js_err)?;
             for (key, map, img) in [("Input", &maps[0], &result.input), ("Reconstruction", &maps[1], &result.reconstruction), ("Counterfactual", &maps[2], &result.counterfactual)] {
                 set(&out, &format!("cam{key}"), rgba(&map.overlay(img, 0.5)));
                 set(&out, &format!("camHeat{key}"), rgba(&map.heat_rgba()));
             }
             if let Some(mask) = truth {
+                // The scores as the CLI's report keeps them, and the mask they were scored
+                // against (on the generator's grid) for the page to show.
                 let found = Localisation::of_counterfactual(&result, &maps, &mask);
-                let localisation = Object::new();
-                set(&localisation, "residualAuroc", found.change_auroc.map(JsValue::from).unwrap_or(JsValue::NULL));
-                set(&localisation, "camAuroc", found.cam_auroc.map(JsValue::from).unwrap_or(JsValue::NULL));
-                set(&out, "localisation", localisation);
+                set(&out, "localisation", to_js(&found));
+                let size = inner.zoo.generator.size;
+                let pixels = mask.iter().flat_map(|&m| if m { [255, 255, 255, 255] } else { [0, 0, 0, 255] }).collect();
+                set(&out, "truthMask", rgba(&RgbaImage::new(size, size, pixels).map_err(js_err)?));
             }
             Ok(out.into())
         })

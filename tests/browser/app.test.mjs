@@ -195,14 +195,16 @@ test('results download as PNG, JSON and one ZIP; sliders redraw', async () => {
     const zipFile = await download('#download-zip');
     assert.equal(zipFile.name, 'unforge-result.zip');
     assert.equal(zipFile.bytes.readUInt32LE(0), 0x04034b50);
-    for (const name of ['counterfactual.png', 'residual.png', 'cam-after.png', 'report.json']) assert.ok(zipFile.bytes.includes(Buffer.from(name)), `${name} missing from the ZIP`);
+    for (const name of ['counterfactual.png', 'residual.png', 'cam-after.png', 'truth.png', 'report.json']) assert.ok(zipFile.bytes.includes(Buffer.from(name)), `${name} missing from the ZIP`);
     const json = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
     assert.equal(json.result.detector, await page.inputValue('#detector'));
     assert.equal(json.result.scores.length, 3, "every detector is scored");
     const png = await download('#download-png');
     assert.ok(png.bytes.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47])));
     assert.equal(await page.$$eval('#thumbnails canvas', (c) => c.length) >= 1, true, 'intermediate thumbnails');
-    assert.ok(json.localisation.residualAuroc >= 0 && json.localisation.residualAuroc <= 1, 'the report keeps the ground-truth scores');
+    const scored = json.truth.localisation.change_auroc;
+    assert.ok(typeof scored === 'number' && scored >= 0 && scored <= 1, `the report keeps the ground-truth scores: ${JSON.stringify(json.truth)}`);
+    assert.equal(json.truth.mask, 'samples/synth-mask-1.png');
     // Hand-edited settings run as they are; the fast preset, untouched, also holds identity
     // (this zoo has an identity network).
     assert.equal(json.search.regularisers.id, 0);

@@ -66,7 +66,11 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
       const sessions = { webgpu: await Session.create(manifest, files, 'webgpu'), cpu: await Session.create(manifest, files, 'cpu') };
       // Numbers that are not numbers are refused by name, not replaced by defaults.
       const refusal = (options) => sessions.cpu.explain(new Uint8Array(data.buffer), width, height, options, () => {}).then(() => 'accepted', (e) => String(e?.message ?? e));
-      const refused = [await refusal({ alpha: 'big' }), await refusal({ kappa: NaN }), await refusal({ method: 'pgd', beta: Infinity })];
+      const refused = [
+        await refusal({ alpha: 'big' }), await refusal({ kappa: NaN }), await refusal({ method: 'pgd', beta: Infinity }),
+        await refusal({ mu: 'x' }), await refusal({ tuneLr: '' }),
+        await refusal({ truth: { data: { length: -1 }, width: 64, height: 64 } }), await refusal({ truth: { data: new Uint8Array(16 * 16 * 4), width: 16, height: 16 } }),
+      ];
       // One latent for both: the gradients are compared on identical inputs.
       const latent = await sessions.cpu.invert(new Uint8Array(data.buffer), width, height);
       for (const [backend, s] of Object.entries(sessions)) {
@@ -86,6 +90,10 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
     assert.match(out.refused[0], /option `alpha` must be a finite number, got “big”/);
     assert.match(out.refused[1], /option `kappa` must be a finite number, got NaN/);
     assert.match(out.refused[2], /option `beta` must be a finite number, got Infinity/);
+    assert.match(out.refused[3], /option `mu` must be a finite number, got “x”/);
+    assert.match(out.refused[4], /option `tuneLr` must be a finite number, got “”/);
+    assert.match(out.refused[5], /option `truth` must be \{ data, width, height \}/);
+    assert.match(out.refused[6], /option `truth`: the mask is 16×16, the image 128×128/);
     assert.equal(out.webgpu.used, 'webgpu');
     assert.equal(out.cpu.used, 'cpu');
     const g = out.webgpu.grad, c = out.cpu.grad;

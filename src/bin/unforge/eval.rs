@@ -15,7 +15,7 @@ use unforge::inversion::{Inversion, PivotalTuning};
 use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, GroundTruth, ImageScore, Record, Table, ZooScores};
 use unforge::image::RgbaImage;
 
-use super::{load_zoo, mkdir, read_image, write, SearchArgs};
+use super::{load_zoo, mkdir, read_image, read_truth, write, SearchArgs};
 
 /// The `eval` flags besides the search settings.
 pub struct EvalArgs {
@@ -167,14 +167,10 @@ fn read_kinds(data: &Path) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The ground-truth mask of `name`, when DATA has one in `masks/` (as `unforge synth` writes).
-fn read_truth(data: &Path, name: &str) -> Result<Option<GroundTruth>> {
+/// The ground-truth mask of `image`, when DATA has one in `masks/` (as `unforge synth` writes).
+fn truth_in(data: &Path, name: &str, image: &RgbaImage) -> Result<Option<GroundTruth>> {
     let path = data.join("masks").join(name);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let mask = read_image(&path)?;
-    GroundTruth::from_image(&mask).map(Some).map_err(|e| Error::config(format!("{}: {e}", path.display())))
+    path.exists().then(|| read_truth(&path, image)).transpose()
 }
 
 fn eta(seconds: f64) -> String {
@@ -258,7 +254,9 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
                 let name = image_path.file_name().and_then(|n| n.to_str()).unwrap_or("image").to_string();
                 progress(done, total, skipped, started, ran, &format!("{name} · {victim} · {}", experiment.tag()));
                 if image.is_none() {
-                    image = Some((read_image(image_path)?, read_truth(data, &name)?));
+                    let img = read_image(image_path)?;
+                    let truth = truth_in(data, &name, &img)?;
+                    image = Some((img, truth));
                 }
                 let (img, truth) = image.as_ref().expect("just read");
                 if experiment.is_latent() && inversion.is_none() {
