@@ -51,9 +51,9 @@ pub struct PivotalTuning {
 }
 
 impl PivotalTuning {
-    /// Adam's step size for tuning: measured on the default (synthetic-trained) zoo (64 px), where 200
-    /// steps raise the reconstruction from 23 to 31 dB PSNR. PTI's own 3e-4 was chosen for
-    /// 1024 px generators.
+    /// Adam's step size for tuning: measured on the default (synthetic-trained) zoo (64 px),
+    /// where 200 steps raise the reconstruction from 23 to 31 dB PSNR. PTI's own 3e-4 was
+    /// chosen for 1024 px generators.
     pub const LEARNING_RATE: f32 = 2e-3;
     /// The most steps one image may ask for (each is a generator forward and backward).
     pub const MAX_STEPS: usize = 5000;
