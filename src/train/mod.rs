@@ -409,11 +409,23 @@ pub fn train_detector(
         let keep = config.batch - reconstructed;
         // Pristine, forged, pristine, forged…, as `paired_batch` lays them out.
         let fake: Vec<bool> = (0..config.batch).map(|i| i % 2 == 1).collect();
-        let (x, masks) = match (reconstructions, reconstructed > 0) {
-            (Some(Reconstructions::Tuned(pool)), true) => {
-                // The pool's pairs take the place of the batch's last ones.
-                let chosen: Vec<usize> = (0..reconstructed / 2).map(|j| (step * reconstructed / 2 + j) % pool.pairs()).collect();
-                let (rec, rec_masks) = pool.batch(&chosen, &device);
+        let (x, masks) = match reconstructions.filter(|_| reconstructed > 0) {
+            None => {
+                let (x, _, masks) = paired_batch(&pairs, size, &device);
+                (x, masks)
+            }
+            Some(source) => {
+                // The batch's last pairs, reconstructed (or, from a pool, replaced by its pairs).
+                let (rec, rec_masks) = match source {
+                    Reconstructions::Tuned(pool) => {
+                        let chosen: Vec<usize> = (0..reconstructed / 2).map(|j| (step * reconstructed / 2 + j) % pool.pairs()).collect();
+                        pool.batch(&chosen, &device)
+                    }
+                    Reconstructions::Inverted(r) => {
+                        let (x, _, masks) = paired_batch(&pairs[keep / 2..], size, &device);
+                        (r.reconstruct(x, &device), masks)
+                    }
+                };
                 if keep == 0 {
                     (rec, rec_masks)
                 } else {
@@ -421,15 +433,6 @@ pub fn train_detector(
                     masks.extend(rec_masks);
                     (Tensor::cat(vec![raw, rec], 0), masks)
                 }
-            }
-            (Some(Reconstructions::Inverted(r)), true) => {
-                let (x, _, masks) = paired_batch(&pairs, size, &device);
-                let rec = r.reconstruct(x.clone().narrow(0, keep, reconstructed), &device);
-                (if keep == 0 { rec } else { Tensor::cat(vec![x.narrow(0, 0, keep), rec], 0) }, masks)
-            }
-            _ => {
-                let (x, _, masks) = paired_batch(&pairs, size, &device);
-                (x, masks)
             }
         };
         let features = model.features(x);
