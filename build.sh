@@ -65,6 +65,11 @@ case "${1:-}" in
     exec node tools/serve.mjs "$PORT"
     ;;
   test)
+    say "house rules: rustfmt (docs/ARCHITECTURE.md) and clippy, native and wasm32"
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+    ensure_wasm_tools
+    cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
     say "Rust tests (CPU backend)"
     cargo test --tests
     build_wasm

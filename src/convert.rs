@@ -8,14 +8,14 @@ use half::{bf16, f16};
 use pytorch_reader::{DType, PytorchReader};
 
 use crate::error::{Error, Result};
+use crate::networks::Normalization;
 use crate::networks::arcface::ArcFaceConfig;
 use crate::networks::e4e::{EncoderConfig, EncoderVariant};
 use crate::networks::efficientnet::{EfficientNetConfig, EfficientNetLayout};
 use crate::networks::irse::IrSeConfig;
-use crate::networks::stylegan2::GeneratorConfig;
 use crate::networks::resnet::{ResnetBlock, ResnetConfig};
+use crate::networks::stylegan2::GeneratorConfig;
 use crate::networks::xception::{XceptionConfig, XceptionLayout};
-use crate::networks::Normalization;
 use crate::weights::{HostTensor, TensorFile, WeightSource};
 use crate::zoo::{Architecture, NetworkEntry, Role};
 
@@ -29,7 +29,8 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
 
 /// Every float tensor of a checkpoint, keyed by its full dotted path.
 pub fn read_checkpoint(path: &Path) -> Result<TensorFile> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
     if bytes.len() > 8 && !bytes.starts_with(b"PK\x03\x04") && bytes[8] == b'{' {
         return TensorFile::from_safetensors(&bytes, &path.display().to_string());
     }
@@ -51,7 +52,9 @@ pub fn read_checkpoint(path: &Path) -> Result<TensorFile> {
             DType::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             DType::F16 => raw.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             DType::BF16 => raw.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            DType::F64 => raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect(),
+            DType::F64 => {
+                raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect()
+            }
             _ => continue,
         };
         if data.len() != t.num_elements() {
@@ -71,7 +74,10 @@ fn find_prefix(t: &TensorFile, probe: &str, candidates: &[&str]) -> Option<Strin
 }
 
 fn shape<'a>(t: &'a TensorFile, key: &str) -> Result<&'a [usize]> {
-    t.tensors.get(key).map(|h| h.shape.as_slice()).ok_or_else(|| Error::config(format!("the checkpoint has no `{key}`")))
+    t.tensors
+        .get(key)
+        .map(|h| h.shape.as_slice())
+        .ok_or_else(|| Error::config(format!("the checkpoint has no `{key}`")))
 }
 
 fn count(t: &TensorFile, pattern: impl Fn(usize) -> String) -> usize {
@@ -92,7 +98,8 @@ fn infer_irse(t: &TensorFile, prefix: &str) -> Result<IrSeConfig> {
     }
     let fc1 = shape(t, &format!("{prefix}body.0.res_layer.5.fc1.weight"))?;
     let cfg = IrSeConfig { stem, stages, se_reduction: fc1[1] / fc1[0].max(1) };
-    cfg.validate().map_err(|e| Error::config(format!("cannot infer the IR-SE backbone from the body's shapes: {e}")))?;
+    cfg.validate()
+        .map_err(|e| Error::config(format!("cannot infer the IR-SE backbone from the body's shapes: {e}")))?;
     Ok(cfg)
 }
 
@@ -132,23 +139,38 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
             for k in 0..n_up {
                 channels.push(shape(&t, &format!("convs.{}.conv.weight", 2 * k))?[1]);
             }
-            let cfg = GeneratorConfig { size: 4 << n_up, style_dim, n_mlp: count(&t, |i| format!("style.{}.weight", i + 1)), channels, lr_mlp: 0.01 };
+            let cfg = GeneratorConfig {
+                size: 4 << n_up,
+                style_dim,
+                n_mlp: count(&t, |i| format!("style.{}.weight", i + 1)),
+                channels,
+                lr_mlp: 0.01,
+            };
             let size = cfg.size;
             (Architecture::Stylegan2(cfg), t, size)
         }
         Role::Encoder => {
-            let p = find_prefix(&all, "encoder.input_layer.0.weight", &["state_dict.", "module.", ""])
-                .ok_or_else(|| Error::config("no e4e encoder in this checkpoint (looked for `encoder.input_layer.0.weight`)"))?;
+            let p = find_prefix(&all, "encoder.input_layer.0.weight", &["state_dict.", "module.", ""]).ok_or_else(
+                || Error::config("no e4e encoder in this checkpoint (looked for `encoder.input_layer.0.weight`)"),
+            )?;
             let mut t = all.clone().select_prefix(&p);
             t.tensors.retain(|k, _| k.starts_with("encoder."));
             let n_latent = count(&t, |i| format!("encoder.styles.{i}.linear.weight"));
             let style_dim = shape(&t, "encoder.styles.0.linear.weight")?[0];
-            let avg = all.tensors.get("latent_avg").cloned().ok_or_else(|| Error::config("the e4e checkpoint has no top-level `latent_avg`"))?;
+            let avg = all
+                .tensors
+                .get("latent_avg")
+                .cloned()
+                .ok_or_else(|| Error::config("the e4e checkpoint has no top-level `latent_avg`"))?;
             // rosinality checkpoints keep a [512] average; e4e repeats it per row.
             let avg = match avg.shape.as_slice() {
                 [n, d] if *n == n_latent && *d == style_dim => avg,
                 [d] if *d == style_dim => HostTensor::new(vec![n_latent, style_dim], avg.data.repeat(n_latent)),
-                other => return Err(Error::config(format!("`latent_avg` has shape {other:?}, expected [{n_latent}, {style_dim}]"))),
+                other => {
+                    return Err(Error::config(format!(
+                        "`latent_avg` has shape {other:?}, expected [{n_latent}, {style_dim}]"
+                    )));
+                }
             };
             t.tensors.insert("latent_avg".into(), avg);
             let cfg = EncoderConfig {
@@ -175,16 +197,24 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
             (Architecture::Arcface(cfg), t, input_size.unwrap_or(side * 16))
         }
         Role::Perceptual => {
-            let p = find_prefix(&all, "lin0.model.1.weight", &["state_dict.", "module.", ""])
-                .ok_or_else(|| Error::config("no LPIPS in this checkpoint (looked for `lin0.model.1.weight` beside `net.slice1.0.weight`)"))?;
+            let p = find_prefix(&all, "lin0.model.1.weight", &["state_dict.", "module.", ""]).ok_or_else(|| {
+                Error::config(
+                    "no LPIPS in this checkpoint (looked for `lin0.model.1.weight` beside `net.slice1.0.weight`)",
+                )
+            })?;
             (Architecture::Lpips, all.select_prefix(&p), input_size.unwrap_or(256))
         }
         Role::Detector if find_prefix(&all, "layer1.0.conv1.weight", DETECTOR_PREFIXES).is_some() => {
             let p = find_prefix(&all, "layer1.0.conv1.weight", DETECTOR_PREFIXES).expect("checked by the guard");
             let t = all.select_prefix(&p);
-            let blocks = |l: usize| (0..).take_while(|b| t.tensors.contains_key(&format!("layer{l}.{b}.conv1.weight"))).count();
+            let blocks =
+                |l: usize| (0..).take_while(|b| t.tensors.contains_key(&format!("layer{l}.{b}.conv1.weight"))).count();
             let cfg = ResnetConfig {
-                block: if t.tensors.contains_key("layer1.0.conv3.weight") { ResnetBlock::Bottleneck } else { ResnetBlock::Basic },
+                block: if t.tensors.contains_key("layer1.0.conv3.weight") {
+                    ResnetBlock::Bottleneck
+                } else {
+                    ResnetBlock::Basic
+                },
                 layers: [blocks(1), blocks(2), blocks(3), blocks(4)],
                 width: shape(&t, "conv1.weight")?[0],
                 num_classes: shape(&t, "fc.weight")?[0],
@@ -192,7 +222,9 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
             (Architecture::Resnet(cfg), t, input_size.unwrap_or(256))
         }
         Role::Detector if find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).is_none() => {
-            let (p, layout, stem) = if let Some(p) = find_prefix(&all, "efficientnet._conv_stem.weight", DETECTOR_PREFIXES) {
+            let (p, layout, stem) = if let Some(p) =
+                find_prefix(&all, "efficientnet._conv_stem.weight", DETECTOR_PREFIXES)
+            {
                 (p, EfficientNetLayout::DeepfakeBench, "efficientnet._conv_stem.weight")
             } else if let Some(p) = find_prefix(&all, "encoder.conv_stem.weight", DETECTOR_PREFIXES) {
                 (p, EfficientNetLayout::ArtifactEraserTimm, "encoder.conv_stem.weight")
@@ -206,18 +238,31 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
             let mut cfg = match shape(&t, stem)?[0] {
                 48 => EfficientNetConfig::b4(layout),
                 64 => EfficientNetConfig::b7(layout),
-                other => return Err(Error::config(format!("EfficientNet stem of {other} channels: only B4 (48) and B7 (64) are known"))),
+                other => {
+                    return Err(Error::config(format!(
+                        "EfficientNet stem of {other} channels: only B4 (48) and B7 (64) are known"
+                    )));
+                }
             };
-            cfg.num_classes = shape(&t, if layout == EfficientNetLayout::DeepfakeBench { "last_layer.weight" } else { "fc.weight" })?[0];
+            cfg.num_classes =
+                shape(&t, if layout == EfficientNetLayout::DeepfakeBench { "last_layer.weight" } else { "fc.weight" })?
+                    [0];
             (Architecture::Efficientnet(cfg), t, input_size.unwrap_or(256))
         }
         Role::Detector => {
-            let p = find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).expect("checked by the arm above");
+            let p =
+                find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).expect("checked by the arm above");
             let t = all.select_prefix(&p);
             if t.tensors.contains_key("last_linear.1.weight") {
-                return Err(Error::config("this Xception has a dropout head (`last_linear.1.weight`); re-save it without dropout"));
+                return Err(Error::config(
+                    "this Xception has a dropout head (`last_linear.1.weight`); re-save it without dropout",
+                ));
             }
-            let layout = if t.tensors.contains_key("adjust_channel.0.weight") { XceptionLayout::DeepfakeBench } else { XceptionLayout::ArtifactEraser };
+            let layout = if t.tensors.contains_key("adjust_channel.0.weight") {
+                XceptionLayout::DeepfakeBench
+            } else {
+                XceptionLayout::ArtifactEraser
+            };
             let blocks = (1..).take_while(|n| t.tensors.keys().any(|k| k.starts_with(&format!("block{n}.")))).count();
             if blocks < 4 {
                 return Err(Error::config(format!("this Xception has {blocks} blocks; at least 4 expected")));
@@ -233,7 +278,8 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
                 out("conv3.pointwise.weight")?,
                 out("conv4.pointwise.weight")?,
             ];
-            let cfg = XceptionConfig { widths, middle_blocks: blocks - 4, num_classes: out("last_linear.weight")?, layout };
+            let cfg =
+                XceptionConfig { widths, middle_blocks: blocks - 4, num_classes: out("last_linear.weight")?, layout };
             (Architecture::Xception(cfg), t, input_size.unwrap_or(256))
         }
     };

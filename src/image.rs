@@ -2,6 +2,7 @@
 //! crops, area resampling and conversion to and from tensors in [-1, 1].
 
 use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -9,6 +10,38 @@ use crate::error::{Error, Result};
 pub const MAX_PIXELS: u64 = 25_000_000;
 /// Largest encoded file accepted (30 MB).
 pub const MAX_FILE_BYTES: usize = 30 * 1024 * 1024;
+
+/// A square region of an image, in its pixels: the face crop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Square {
+    pub x: usize,
+    pub y: usize,
+    pub side: usize,
+}
+
+impl Square {
+    /// The largest square centred in a `width × height` image.
+    pub fn centred(width: usize, height: usize) -> Self {
+        let side = width.min(height);
+        Self { x: (width - side) / 2, y: (height - side) / 2, side }
+    }
+}
+
+impl std::str::FromStr for Square {
+    type Err = Error;
+    /// `x,y,side`, as the CLI's `--crop` takes it.
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<usize> = s
+            .split(',')
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| Error::config(format!("crop `{s}`: use x,y,side in pixels")))?;
+        match parts[..] {
+            [x, y, side] if side > 0 => Ok(Self { x, y, side }),
+            _ => Err(Error::config(format!("crop `{s}`: use x,y,side in pixels, with a side of at least 1"))),
+        }
+    }
+}
 
 /// An 8-bit RGBA image, rows top to bottom.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +60,10 @@ impl RgbaImage {
             });
         }
         if (width as u64) * (height as u64) > MAX_PIXELS {
-            return Err(Error::Image { origin: "RGBA buffer".into(), reason: format!("{width}×{height} exceeds {MAX_PIXELS} pixels") });
+            return Err(Error::Image {
+                origin: "RGBA buffer".into(),
+                reason: format!("{width}×{height} exceeds {MAX_PIXELS} pixels"),
+            });
         }
         Ok(Self { width, height, data })
     }
@@ -94,7 +130,10 @@ impl RgbaImage {
     /// The `w × h` region at `(x, y)`, clipped to the image.
     pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> Result<Self> {
         if x >= self.width || y >= self.height || w == 0 || h == 0 {
-            return Err(Error::Image { origin: "crop".into(), reason: format!("region {w}×{h} at ({x}, {y}) is outside the {}×{} image", self.width, self.height) });
+            return Err(Error::Image {
+                origin: "crop".into(),
+                reason: format!("region {w}×{h} at ({x}, {y}) is outside the {}×{} image", self.width, self.height),
+            });
         }
         let (w, h) = (w.min(self.width - x), h.min(self.height - y));
         let mut data = Vec::with_capacity(w * h * 4);
@@ -107,8 +146,22 @@ impl RgbaImage {
 
     /// The largest centred square.
     pub fn center_square(&self) -> Self {
-        let side = self.width.min(self.height);
-        self.crop((self.width - side) / 2, (self.height - side) / 2, side, side).expect("a centred square is inside the image")
+        self.crop_square(&Square::centred(self.width, self.height)).expect("a centred square is inside the image")
+    }
+
+    /// The square region `square`, which must lie inside the image.
+    pub fn crop_square(&self, square: &Square) -> Result<Self> {
+        let Square { x, y, side } = *square;
+        if side == 0 || x + side > self.width || y + side > self.height {
+            return Err(Error::Image {
+                origin: "crop".into(),
+                reason: format!(
+                    "the square {side}×{side} at ({x}, {y}) is not inside the {}×{} image",
+                    self.width, self.height
+                ),
+            });
+        }
+        self.crop(x, y, side, side)
     }
 
     /// Area (box-filter) resampling to `w × h`: exact means when shrinking by an integer

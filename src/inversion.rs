@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::image::RgbaImage;
+use crate::networks::e4e::Encoder4Editing;
 use crate::networks::stylegan2::Generator;
-use crate::search::read_vec;
-use crate::zoo::Zoo;
+use crate::readback::read_vec;
 
 /// An image's place in W+ and the generator's rendering of it.
 pub struct Inversion {
@@ -29,9 +29,9 @@ impl Inversion {
         self.tuning == tuning.active()
     }
 
-    /// The generator that renders this inversion.
-    pub fn generator<'a>(&'a self, zoo: &'a Zoo) -> &'a Generator {
-        self.tuned.as_ref().unwrap_or(&zoo.generator)
+    /// The generator that renders this inversion: the tuned copy, else `base` (the zoo's).
+    pub fn generator<'a>(&'a self, base: &'a Generator) -> &'a Generator {
+        self.tuned.as_ref().unwrap_or(base)
     }
 }
 
@@ -78,10 +78,17 @@ impl PivotalTuning {
 
     pub fn validate(&self) -> Result<()> {
         if self.steps > Self::MAX_STEPS {
-            return Err(Error::config(format!("pivotal tuning takes at most {} steps, got {}", Self::MAX_STEPS, self.steps)));
+            return Err(Error::config(format!(
+                "pivotal tuning takes at most {} steps, got {}",
+                Self::MAX_STEPS,
+                self.steps
+            )));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::config(format!("the pivotal tuning learning rate must be positive, got {}", self.learning_rate)));
+            return Err(Error::config(format!(
+                "the pivotal tuning learning rate must be positive, got {}",
+                self.learning_rate
+            )));
         }
         Ok(())
     }
@@ -89,7 +96,13 @@ impl PivotalTuning {
     /// A copy of `generator` tuned so that it renders `target` (`[1, 3, S, S]` in [-1, 1]) from
     /// `pivot`. Same inputs, same bits on one backend (Adam, fixed noise, no randomness).
     /// `on_step` sees each step's loss (read back, so progress is real on a GPU too).
-    pub async fn tune(&self, generator: &Generator, pivot: Tensor<3>, target: Tensor<4>, on_step: &mut dyn FnMut(&TuningStep)) -> Result<Generator> {
+    pub async fn tune(
+        &self,
+        generator: &Generator,
+        pivot: Tensor<3>,
+        target: Tensor<4>,
+        on_step: &mut dyn FnMut(&TuningStep),
+    ) -> Result<Generator> {
         self.validate()?;
         let training = target.device().autodiff();
         let mut tuned = generator.clone().fork(&training).train();
@@ -122,8 +135,18 @@ impl Default for PivotalTuning {
     }
 }
 
-impl Zoo {
-    /// e4e inversion: the encoder at its input size, then the generator.
+/// The e4e encoder and the generator it inverts into: an image's way into W+.
+#[derive(Clone, Copy)]
+pub struct Inverter<'a> {
+    pub encoder: &'a Encoder4Editing,
+    pub generator: &'a Generator,
+    /// Side of the encoder's square input.
+    pub encoder_size: usize,
+}
+
+impl Inverter<'_> {
+    /// e4e inversion: the encoder at its input size, then the generator. `image` is the face
+    /// crop (resampled here to each network's size).
     pub fn invert(&self, image: &RgbaImage, device: &Device) -> Inversion {
         let x = image.to_tensor(self.encoder_size, device);
         let latent = self.encoder.forward(x);
@@ -131,14 +154,31 @@ impl Zoo {
         Inversion { latent, reconstruction, tuned: None, tuning: None }
     }
 
-    /// [`Zoo::invert`], then `tuning` of the generator around the latent when it asks for steps
-    /// (`on_step` sees each tuning step).
-    pub async fn invert_tuned(&self, image: &RgbaImage, tuning: &PivotalTuning, device: &Device, on_step: &mut dyn FnMut(&TuningStep)) -> Result<Inversion> {
+    /// [`Inverter::invert`], then [`Inverter::tune`] when `tuning` asks for steps.
+    pub async fn invert_tuned(
+        &self,
+        image: &RgbaImage,
+        tuning: &PivotalTuning,
+        device: &Device,
+        on_step: &mut dyn FnMut(&TuningStep),
+    ) -> Result<Inversion> {
         tuning.validate()?;
-        let inversion = self.invert(image, device);
+        self.tune(self.invert(image, device), image, tuning, on_step).await
+    }
+
+    /// Pivotal tuning of a copy of the generator so that it renders `image` from the
+    /// inversion's latent (`on_step` sees each step); the inversion as it is when `tuning` asks
+    /// for no steps.
+    pub async fn tune(
+        &self,
+        inversion: Inversion,
+        image: &RgbaImage,
+        tuning: &PivotalTuning,
+        on_step: &mut dyn FnMut(&TuningStep),
+    ) -> Result<Inversion> {
         let Some(tuning) = tuning.active() else { return Ok(inversion) };
-        let target = image.to_tensor(self.generator.size, device);
-        let tuned = tuning.tune(&self.generator, inversion.latent.clone(), target, on_step).await?;
+        let target = image.to_tensor(self.generator.size, &inversion.latent.device());
+        let tuned = tuning.tune(self.generator, inversion.latent.clone(), target, on_step).await?;
         let reconstruction = tuned.synthesize(inversion.latent.clone());
         Ok(Inversion { latent: inversion.latent, reconstruction, tuned: Some(tuned), tuning: Some(tuning) })
     }

@@ -4,19 +4,34 @@
 //! sign-gradient steps until a detector calls the regenerated face real. The difference
 //! between the counterfactual and the reconstruction shows what the detector relied on.
 //!
-//! This crate is the backend-agnostic core (networks, search, explanations, image I/O) plus
-//! two thin fronts: the browser binding (`web`, wasm32 only) and the `unforge` CLI.
+//! This crate is the backend-agnostic core plus two thin fronts: the browser binding (`web`,
+//! wasm32 only) and the `unforge` CLI (`src/bin/unforge/`). Its layers, from the bottom; each
+//! uses only those listed before it (docs/ARCHITECTURE.md draws them):
+//!
+//! 1. `error`, `rng`, `readback` — errors, seeded randomness, tensors back to the host;
+//! 2. `image`, `weights` — pictures in and out, safetensors bound by PyTorch key names;
+//! 3. `networks` — StyleGAN2, e4e, the detectors, ArcFace, LPIPS;
+//! 4. `metrics` — PSNR, SSIM, TV, ESNLE, AUROC, and `Quality` (with LPIPS and ID);
+//! 5. `inversion` — the encoder's inversion and pivotal tuning (`Inverter`);
+//! 6. `search`, `explain` — the latent and pixel searches; residuals, CAMs, truth scoring;
+//! 7. `zoo`, `zoo_init`, `convert` — a set of networks from a manifest;
+//! 8. `explanation` — the spine: one explanation, crop to quality, top to bottom;
+//! 9. `options`, `report` — the typed boundary of the fronts: options in, a report out;
+//! 10. `eval`, `synth`, `train` — the paper's experiments, the synthetic world, training.
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
 pub mod error;
 pub mod eval;
 pub mod explain;
+pub mod explanation;
 pub mod image;
 pub mod inversion;
 pub mod metrics;
 pub mod networks;
-pub mod pipeline;
+pub mod options;
+pub mod readback;
+pub mod report;
 pub mod rng;
 pub mod search;
 pub mod synth;
@@ -30,28 +45,5 @@ pub mod zoo_init;
 pub mod web;
 
 pub use error::{Error, Result};
-
-/// Runs a future to completion on the current thread. Native backends resolve readbacks
-/// without an event loop, so polling is enough; the browser uses its own executor.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::yield_now();
-    }
-}
-
-/// Polls a readback that is ready at once (the CPU backend's), on every target. Used where
-/// the core works on the CPU device only, such as building the seeded zoo.
-pub(crate) fn block_on_ready<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => Err(Error::Backend("a CPU readback did not complete at once".into())),
-    }
-}
+pub use readback::block_on;

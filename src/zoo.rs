@@ -6,19 +6,21 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::inversion::PivotalTuning;
+use crate::inversion::{Inverter, PivotalTuning};
+use crate::metrics::{Quality, QualityNetworks};
 use crate::networks::arcface::{ArcFace, ArcFaceConfig};
 use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
-use crate::networks::lpips::Lpips;
-use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::networks::efficientnet::{EfficientNet, EfficientNetConfig};
+use crate::networks::lpips::Lpips;
 use crate::networks::resnet::{Resnet, ResnetConfig};
+use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::networks::xception::{Xception, XceptionConfig};
 use crate::networks::{Detector, DetectorNet, Normalization};
+use crate::readback::read_vec;
 use crate::search::RowBands;
 use crate::weights::{TensorFile, WeightSource};
 
@@ -149,10 +151,18 @@ impl Manifest {
     pub fn validate(&self) -> Result<()> {
         for n in &self.networks {
             if n.architecture.role() != n.role {
-                return Err(Error::manifest(format!("network `{}`: a {:?} cannot be a {:?}", n.name, n.architecture.role(), n.role)));
+                return Err(Error::manifest(format!(
+                    "network `{}`: a {:?} cannot be a {:?}",
+                    n.name,
+                    n.architecture.role(),
+                    n.role
+                )));
             }
             if n.file.is_empty() || n.file.contains("..") || n.file.starts_with('/') {
-                return Err(Error::manifest(format!("network `{}`: file `{}` must be a plain relative path", n.name, n.file)));
+                return Err(Error::manifest(format!(
+                    "network `{}`: file `{}` must be a plain relative path",
+                    n.name, n.file
+                )));
             }
         }
         let generator = self.generator()?;
@@ -165,7 +175,10 @@ impl Manifest {
         g.validate()?;
         e.validate()?;
         if g.size != generator.input_size {
-            return Err(Error::manifest(format!("generator `{}`: input_size {} differs from its size {}", generator.name, generator.input_size, g.size)));
+            return Err(Error::manifest(format!(
+                "generator `{}`: input_size {} differs from its size {}",
+                generator.name, generator.input_size, g.size
+            )));
         }
         if g.n_latent() != self.n_latent || e.n_latent != self.n_latent {
             return Err(Error::manifest(format!(
@@ -176,7 +189,10 @@ impl Manifest {
             )));
         }
         if e.style_dim != g.style_dim || e.input_size != encoder.input_size {
-            return Err(Error::manifest(format!("encoder `{}` does not match the generator's style width or its input_size", encoder.name)));
+            return Err(Error::manifest(format!(
+                "encoder `{}` does not match the generator's style width or its input_size",
+                encoder.name
+            )));
         }
         for d in self.detectors() {
             if d.input_size == 0 || g.size % d.input_size != 0 {
@@ -219,6 +235,8 @@ pub struct Zoo {
     pub identity: Option<ArcFace>,
     /// LPIPS, when the zoo has it.
     pub perceptual: Option<Lpips>,
+    /// The device every network is bound on.
+    pub device: Device,
 }
 
 fn bind<T>(entry: &NetworkEntry, files: &ZooFiles, build: impl FnOnce(&WeightSource) -> Result<T>) -> Result<T> {
@@ -226,7 +244,11 @@ fn bind<T>(entry: &NetworkEntry, files: &ZooFiles, build: impl FnOnce(&WeightSou
         .get(&entry.file)
         .ok_or_else(|| Error::manifest(format!("network `{}`: weight file `{}` is missing", entry.name, entry.file)))?;
     let tensors = TensorFile::from_safetensors(bytes, &entry.file)?.select_prefix(&entry.prefix);
-    let origin = if entry.prefix.is_empty() { entry.file.clone() } else { format!("{} (keys under `{}`)", entry.file, entry.prefix) };
+    let origin = if entry.prefix.is_empty() {
+        entry.file.clone()
+    } else {
+        format!("{} (keys under `{}`)", entry.file, entry.prefix)
+    };
     let source = WeightSource::checkpoint(tensors, origin);
     let net = build(&source)?;
     source.finish()?;
@@ -263,7 +285,37 @@ impl Zoo {
             None => None,
         };
         let encoder_size = e.input_size;
-        Ok(Self { manifest, generator, encoder, detectors, encoder_size, identity, perceptual })
+        Ok(Self { manifest, generator, encoder, detectors, encoder_size, identity, perceptual, device: device.clone() })
+    }
+
+    /// The encoder and the generator, as one way into W+.
+    pub fn inverter(&self) -> Inverter<'_> {
+        Inverter { encoder: &self.encoder, generator: &self.generator, encoder_size: self.encoder_size }
+    }
+
+    /// The zoo's LPIPS and ArcFace, where it has them.
+    pub fn quality_networks(&self) -> QualityNetworks<'_> {
+        QualityNetworks { perceptual: self.perceptual.as_ref(), identity: self.identity.as_ref() }
+    }
+
+    /// Every metric of `changed` against `reference` (`[1, 3, S, S]` in [-1, 1]), LPIPS and ID
+    /// with the zoo's networks.
+    pub async fn quality(&self, reference: Tensor<4>, changed: Tensor<4>) -> Result<Quality> {
+        Quality::measure_with(self.quality_networks(), reference, changed).await
+    }
+
+    /// P(fake) of `image` under every detector, in the zoo's order.
+    pub async fn score_all(&self, image: Tensor<4>) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.detectors.len());
+        for (_, det) in &self.detectors {
+            out.push(read_vec(det.p_fake(image.clone())).await?[0]);
+        }
+        Ok(out)
+    }
+
+    /// The detectors' names, in the zoo's order.
+    pub fn detector_names(&self) -> Vec<String> {
+        self.detectors.iter().map(|(n, _)| n.clone()).collect()
     }
 
     pub fn detector(&self, name: &str) -> Result<&Detector> {
@@ -279,7 +331,9 @@ pub fn build_detector(entry: &NetworkEntry, vb: &crate::weights::VarBuilder) -> 
         Architecture::Xception(cfg) => DetectorNet::Xception(Xception::new(vb, cfg)?),
         Architecture::Efficientnet(cfg) => DetectorNet::EfficientNet(EfficientNet::new(vb, cfg)?),
         Architecture::Resnet(cfg) => DetectorNet::Resnet(Resnet::new(vb, cfg)?),
-        other => return Err(Error::manifest(format!("network `{}`: {:?} is not a detector", entry.name, other.role()))),
+        other => {
+            return Err(Error::manifest(format!("network `{}`: {:?} is not a detector", entry.name, other.role())));
+        }
     };
     Ok(Detector { net, input_size: entry.input_size, normalization: entry.normalization })
 }
@@ -290,7 +344,9 @@ pub fn bind_only(entry: &NetworkEntry, vb: &crate::weights::VarBuilder) -> Resul
     match &entry.architecture {
         Architecture::Stylegan2(cfg) => drop(Generator::new(vb, cfg)?),
         Architecture::E4e(cfg) => drop(Encoder4Editing::new(vb, cfg)?),
-        Architecture::Xception(_) | Architecture::Efficientnet(_) | Architecture::Resnet(_) => drop(build_detector(entry, vb)?),
+        Architecture::Xception(_) | Architecture::Efficientnet(_) | Architecture::Resnet(_) => {
+            drop(build_detector(entry, vb)?)
+        }
         Architecture::Arcface(cfg) => drop(ArcFace::new(vb, cfg)?),
         Architecture::Lpips => drop(Lpips::new(vb)),
     }
@@ -300,14 +356,18 @@ pub fn bind_only(entry: &NetworkEntry, vb: &crate::weights::VarBuilder) -> Resul
 /// Reads a zoo from a directory holding `zoo.json` and its weight files.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_dir(dir: &std::path::Path) -> Result<(Manifest, ZooFiles)> {
-    let io = |path: &std::path::Path, e: std::io::Error| Error::Io { path: path.display().to_string(), reason: e.to_string() };
+    let io = |path: &std::path::Path, e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
     let mpath = dir.join("zoo.json");
     let text = std::fs::read_to_string(&mpath).map_err(|e| io(&mpath, e))?;
     let manifest = Manifest::from_json(&text).map_err(|e| Error::manifest(format!("{}: {e}", mpath.display())))?;
     let mut files = ZooFiles::new();
     for f in manifest.files() {
         let path = dir.join(f);
-        let bytes = std::fs::read(&path).map_err(|e| Error::manifest(format!("weight file {}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| Error::manifest(format!("weight file {}: {e}", path.display())))?;
         files.insert(f.to_string(), bytes);
     }
     Ok((manifest, files))

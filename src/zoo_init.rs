@@ -6,18 +6,18 @@ use burn::tensor::Device;
 
 use crate::error::Result;
 use crate::image::RgbaImage;
-use crate::rng::SeededRng;
+use crate::networks::Normalization;
 use crate::networks::arcface::ArcFaceConfig;
 use crate::networks::e4e::EncoderConfig;
 use crate::networks::efficientnet::{EfficientNetConfig, EfficientNetLayout};
 use crate::networks::irse::IrSeConfig;
-use crate::networks::stylegan2::GeneratorConfig;
 use crate::networks::resnet::{ResnetBlock, ResnetConfig};
+use crate::networks::stylegan2::GeneratorConfig;
 use crate::networks::xception::XceptionConfig;
-use crate::networks::Normalization;
+use crate::rng::SeededRng;
 use crate::search::RowBands;
 use crate::weights::{StoredPrecision, TensorFile, WeightSource};
-use crate::zoo::{bind_only, Architecture, Manifest, NetworkEntry, Role, Zoo, ZooFiles};
+use crate::zoo::{Architecture, Manifest, NetworkEntry, Role, Zoo, ZooFiles, bind_only};
 
 /// Sizes of the seeded zoo.
 #[derive(Debug, Clone)]
@@ -56,14 +56,25 @@ impl TinyZooSpec {
     }
 
     pub fn detector(&self) -> XceptionConfig {
-        XceptionConfig { widths: [8, 16, 24, 32, 48, 64, 96, 128], middle_blocks: 1, num_classes: 2, layout: Default::default() }
+        XceptionConfig {
+            widths: [8, 16, 24, 32, 48, 64, 96, 128],
+            middle_blocks: 1,
+            num_classes: 2,
+            layout: Default::default(),
+        }
     }
 
     /// A narrow, shallow EfficientNet (B0's stages at width 0.25, depth 0.34) in the
     /// DeepfakeBench layout. Its stem has no padding, so the blocks see ⌊(S−1)/2⌋ pixels; static
     /// pads computed for S − 2 match that size exactly.
     pub fn efficientnet(&self) -> EfficientNetConfig {
-        EfficientNetConfig { width: 0.25, depth: 0.34, layout: EfficientNetLayout::DeepfakeBench, num_classes: 2, assumed_size: self.size - 2 }
+        EfficientNetConfig {
+            width: 0.25,
+            depth: 0.34,
+            layout: EfficientNetLayout::DeepfakeBench,
+            num_classes: 2,
+            assumed_size: self.size - 2,
+        }
     }
 
     /// A ResNet with one basic block per layer at width 16 (ResNet-18's layout, a quarter wide).
@@ -73,7 +84,11 @@ impl TinyZooSpec {
 
     /// IR-SE with one unit per stage at 32 px: an ArcFace with the real layout, toy-sized.
     pub fn arcface(&self) -> ArcFaceConfig {
-        ArcFaceConfig { backbone: IrSeConfig { stem: 16, stages: vec![(16, 1), (24, 1), (32, 1), (48, 1)], se_reduction: 4 }, input_size: 32, embedding: 64 }
+        ArcFaceConfig {
+            backbone: IrSeConfig { stem: 16, stages: vec![(16, 1), (24, 1), (32, 1), (48, 1)], se_reduction: 4 },
+            input_size: 32,
+            embedding: 64,
+        }
     }
 
     /// The identity network's entry (ArcFace IR-SE at 32 px), as `metric_networks` adds it.
@@ -110,19 +125,42 @@ impl TinyZooSpec {
             levels: RowBands::thirds(n_latent),
             pivotal_tuning: None,
             networks: [
-                entry("stylegan2", Role::Generator, Architecture::Stylegan2(self.generator()), "generator.safetensors", self.size),
+                entry(
+                    "stylegan2",
+                    Role::Generator,
+                    Architecture::Stylegan2(self.generator()),
+                    "generator.safetensors",
+                    self.size,
+                ),
                 entry("e4e", Role::Encoder, Architecture::E4e(self.encoder()), "encoder.safetensors", self.size),
-                entry("xception", Role::Detector, Architecture::Xception(self.detector()), "xception.safetensors", self.size),
-                entry("efficientnet", Role::Detector, Architecture::Efficientnet(self.efficientnet()), "efficientnet.safetensors", self.size),
+                entry(
+                    "xception",
+                    Role::Detector,
+                    Architecture::Xception(self.detector()),
+                    "xception.safetensors",
+                    self.size,
+                ),
+                entry(
+                    "efficientnet",
+                    Role::Detector,
+                    Architecture::Efficientnet(self.efficientnet()),
+                    "efficientnet.safetensors",
+                    self.size,
+                ),
                 entry("resnet", Role::Detector, Architecture::Resnet(self.resnet()), "resnet.safetensors", self.size),
             ]
             .into_iter()
-            .chain(self.metric_networks.then(|| {
-                [
-                    self.identity_entry(),
-                    entry("lpips", Role::Perceptual, Architecture::Lpips, "lpips.safetensors", self.size),
-                ]
-            }).into_iter().flatten())
+            .chain(
+                self.metric_networks
+                    .then(|| {
+                        [
+                            self.identity_entry(),
+                            entry("lpips", Role::Perceptual, Architecture::Lpips, "lpips.safetensors", self.size),
+                        ]
+                    })
+                    .into_iter()
+                    .flatten(),
+            )
             .collect(),
         }
     }
@@ -163,10 +201,10 @@ impl TinyZooSpec {
         let zoo = Zoo::load(manifest.clone(), files, &device)?;
         let mut rng = SeededRng::new(self.seed ^ 0xCA11);
         let images: Vec<RgbaImage> = (0..12).map(|_| seeded_blob_image(&mut rng, self.size)).collect();
-        let recs: Vec<_> = images.iter().map(|img| zoo.invert(img, &device).reconstruction).collect();
+        let recs: Vec<_> = images.iter().map(|img| zoo.inverter().invert(img, &device).reconstruction).collect();
         let batch = burn::tensor::Tensor::cat(recs, 0);
         for (entry, (_, det)) in manifest.detectors().zip(&zoo.detectors) {
-            let logits = crate::block_on_ready(crate::search::read_vec(det.logits(batch.clone())))?;
+            let logits = crate::readback::block_on_ready(crate::readback::read_vec(det.logits(batch.clone())))?;
             let margins: Vec<f32> = logits.chunks(2).map(|l| l[1] - l[0]).collect();
             let n = margins.len() as f32;
             let mean = margins.iter().sum::<f32>() / n;
@@ -193,7 +231,8 @@ impl TinyZooSpec {
 pub fn seeded_blob_image(rng: &mut SeededRng, size: usize) -> RgbaImage {
     let bg = [rng.uniform(), rng.uniform(), rng.uniform()];
     let fg = [0.6 + 0.4 * rng.uniform(), 0.4 + 0.4 * rng.uniform(), 0.3 + 0.4 * rng.uniform()];
-    let (cx, cy, rx, ry) = (0.4 + 0.2 * rng.uniform(), 0.4 + 0.2 * rng.uniform(), 0.2 + 0.1 * rng.uniform(), 0.25 + 0.1 * rng.uniform());
+    let (cx, cy, rx, ry) =
+        (0.4 + 0.2 * rng.uniform(), 0.4 + 0.2 * rng.uniform(), 0.2 + 0.1 * rng.uniform(), 0.25 + 0.1 * rng.uniform());
     let mut data = Vec::with_capacity(size * size * 4);
     for y in 0..size {
         for x in 0..size {

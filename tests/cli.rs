@@ -20,7 +20,22 @@ fn run_writes_images_and_report() {
     let (ok, _, err) = unforge(&["init-zoo", "--out", zoo.to_str().unwrap(), "--seed", "5"]);
     assert!(ok, "{err}");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png");
-    let (ok, stdout, err) = unforge(&["run", sample, "--zoo", zoo.to_str().unwrap(), "--steps", "3", "--alpha", "0.03", "--levels", "S,M", "--method", "mifgsm", "--out", out.to_str().unwrap()]);
+    let (ok, stdout, err) = unforge(&[
+        "run",
+        sample,
+        "--zoo",
+        zoo.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--alpha",
+        "0.03",
+        "--levels",
+        "S,M",
+        "--method",
+        "mifgsm",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     assert!(stdout.contains("P(fake)"), "{stdout}");
     for f in [
@@ -38,7 +53,10 @@ fn run_writes_images_and_report() {
         assert!(bytes.starts_with(b"\x89PNG"), "{f}");
     }
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["result"]["history"].as_array().unwrap().len(), report["result"]["steps"].as_u64().unwrap() as usize);
+    assert_eq!(
+        report["result"]["history"].as_array().unwrap().len(),
+        report["result"]["steps"].as_u64().unwrap() as usize
+    );
     assert!(report["result"]["p_fake_counterfactual"].as_f64().is_some());
     let q = &report["result"]["quality"];
     assert!(q["psnr_db"].as_f64().is_some_and(|p| p > 0.0 && p.is_finite()), "{q}");
@@ -62,15 +80,45 @@ fn run_takes_presets_regularisers_and_cam_layers() {
     assert!(ok, "{err}");
     assert!(layers.lines().any(|l| l == "blocks.3") && layers.lines().last() == Some("conv_head"), "{layers}");
     let args = [
-        "run", sample, "--zoo", z, "--detector", "efficientnet", "--preset", "fast", "--steps", "3", "--rows", "0,2",
-        "--lambda-pixel", "1", "--lambda-lpips", "0.5", "--lambda-id", "0.5", "--cam", "layer_cam", "--cam-layer", "blocks.3",
-        "--cam-class", "0", "--seed", "9", "--max-scale", "5", "--out", out.to_str().unwrap(),
+        "run",
+        sample,
+        "--zoo",
+        z,
+        "--detector",
+        "efficientnet",
+        "--preset",
+        "fast",
+        "--steps",
+        "3",
+        "--rows",
+        "0,2",
+        "--lambda-pixel",
+        "1",
+        "--lambda-lpips",
+        "0.5",
+        "--lambda-id",
+        "0.5",
+        "--cam",
+        "layer_cam",
+        "--cam-layer",
+        "blocks.3",
+        "--cam-class",
+        "0",
+        "--seed",
+        "9",
+        "--max-scale",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
     ];
     let (ok, _, err) = unforge(&args);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let search = &report["search"];
-    assert_eq!((search["alpha"].as_f64().unwrap() as f32, search["refine"].as_u64(), search["max_steps"].as_u64()), (8e-4, Some(6), Some(3)));
+    assert_eq!(
+        (search["alpha"].as_f64().unwrap() as f32, search["refine"].as_u64(), search["max_steps"].as_u64()),
+        (8e-4, Some(6), Some(3))
+    );
     assert_eq!((search["method"]["name"].as_str(), search["method"]["max_scale"].as_f64()), (Some("rprop"), Some(5.0)));
     assert_eq!(search["regularisers"]["lpips"], 0.5);
     assert_eq!(search["seed"], 9);
@@ -81,24 +129,38 @@ fn run_takes_presets_regularisers_and_cam_layers() {
     // With an identity network the fast preset holds identity unless --lambda-id says otherwise.
     for (extra, id) in [(vec![], 1.0), (vec!["--lambda-id", "0"], 0.0)] {
         let fast_out = tmp("out-fast-id");
-        let args = [&["run", sample, "--zoo", z, "--preset", "fast", "--steps", "2", "--out", fast_out.to_str().unwrap()][..], &extra[..]].concat();
+        let args = [
+            &["run", sample, "--zoo", z, "--preset", "fast", "--steps", "2", "--out", fast_out.to_str().unwrap()][..],
+            &extra[..],
+        ]
+        .concat();
         let (ok, _, err) = unforge(&args);
         assert!(ok, "{err}");
-        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(fast_out.join("report.json")).unwrap()).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fast_out.join("report.json")).unwrap()).unwrap();
         assert_eq!(report["search"]["regularisers"]["id"], id, "{extra:?}");
     }
     // A zoo can take an identity network trained elsewhere (here: the one above); a file that
     // is not one is refused, naming it.
     let with_id = tmp("zoo-identity");
     let id_file = zoo.join("arcface.safetensors");
-    let (ok, _, err) = unforge(&["init-zoo", "--out", with_id.to_str().unwrap(), "--identity", id_file.to_str().unwrap()]);
+    let (ok, _, err) =
+        unforge(&["init-zoo", "--out", with_id.to_str().unwrap(), "--identity", id_file.to_str().unwrap()]);
     assert!(ok, "{err}");
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(with_id.join("zoo.json")).unwrap()).unwrap();
-    let roles: Vec<&str> = manifest["networks"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(with_id.join("zoo.json")).unwrap()).unwrap();
+    let roles: Vec<&str> =
+        manifest["networks"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
     assert!(roles.contains(&"identity") && !roles.contains(&"perceptual"), "{roles:?}");
     assert_eq!(std::fs::read(with_id.join("arcface.safetensors")).unwrap(), std::fs::read(&id_file).unwrap());
     let wrong = zoo.join("xception.safetensors");
-    let (ok, _, err) = unforge(&["init-zoo", "--out", tmp("zoo-identity-bad").to_str().unwrap(), "--identity", wrong.to_str().unwrap()]);
+    let (ok, _, err) = unforge(&[
+        "init-zoo",
+        "--out",
+        tmp("zoo-identity-bad").to_str().unwrap(),
+        "--identity",
+        wrong.to_str().unwrap(),
+    ]);
     assert!(!ok && err.contains("xception.safetensors: not an identity network"), "{err}");
 }
 
@@ -109,11 +171,29 @@ fn run_scores_the_explanation_against_a_ground_truth_mask() {
     let mask = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/synth-mask-1.png");
     let scored = |extra: &[&str], name: &str| {
         let out = tmp(name);
-        let args = [&["run", image, "--zoo", zoo, "--steps", "3", "--alpha", "0.03", "--truth", mask, "--out", out.to_str().unwrap()][..], extra].concat();
+        let args = [
+            &[
+                "run",
+                image,
+                "--zoo",
+                zoo,
+                "--steps",
+                "3",
+                "--alpha",
+                "0.03",
+                "--truth",
+                mask,
+                "--out",
+                out.to_str().unwrap(),
+            ][..],
+            extra,
+        ]
+        .concat();
         let (ok, stdout, err) = unforge(&args);
         assert!(ok, "{err}");
         assert!(stdout.contains("against the ground-truth mask (AUROC, 0.5 is chance): residual 0."), "{stdout}");
-        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
         assert_eq!(report["truth"]["mask"], mask);
         report["truth"]["localisation"].clone()
     };
@@ -126,7 +206,16 @@ fn run_scores_the_explanation_against_a_ground_truth_mask() {
     // A mask that is not the image's size is refused, naming it, before any work.
     let small = tmp("mask-small.png");
     std::fs::write(&small, unforge::image::RgbaImage::encode_gray_png(32, 32, &[255; 32 * 32])).unwrap();
-    let (ok, _, err) = unforge(&["run", image, "--zoo", zoo, "--truth", small.to_str().unwrap(), "--out", tmp("out-truth-bad").to_str().unwrap()]);
+    let (ok, _, err) = unforge(&[
+        "run",
+        image,
+        "--zoo",
+        zoo,
+        "--truth",
+        small.to_str().unwrap(),
+        "--out",
+        tmp("out-truth-bad").to_str().unwrap(),
+    ]);
     assert!(!ok && err.contains("mask-small.png: the mask is 32×32, the image 128×128"), "{err}");
 }
 
@@ -135,11 +224,20 @@ fn run_tunes_the_generator_when_asked() {
     // The default (trained) zoo recommends tuning in its manifest; a copy recommends 30 steps
     // (quicker).
     let committed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"));
-    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(committed.join("zoo.json")).unwrap()).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(committed.join("zoo.json")).unwrap()).unwrap();
     assert_eq!(manifest["pivotal_tuning"]["steps"], 200);
     let copy = tmp("tune-zoo");
     std::fs::create_dir_all(&copy).unwrap();
-    for file in ["zoo.json", "generator.safetensors", "encoder.safetensors", "xception.safetensors", "efficientnet.safetensors", "resnet.safetensors", "arcface.safetensors"] {
+    for file in [
+        "zoo.json",
+        "generator.safetensors",
+        "encoder.safetensors",
+        "xception.safetensors",
+        "efficientnet.safetensors",
+        "resnet.safetensors",
+        "arcface.safetensors",
+    ] {
         std::fs::copy(committed.join(file), copy.join(file)).unwrap();
     }
     manifest["pivotal_tuning"]["steps"] = 30.into();
@@ -151,7 +249,8 @@ fn run_tunes_the_generator_when_asked() {
     let image = data.join("test-000001.png");
     let report = |extra: &[&str], name: &str| {
         let out = tmp(name);
-        let mut args = vec!["run", image.to_str().unwrap(), "--zoo", zoo, "--steps", "2", "--out", out.to_str().unwrap()];
+        let mut args =
+            vec!["run", image.to_str().unwrap(), "--zoo", zoo, "--steps", "2", "--out", out.to_str().unwrap()];
         args.extend_from_slice(extra);
         let (ok, _, err) = unforge(&args);
         assert!(ok, "{err}");
@@ -159,7 +258,10 @@ fn run_tunes_the_generator_when_asked() {
     };
     let ((plain, quiet), (tuned, progress)) = (report(&["--tune-steps", "0"], "tune-off"), report(&[], "tune-on"));
     assert!(!quiet.contains("pivotal tuning"), "{quiet}");
-    assert!(progress.contains("pivotal tuning    1/30  loss") && progress.contains("pivotal tuning   30/30  loss"), "{progress}");
+    assert!(
+        progress.contains("pivotal tuning    1/30  loss") && progress.contains("pivotal tuning   30/30  loss"),
+        "{progress}"
+    );
     assert_eq!(plain["search"]["pivotal_tuning"]["steps"], 0);
     assert_eq!(tuned["search"]["pivotal_tuning"]["steps"], 30);
     let psnr = |r: &serde_json::Value| r["result"]["inversion_psnr_db"].as_f64().unwrap();
@@ -182,8 +284,23 @@ fn bench_times_the_search_step_and_the_tuning_step() {
 fn sample_folder(name: &str, count: usize) -> std::path::PathBuf {
     let dir = tmp(name);
     let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/samples/astronaut.png");
-    let photo = if std::path::Path::new(photo).exists() { photo } else { concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png") };
-    let (ok, _, err) = unforge(&["samples", photo, "--face", "0,0,64", "--size", "64", "--synthetic", &count.to_string(), "--out", dir.to_str().unwrap()]);
+    let photo = if std::path::Path::new(photo).exists() {
+        photo
+    } else {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png")
+    };
+    let (ok, _, err) = unforge(&[
+        "samples",
+        photo,
+        "--face",
+        "0,0,64",
+        "--size",
+        "64",
+        "--synthetic",
+        &count.to_string(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     dir
 }
@@ -192,19 +309,46 @@ fn sample_folder(name: &str, count: usize) -> std::path::PathBuf {
 fn eval_writes_tables_and_resumes() {
     let data = sample_folder("eval-data", 2);
     // Only the fakes are attacked when labels say which they are.
-    std::fs::write(data.join("labels.json"), r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "photo-face.png": "real"}"#).unwrap();
+    std::fs::write(
+        data.join("labels.json"),
+        r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "photo-face.png": "real"}"#,
+    )
+    .unwrap();
     let out = tmp("eval-out");
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let args = [
-        "eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception,efficientnet", "--attacks", "latent,fgsm,pgd", "--steps", "2", "--alpha", "0.02",
-        "--pixel-steps", "2", "--level-ablation", "--alphas", "0.02,0.04", "--out", out.to_str().unwrap(),
+        "eval",
+        data.to_str().unwrap(),
+        "--zoo",
+        zoo,
+        "--victims",
+        "xception,efficientnet",
+        "--attacks",
+        "latent,fgsm,pgd",
+        "--steps",
+        "2",
+        "--alpha",
+        "0.02",
+        "--pixel-steps",
+        "2",
+        "--level-ablation",
+        "--alphas",
+        "0.02,0.04",
+        "--out",
+        out.to_str().unwrap(),
     ];
     let (ok, stdout, err) = unforge(&args);
     assert!(ok, "{err}");
     // 2 images × 2 victims × (latent, fgsm, pgd, S, M, D, α 0.04).
     assert!(err.contains("28 runs, 0 resumed"), "{err}");
     assert!(err.contains("ETA"), "no progress line: {err}");
-    assert!(stdout.contains("Tab. 1") && stdout.contains("Tab. 2/3") && stdout.contains("Tab. 4") && stdout.contains("Tab. 5"), "{stdout}");
+    assert!(
+        stdout.contains("Tab. 1")
+            && stdout.contains("Tab. 2/3")
+            && stdout.contains("Tab. 4")
+            && stdout.contains("Tab. 5"),
+        "{stdout}"
+    );
     for f in ["tables.md", "tables.json", "plan.json", "tab-2-3-transfer.csv", "tab-4-level-ablation.csv"] {
         assert!(out.join(f).exists(), "{f} missing");
     }
@@ -213,7 +357,8 @@ fn eval_writes_tables_and_resumes() {
     let tables: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("tables.json")).unwrap()).unwrap();
     // The zoo's own two tables (the data has a real image), then the paper's.
     assert_eq!(tables[0]["name"], "Detectors before the search");
-    let transfer = &tables.as_array().unwrap().iter().find(|t| t["name"].as_str().unwrap().contains("2/3")).unwrap()["rows"];
+    let transfer =
+        &tables.as_array().unwrap().iter().find(|t| t["name"].as_str().unwrap().contains("2/3")).unwrap()["rows"];
     assert_eq!(transfer.as_array().unwrap().len(), 6, "{transfer}");
     // A re-run does nothing new; a removed record is the only one redone.
     std::fs::remove_file(out.join("records/efficientnet/pgd/synthetic-2.json")).unwrap();
@@ -232,17 +377,47 @@ fn eval_writes_tables_and_resumes() {
 #[test]
 fn eval_scores_the_zoo_from_the_inversions_its_searches_tune() {
     let data = sample_folder("eval-shared", 2);
-    std::fs::write(data.join("labels.json"), r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "photo-face.png": "real"}"#).unwrap();
+    std::fs::write(
+        data.join("labels.json"),
+        r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "photo-face.png": "real"}"#,
+    )
+    .unwrap();
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let scores = |attack: &str, name: &str| {
         let out = tmp(name);
-        let args = ["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception", "--attacks", attack, "--steps", "1", "--pixel-steps", "1", "--tune-steps", "3", "--limit", "1", "--out", out.to_str().unwrap()];
+        let args = [
+            "eval",
+            data.to_str().unwrap(),
+            "--zoo",
+            zoo,
+            "--victims",
+            "xception",
+            "--attacks",
+            attack,
+            "--steps",
+            "1",
+            "--pixel-steps",
+            "1",
+            "--tune-steps",
+            "3",
+            "--limit",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ];
         let (ok, _, err) = unforge(&args);
         assert!(ok, "{err}");
         let shared = if attack == "latent" { 1 } else { 0 };
-        assert!(err.contains(&format!("zoo scores: {shared} of 3 labelled images scored before the searches ended")), "{err}");
-        assert!(!out.join("zoo-scores.partial.json").exists(), "the partial scores are gone once the whole ones are saved");
-        let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("zoo-scores.json")).unwrap()).unwrap();
+        assert!(
+            err.contains(&format!("zoo scores: {shared} of 3 labelled images scored before the searches ended")),
+            "{err}"
+        );
+        assert!(
+            !out.join("zoo-scores.partial.json").exists(),
+            "the partial scores are gone once the whole ones are saved"
+        );
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("zoo-scores.json")).unwrap()).unwrap();
         saved["scores"].clone()
     };
     // The latent search tunes synthetic-1 once for itself and its score; a pixel attack tunes
@@ -260,10 +435,33 @@ fn an_interrupted_eval_leaves_whole_records_and_resumes() {
     std::fs::write(data.join("labels.json"), r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "synthetic-3.png": "fake", "photo-face.png": "real"}"#).unwrap();
     let out = tmp("eval-kill-out");
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
-    let args = ["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception,efficientnet", "--attacks", "latent,pgd", "--steps", "3", "--alpha", "0.02", "--limit", "4", "--out", out.to_str().unwrap()];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let args = [
+        "eval",
+        data.to_str().unwrap(),
+        "--zoo",
+        zoo,
+        "--victims",
+        "xception,efficientnet",
+        "--attacks",
+        "latent,pgd",
+        "--steps",
+        "3",
+        "--alpha",
+        "0.02",
+        "--limit",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unforge"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     // Stop it hard (as a Ctrl-C or a crash would) once the first records exist.
-    let count = || walk(&out.join("records")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")).count();
+    let count =
+        || walk(&out.join("records")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")).count();
     let started = std::time::Instant::now();
     while count() < 2 && started.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -302,13 +500,27 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn synth_writes_a_world_that_eval_scores_against_its_masks() {
     let data = tmp("synth-world");
-    let (ok, stdout, err) = unforge(&["synth", "--split", "validation", "--count", "4", "--start", "2", "--size", "64", "--contact-sheet", "--out", data.to_str().unwrap()]);
+    let (ok, stdout, err) = unforge(&[
+        "synth",
+        "--split",
+        "validation",
+        "--count",
+        "4",
+        "--start",
+        "2",
+        "--size",
+        "64",
+        "--contact-sheet",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     assert!(stdout.contains("wrote 4 validation images"), "{stdout}");
     let labels: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("labels.json")).unwrap()).unwrap();
     assert_eq!(labels["validation-000002.png"], "real");
     assert_eq!(labels["validation-000003.png"], "fake");
-    let samples: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("samples.json")).unwrap()).unwrap();
+    let samples: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("samples.json")).unwrap()).unwrap();
     assert_eq!(samples[1]["forgery"], "asymmetric_eyes");
     assert!(samples[1]["altered_pixels"].as_u64().unwrap() > 0);
     for f in ["validation-000005.png", "masks/validation-000005.png", "contact-sheet.png"] {
@@ -316,24 +528,50 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
     }
     let out = tmp("synth-world-eval");
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
-    let (ok, stdout, err) = unforge(&["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception,efficientnet", "--attacks", "latent,fgsm", "--steps", "2", "--alpha", "0.02", "--out", out.to_str().unwrap()]);
+    let (ok, stdout, err) = unforge(&[
+        "eval",
+        data.to_str().unwrap(),
+        "--zoo",
+        zoo,
+        "--victims",
+        "xception,efficientnet",
+        "--attacks",
+        "latent,fgsm",
+        "--steps",
+        "2",
+        "--alpha",
+        "0.02",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     assert!(err.contains("8 runs"), "2 fakes × 2 victims × 2 attacks: {err}");
     assert!(stdout.contains("### Localisation") && out.join("localisation.csv").exists(), "{stdout}");
     // Real and fake images together: the zoo's own scores on them come first.
     assert!(stdout.starts_with("### Detectors before the search") && stdout.contains("### Inversion"), "{stdout}");
-    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("zoo-scores.json")).unwrap()).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("zoo-scores.json")).unwrap()).unwrap();
     let scores: unforge::eval::ZooScores = serde_json::from_value(saved["scores"].clone()).unwrap();
     assert_eq!((scores.images, scores.fakes), (4, 2));
     assert!(scores.detectors.values().all(|d| d.p_fake.len() == 4 && d.auc.is_some_and(|a| (0.0..=1.0).contains(&a))));
     // After inversion: reals called fake and the AUC on the reconstructions, beside the fakes still detected.
     let unit = |v: Option<f64>| v.is_some_and(|v| (0.0..=1.0).contains(&v));
-    assert!(scores.detectors.values().all(|d| unit(d.flagged_reconstructed_reals) && unit(d.reconstruction_auc)), "{:?}", scores.detectors);
+    assert!(
+        scores.detectors.values().all(|d| unit(d.flagged_reconstructed_reals) && unit(d.reconstruction_auc)),
+        "{:?}",
+        scores.detectors
+    );
     assert!(stdout.contains("| reals called fake after inversion % | AUC after inversion |"), "{stdout}");
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("records/efficientnet/latent/validation-000003.json")).unwrap()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("records/efficientnet/latent/validation-000003.json")).unwrap())
+            .unwrap();
     let auroc = record["localisation"]["change_auroc"].as_f64().expect("a change AUROC");
     assert!((0.0..=1.0).contains(&auroc));
-    for (args, needle) in [(&["synth", "--split", "dev"][..], "unknown split `dev`"), (&["synth", "--size", "30"][..], "--size 30"), (&["synth", "--count", "0"][..], "--count")] {
+    for (args, needle) in [
+        (&["synth", "--split", "dev"][..], "unknown split `dev`"),
+        (&["synth", "--size", "30"][..], "--size 30"),
+        (&["synth", "--count", "0"][..], "--count"),
+    ] {
         let (ok, _, err) = unforge(args);
         assert!(!ok && err.contains(needle), "{args:?}: {err}");
     }
@@ -342,12 +580,37 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
 #[test]
 fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     let out = tmp("trained");
-    let args = ["train", "--size", "32", "--inverter-steps", "3", "--inverter-batch", "2", "--detector-steps", "3", "--detector-batch", "4", "--identity-steps", "3", "--identity-batch", "3", "--test-images", "6", "--checkpoint-every", "2", "--recommended-tune-steps", "3", "--out", out.to_str().unwrap()];
+    let args = [
+        "train",
+        "--size",
+        "32",
+        "--inverter-steps",
+        "3",
+        "--inverter-batch",
+        "2",
+        "--detector-steps",
+        "3",
+        "--detector-batch",
+        "4",
+        "--identity-steps",
+        "3",
+        "--identity-batch",
+        "3",
+        "--test-images",
+        "6",
+        "--checkpoint-every",
+        "2",
+        "--recommended-tune-steps",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     let (ok, stdout, err) = unforge(&args);
     assert!(ok, "{err}");
     assert!(err.contains("ETA"), "no progress: {err}");
     assert!(stdout.contains("### Detectors before the search") && stdout.contains("### Inversion"), "{stdout}");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
     let scores = &report["test"];
     assert_eq!(scores["images"], 6);
     for d in ["xception", "efficientnet", "resnet"] {
@@ -365,13 +628,15 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     assert!((0.0..=1.0).contains(&auc) && stdout.contains("### Identity network"), "{auc} {stdout}");
     // The trained zoo is an ordinary zoo, with an identity network and no perceptual one.
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("zoo.json")).unwrap()).unwrap();
-    let roles: Vec<&str> = manifest["networks"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> =
+        manifest["networks"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
     assert!(roles.contains(&"identity") && !roles.contains(&"perceptual"), "{roles:?}");
     // It recommends the pivotal tuning its searches need, and `run` follows it.
     assert_eq!(manifest["pivotal_tuning"]["steps"], 3);
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/synth-fake-1.png");
     let run_out = tmp("trained-run");
-    let (ok, _, err) = unforge(&["run", sample, "--zoo", out.to_str().unwrap(), "--steps", "2", "--out", run_out.to_str().unwrap()]);
+    let (ok, _, err) =
+        unforge(&["run", sample, "--zoo", out.to_str().unwrap(), "--steps", "2", "--out", run_out.to_str().unwrap()]);
     assert!(ok && err.contains("pivotal tuning    3/3"), "{err}");
     let (ok, _, err) = unforge(&["train", "--size", "48", "--out", out.to_str().unwrap()]);
     assert!(!ok && err.contains("--size 48"), "{err}");
@@ -398,12 +663,19 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     assert!(!ok && err.contains("inverter.json") && err.contains("settings"), "{err}");
     // One detector trained alone is the one trained beside the others, and the zoo holds it only.
     let alone = tmp("trained-resnet");
-    let (ok, _, err) = unforge(&[&args[..args.len() - 1], &[alone.to_str().unwrap(), "--detectors", "resnet"]].concat());
+    let (ok, _, err) =
+        unforge(&[&args[..args.len() - 1], &[alone.to_str().unwrap(), "--detectors", "resnet"]].concat());
     assert!(ok, "{err}");
     assert_eq!(std::fs::read(alone.join("resnet.safetensors")).unwrap(), before);
     assert!(!alone.join("xception.safetensors").exists());
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(alone.join("zoo.json")).unwrap()).unwrap();
-    let detectors: Vec<&str> = manifest["networks"].as_array().unwrap().iter().filter(|n| n["role"] == "detector").map(|n| n["name"].as_str().unwrap()).collect();
+    let detectors: Vec<&str> = manifest["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["role"] == "detector")
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
     assert_eq!(detectors, ["resnet"]);
     let (ok, _, err) = unforge(&["train", "--detectors", "resnet,vgg", "--out", tmp("train-vgg").to_str().unwrap()]);
     assert!(!ok && err.contains("no detector `vgg`") && err.contains("xception, efficientnet, resnet"), "{err}");
@@ -414,15 +686,44 @@ fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions(
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let out = tmp("train-pool");
     let args = [
-        "train", "--size", "64", "--inverter-from", models, "--detectors", "resnet", "--detector-steps", "2", "--detector-batch", "4", "--tuned-pairs", "1", "--tuned-pool-steps", "2",
-        "--identity-steps", "0", "--test-images", "2", "--out", out.to_str().unwrap(),
+        "train",
+        "--size",
+        "64",
+        "--inverter-from",
+        models,
+        "--detectors",
+        "resnet",
+        "--detector-steps",
+        "2",
+        "--detector-batch",
+        "4",
+        "--tuned-pairs",
+        "1",
+        "--tuned-pool-steps",
+        "2",
+        "--identity-steps",
+        "0",
+        "--test-images",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
     ];
     let (ok, _, err) = unforge(&args);
     assert!(ok, "{err}");
-    assert!(err.contains("tuned-pool step     1/1  2 tuning steps per image") && !err.contains("inverter step"), "{err}");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
+    assert!(
+        err.contains("tuned-pool step     1/1  2 tuning steps per image") && !err.contains("inverter step"),
+        "{err}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
     assert_eq!(report["inverter"]["from"], models);
-    let weights = |dir: &std::path::Path| unforge::weights::TensorFile::from_safetensors(&std::fs::read(dir.join("generator.safetensors")).unwrap(), "generator").unwrap();
+    let weights = |dir: &std::path::Path| {
+        unforge::weights::TensorFile::from_safetensors(
+            &std::fs::read(dir.join("generator.safetensors")).unwrap(),
+            "generator",
+        )
+        .unwrap()
+    };
     assert_eq!(weights(&out), weights(std::path::Path::new(models)), "the generator is the given zoo's");
     assert!(out.join("checkpoints/tuned-pool-000001.safetensors").exists());
     // A resumed run takes the pool as it was made.
@@ -430,12 +731,29 @@ fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions(
     assert!(ok && err.contains("tuned-pool: finished in an earlier run"), "{err}");
     for (extra, needle) in [
         (&["--size", "32", "--inverter-from", models][..], "is not this recipe's"),
-        (&["--tuned-pairs", "1", "--reconstructed-share", "0"][..], "--reconstructed-share 0 of 16 images is no whole pair"),
+        (
+            &["--tuned-pairs", "1", "--reconstructed-share", "0"][..],
+            "--reconstructed-share 0 of 16 images is no whole pair",
+        ),
         (&["--tuned-pairs", "1", "--tuned-pool-steps", "9000"][..], "--tuned-pool-steps"),
         (&["--tuned-pairs", "1", "--tuned-pool-steps", "0"][..], "at least one tuning step"),
         (&["--tuned-pairs", "1", "--reconstructed-share", "0.01"][..], "is no whole pair"),
     ] {
-        let (ok, _, err) = unforge(&[&["train", "--out", tmp("train-pool-bad").to_str().unwrap(), "--detector-steps", "1", "--identity-steps", "0"][..], extra].concat());
+        let (ok, _, err) = unforge(
+            &[
+                &[
+                    "train",
+                    "--out",
+                    tmp("train-pool-bad").to_str().unwrap(),
+                    "--detector-steps",
+                    "1",
+                    "--identity-steps",
+                    "0",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        );
         assert!(!ok && err.contains(needle), "{extra:?}: {err}");
     }
 }
@@ -443,8 +761,35 @@ fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions(
 #[test]
 fn an_interrupted_training_resumes_from_its_last_checkpoint() {
     let out = tmp("train-resume");
-    let args = ["train", "--size", "32", "--inverter-steps", "2", "--inverter-batch", "2", "--detector-steps", "60", "--detector-batch", "2", "--identity-steps", "2", "--identity-batch", "2", "--test-images", "2", "--checkpoint-every", "5", "--out", out.to_str().unwrap()];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let args = [
+        "train",
+        "--size",
+        "32",
+        "--inverter-steps",
+        "2",
+        "--inverter-batch",
+        "2",
+        "--detector-steps",
+        "60",
+        "--detector-batch",
+        "2",
+        "--identity-steps",
+        "2",
+        "--identity-batch",
+        "2",
+        "--test-images",
+        "2",
+        "--checkpoint-every",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unforge"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let meta = out.join("checkpoints/xception.json");
     let started = std::time::Instant::now();
     while !meta.exists() && started.elapsed().as_secs() < 120 {
@@ -454,11 +799,15 @@ fn an_interrupted_training_resumes_from_its_last_checkpoint() {
     child.wait().unwrap();
     let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
     let saved = state["next_step"].as_u64().unwrap();
-    assert!(saved % 5 == 0 && saved < 60, "stopped after step {saved}");
+    assert!(saved.is_multiple_of(5) && saved < 60, "stopped after step {saved}");
     let (ok, _, err) = unforge(&[&args[..], &["--resume"]].concat());
     assert!(ok, "{err}");
-    assert!(err.contains("inverter: finished in an earlier run") && err.contains("xception: resuming at step"), "{err}");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
+    assert!(
+        err.contains("inverter: finished in an earlier run") && err.contains("xception: resuming at step"),
+        "{err}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
     assert_eq!(report["xception"]["losses"].as_array().unwrap().len(), 60, "the loss log continues the saved one");
 }
 
@@ -468,8 +817,28 @@ fn eval_narrows_to_victims_and_images() {
     let out = tmp("eval-narrow-out");
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let args = [
-        "eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "efficientnet", "--limit", "1", "--attacks", "ifgsm,mifgsm",
-        "--eps", "4", "--pixel-alpha", "1", "--pixel-steps", "3", "--mu", "0.5", "--id-threshold", "0.9", "--out", out.to_str().unwrap(),
+        "eval",
+        data.to_str().unwrap(),
+        "--zoo",
+        zoo,
+        "--victims",
+        "efficientnet",
+        "--limit",
+        "1",
+        "--attacks",
+        "ifgsm,mifgsm",
+        "--eps",
+        "4",
+        "--pixel-alpha",
+        "1",
+        "--pixel-steps",
+        "3",
+        "--mu",
+        "0.5",
+        "--id-threshold",
+        "0.9",
+        "--out",
+        out.to_str().unwrap(),
     ];
     let (ok, stdout, err) = unforge(&args);
     assert!(ok, "{err}");
@@ -522,9 +891,12 @@ fn bad_input_is_a_one_line_error() {
     let cases: [(&[&str], &str); 12] = [
         (&["run", sample, "--zoo", zoo, "--cam-layer", "block99"], "no layer `block99`"),
         (&["run", sample, "--zoo", zoo, "--tune-steps", "9000"], "pivotal tuning takes at most 5000 steps"),
-        (&["run", sample, "--zoo", zoo, "--tune-steps", "5", "--tune-lr", "0"], "pivotal tuning learning rate must be positive"),
+        (
+            &["run", sample, "--zoo", zoo, "--tune-steps", "5", "--tune-lr", "0"],
+            "pivotal tuning learning rate must be positive",
+        ),
         (&["run", sample, "--zoo", zoo, "--rows", "0,999"], "row 999 is outside W+"),
-        (&["run", sample, "--zoo", zoo, "--cam", "saliency"], "--cam `saliency`"),
+        (&["run", sample, "--zoo", zoo, "--cam", "saliency"], "cam `saliency`: use grad_cam"),
         (&["run", sample, "--zoo", zoo, "--method", "xgsm"], "unknown method `xgsm`"),
         (&["run", sample, "--zoo", zoo, "--loss", "hinge"], "unknown loss `hinge`"),
         (&["run", "/no/such/image.png", "--zoo", zoo], "/no/such/image.png"),
@@ -542,4 +914,53 @@ fn bad_input_is_a_one_line_error() {
     }
     let (ok, _, err) = unforge(&["run", sample, "--zoo", zoo, "--alpha=-1"]);
     assert!(!ok && err.contains("alpha"), "{err}");
+}
+
+#[test]
+fn eval_shards_fill_one_folder_and_add_up_to_the_tables_of_one_run() {
+    let data = tmp("shard-world");
+    let (ok, _, err) =
+        unforge(&["synth", "--split", "validation", "--count", "6", "--size", "64", "--out", data.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
+    let eval = |extra: &[&str], out: &std::path::Path| -> Vec<String> {
+        let common =
+            ["eval", data.to_str().unwrap(), "--zoo", zoo, "--victims", "xception", "--attacks", "latent,fgsm"];
+        let settings = ["--steps", "2", "--alpha", "0.02", "--tune-steps", "1", "--out", out.to_str().unwrap()];
+        [&common[..], &settings[..], extra].concat().iter().map(|s| s.to_string()).collect()
+    };
+    let single = tmp("shard-single");
+    let (ok, whole, err) = unforge(&eval(&[], &single).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    // Three workers of a job array, at once, into one folder.
+    let shared = tmp("shard-shared");
+    let started: Vec<_> = (1..=3)
+        .map(|k| {
+            let args = eval(&["--shard", &format!("{k}/3")], &shared);
+            let piped = || std::process::Stdio::piped();
+            Command::new(env!("CARGO_BIN_EXE_unforge"))
+                .args(&args)
+                .stdout(piped())
+                .stderr(piped())
+                .spawn()
+                .expect("runs")
+        })
+        .collect();
+    let workers: Vec<_> = started.into_iter().map(|w| w.wait_with_output().expect("ends")).collect();
+    for (k, w) in workers.iter().enumerate() {
+        assert!(w.status.success(), "shard {}: {}", k + 1, String::from_utf8_lossy(&w.stderr));
+    }
+    assert!(!shared.join("tables.md").exists(), "a shard writes records, not the run's tables");
+    let records = |dir: &std::path::Path| std::fs::read_dir(dir.join("records/xception/latent")).unwrap().count();
+    assert_eq!(records(&shared), records(&single));
+    let (ok, joined, err) = unforge(&eval(&["--tables-only"], &shared).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    assert!(joined.starts_with("### Detectors before the search"), "the shards' zoo scores are joined: {joined}");
+    assert_eq!(joined, whole, "the shards' tables are the single run's");
+    assert_eq!(std::fs::read(shared.join("tables.md")).unwrap(), std::fs::read(single.join("tables.md")).unwrap());
+    for bad in ["0/3", "4/3", "x", "2"] {
+        let (ok, _, err) =
+            unforge(&eval(&["--shard", bad], &tmp("shard-bad")).iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!ok && err.contains(&format!("--shard `{bad}`")), "{bad}: {err}");
+    }
 }

@@ -32,7 +32,18 @@ fn converted_zoo_loads_and_matches_the_original_tensors() {
         ("xception_deepfakebench.pth", "detector", "x.safetensors", "xception", vec!["--input-size", "64", "--f16"]),
     ] {
         let (c, o, m) = (fixture(ckpt), dir.join(out), manifest.to_str().unwrap().to_string());
-        let mut args = vec!["convert", c.to_str().unwrap(), "--role", role, "--out", o.to_str().unwrap(), "--name", name, "--manifest", &m];
+        let mut args = vec![
+            "convert",
+            c.to_str().unwrap(),
+            "--role",
+            role,
+            "--out",
+            o.to_str().unwrap(),
+            "--name",
+            name,
+            "--manifest",
+            &m,
+        ];
         args.extend(extra);
         let (ok, stdout, err) = unforge(&args);
         assert!(ok, "{ckpt}: {err}");
@@ -51,9 +62,13 @@ fn converted_zoo_loads_and_matches_the_original_tensors() {
     let (m0, f0) = unforge::zoo::read_dir(&zoo).unwrap();
     let dev = burn::tensor::Device::flex();
     let (z1, z0) = (unforge::zoo::Zoo::load(m1, &f1, &dev).unwrap(), unforge::zoo::Zoo::load(m0, &f0, &dev).unwrap());
-    let img = unforge::image::RgbaImage::decode_png(&std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/samples/photo-face.png")).unwrap(), "x").unwrap();
-    let a = z1.invert(&img, &dev).reconstruction.into_data().try_to_vec::<f32>().unwrap();
-    let b = z0.invert(&img, &dev).reconstruction.into_data().try_to_vec::<f32>().unwrap();
+    let img = unforge::image::RgbaImage::decode_png(
+        &std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/samples/photo-face.png")).unwrap(),
+        "x",
+    )
+    .unwrap();
+    let a = z1.inverter().invert(&img, &dev).reconstruction.into_data().try_to_vec::<f32>().unwrap();
+    let b = z0.inverter().invert(&img, &dev).reconstruction.into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(a, b);
 }
 
@@ -73,7 +88,16 @@ fn legacy_and_unsuitable_checkpoints_are_clear_errors() {
     let (ok, _, err) = unforge(&["convert", "/no/such.pt", "--role", "detector", "--out", o]);
     assert!(!ok && err.contains("/no/such.pt"), "{err}");
     let e4e = fixture("e4e.pt");
-    let (ok, _, err) = unforge(&["convert", e4e.to_str().unwrap(), "--role", "encoder", "--encoder-variant", "pixel2style", "--out", o]);
+    let (ok, _, err) = unforge(&[
+        "convert",
+        e4e.to_str().unwrap(),
+        "--role",
+        "encoder",
+        "--encoder-variant",
+        "pixel2style",
+        "--out",
+        o,
+    ]);
     assert!(!ok && err.contains("--encoder-variant"), "{err}");
 }
 
@@ -81,8 +105,18 @@ fn legacy_and_unsuitable_checkpoints_are_clear_errors() {
 fn psp_encoders_are_named_by_the_user() {
     let out = std::env::temp_dir().join(format!("unforge-convert-psp-{}.safetensors", std::process::id()));
     let e4e = fixture("e4e.pt");
-    let (ok, stdout, err) =
-        unforge(&["convert", e4e.to_str().unwrap(), "--role", "encoder", "--encoder-variant", "psp", "--input-size", "64", "--out", out.to_str().unwrap()]);
+    let (ok, stdout, err) = unforge(&[
+        "convert",
+        e4e.to_str().unwrap(),
+        "--role",
+        "encoder",
+        "--encoder-variant",
+        "psp",
+        "--input-size",
+        "64",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let entry: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(entry["config"]["variant"], "gradual_style_encoder");
@@ -134,7 +168,8 @@ fn torchvision_resnets_are_inferred_and_checked_strictly() {
         normalization: unforge::networks::Normalization::ImageNet,
         encoder_variant: Default::default(),
     };
-    let narrow_bottleneck = ResnetConfig { block: ResnetBlock::Bottleneck, layers: [1, 2, 1, 1], width: 8, num_classes: 2 };
+    let narrow_bottleneck =
+        ResnetConfig { block: ResnetBlock::Bottleneck, layers: [1, 2, 1, 1], width: 8, num_classes: 2 };
     for (cfg, prefix) in [(ResnetConfig::resnet34(2), "backbone."), (narrow_bottleneck, "")] {
         let source = WeightSource::seeded(2);
         drop(Resnet::new(&source.root(&dev), &cfg).unwrap());
@@ -160,10 +195,12 @@ fn metric_networks_convert_with_their_configuration() {
     let _ = std::fs::remove_dir_all(&dir);
     let (ok, _, err) = unforge(&["init-zoo", "--out", dir.to_str().unwrap(), "--metric-networks", "--f32"]);
     assert!(ok, "{err}");
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("zoo.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("zoo.json")).unwrap()).unwrap();
     for (file, role) in [("arcface.safetensors", "identity"), ("lpips.safetensors", "perceptual")] {
         let out = dir.join(format!("converted-{file}"));
-        let (ok, stdout, err) = unforge(&["convert", dir.join(file).to_str().unwrap(), "--role", role, "--out", out.to_str().unwrap()]);
+        let (ok, stdout, err) =
+            unforge(&["convert", dir.join(file).to_str().unwrap(), "--role", role, "--out", out.to_str().unwrap()]);
         assert!(ok, "{file}: {err}");
         let entry: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         let original = manifest["networks"].as_array().unwrap().iter().find(|n| n["role"] == role).unwrap();
@@ -172,6 +209,13 @@ fn metric_networks_convert_with_their_configuration() {
         assert_eq!(std::fs::read(&out).unwrap().len(), std::fs::read(dir.join(file)).unwrap().len(), "{file}");
     }
     // An identity checkpoint is not a perceptual one.
-    let (ok, _, err) = unforge(&["convert", dir.join("arcface.safetensors").to_str().unwrap(), "--role", "perceptual", "--out", dir.join("x.safetensors").to_str().unwrap()]);
+    let (ok, _, err) = unforge(&[
+        "convert",
+        dir.join("arcface.safetensors").to_str().unwrap(),
+        "--role",
+        "perceptual",
+        "--out",
+        dir.join("x.safetensors").to_str().unwrap(),
+    ]);
     assert!(!ok && err.contains("no LPIPS"), "{err}");
 }

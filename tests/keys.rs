@@ -16,7 +16,8 @@ fn reference(name: &str) -> BTreeMap<String, Vec<usize>> {
         .filter(|l| !l.trim().is_empty() && !l.contains("num_batches_tracked"))
         .map(|l| {
             let (key, shape) = l.split_once('\t').expect("key<TAB>shape");
-            let dims = shape.trim_matches(|c| c == '[' || c == ']').split(',').filter_map(|d| d.trim().parse().ok()).collect();
+            let dims =
+                shape.trim_matches(|c| c == '[' || c == ']').split(',').filter_map(|d| d.trim().parse().ok()).collect();
             (key.to_string(), dims)
         })
         .collect()
@@ -31,7 +32,10 @@ fn declared(build: impl FnOnce(&WeightSource)) -> BTreeMap<String, Vec<usize>> {
 fn assert_same(ours: BTreeMap<String, Vec<usize>>, theirs: BTreeMap<String, Vec<usize>>) {
     let missing: Vec<_> = theirs.iter().filter(|(k, s)| ours.get(*k) != Some(s)).collect();
     let extra: Vec<_> = ours.iter().filter(|(k, _)| !theirs.contains_key(*k)).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "not declared as in PyTorch: {missing:?}\nnot in PyTorch: {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "not declared as in PyTorch: {missing:?}\nnot in PyTorch: {extra:?}"
+    );
 }
 
 #[test]
@@ -67,7 +71,13 @@ fn xception_deepfakebench_keys() {
     let mut theirs = reference("xception_artifact_eraser_2class.keys.tsv");
     // ARCH.md §5.4: the same graph plus the always-registered adjust_channel (283 tensors).
     theirs.insert("adjust_channel.0.weight".into(), vec![512, 2048, 1, 1]);
-    for k in ["adjust_channel.0.bias", "adjust_channel.1.weight", "adjust_channel.1.bias", "adjust_channel.1.running_mean", "adjust_channel.1.running_var"] {
+    for k in [
+        "adjust_channel.0.bias",
+        "adjust_channel.1.weight",
+        "adjust_channel.1.bias",
+        "adjust_channel.1.running_mean",
+        "adjust_channel.1.running_var",
+    ] {
         theirs.insert(k.into(), vec![512]);
     }
     assert_same(ours, theirs);
@@ -81,7 +91,10 @@ fn arcface_ir_se_50_keys() {
     assert_same(ours, reference("arcface_irse50_backbone112.keys.tsv"));
 }
 
-fn efficientnet_keys(layout: unforge::networks::efficientnet::EfficientNetLayout, prefix: &str) -> BTreeMap<String, Vec<usize>> {
+fn efficientnet_keys(
+    layout: unforge::networks::efficientnet::EfficientNetLayout,
+    prefix: &str,
+) -> BTreeMap<String, Vec<usize>> {
     use unforge::networks::efficientnet::{EfficientNet, EfficientNetConfig};
     let dev = Device::flex();
     let ours = declared(|s| drop(EfficientNet::new(&s.root(&dev), &EfficientNetConfig::b4(layout)).unwrap()));
@@ -91,11 +104,17 @@ fn efficientnet_keys(layout: unforge::networks::efficientnet::EfficientNetLayout
 #[test]
 fn efficientnet_b4_deepfakebench_keys() {
     use unforge::networks::efficientnet::EfficientNetLayout;
-    assert_same(efficientnet_keys(EfficientNetLayout::DeepfakeBench, "efficientnet."), reference("efficientnet_pytorch_b4_deepfakebench_inner.keys.tsv"));
+    assert_same(
+        efficientnet_keys(EfficientNetLayout::DeepfakeBench, "efficientnet."),
+        reference("efficientnet_pytorch_b4_deepfakebench_inner.keys.tsv"),
+    );
 }
 
 #[test]
 fn efficientnet_b4_timm_keys() {
     use unforge::networks::efficientnet::EfficientNetLayout;
-    assert_same(efficientnet_keys(EfficientNetLayout::ArtifactEraserTimm, "encoder."), reference("timm_tf_efficientnet_b4_ns.keys.tsv"));
+    assert_same(
+        efficientnet_keys(EfficientNetLayout::ArtifactEraserTimm, "encoder."),
+        reference("timm_tf_efficientnet_b4_ns.keys.tsv"),
+    );
 }

@@ -11,7 +11,7 @@ use unforge::weights::WeightSource;
 fn shapes_through_the_pipeline() {
     let zoo = tiny_zoo();
     let dev = Device::flex();
-    let inv = zoo.invert(&test_image(40), &dev);
+    let inv = zoo.inverter().invert(&test_image(40), &dev);
     assert_eq!(inv.latent.dims(), [1, 8, 16]);
     assert_eq!(inv.reconstruction.dims(), [1, 3, 32, 32]);
     let (_, det) = &zoo.detectors[0];
@@ -35,7 +35,14 @@ fn rosinality_config_matches_the_paper_generator() {
 }
 
 /// upfirdn2d by its definition: zero-insert, pad, true convolution (ARCH.md §1.2).
-fn upfirdn_reference(x: &[f32], h: usize, w: usize, k: &[f32], kn: usize, up: usize, p0: usize, p1: usize) -> (Vec<f32>, usize, usize) {
+fn upfirdn_reference(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    k: &[f32],
+    kn: usize,
+    (up, p0, p1): (usize, usize, usize),
+) -> (Vec<f32>, usize, usize) {
     let (uh, uw) = (h * up + p0 + p1, w * up + p0 + p1);
     let mut padded = vec![0f32; uh * uw];
     for i in 0..h {
@@ -63,13 +70,17 @@ fn upfirdn_reference(x: &[f32], h: usize, w: usize, k: &[f32], kn: usize, up: us
 fn fir_upsample_and_blur_match_upfirdn2d() {
     let dev = Device::flex();
     let source = WeightSource::seeded(1);
-    let g = Generator::new(&source.root(&dev), &GeneratorConfig { size: 16, style_dim: 8, n_mlp: 1, channels: vec![4, 4, 4], lr_mlp: 0.01 }).unwrap();
+    let g = Generator::new(
+        &source.root(&dev),
+        &GeneratorConfig { size: 16, style_dim: 8, n_mlp: 1, channels: vec![4, 4, 4], lr_mlp: 0.01 },
+    )
+    .unwrap();
     let (h, w) = (5, 7);
     let x: Vec<f32> = (0..h * w).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
     let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [1, 1, h, w]), &dev);
     for fir in [g.to_rgbs[0].upsample.as_ref().unwrap(), g.convs[0].conv.blur.as_ref().unwrap()] {
         let k = to_vec(fir.kernel.clone());
-        let (want, oh, ow) = upfirdn_reference(&x, h, w, &k, 4, fir.up, fir.pad0, fir.pad1);
+        let (want, oh, ow) = upfirdn_reference(&x, h, w, &k, 4, (fir.up, fir.pad0, fir.pad1));
         let got = fir.forward(xt.clone());
         assert_eq!(got.dims(), [1, 1, oh, ow]);
         let got = to_vec(got);
@@ -85,8 +96,8 @@ fn same_input_same_bits() {
     let zoo_b = tiny_zoo();
     let dev = Device::flex();
     let img = test_image(32);
-    let a = to_vec(zoo_a.invert(&img, &dev).reconstruction);
-    let b = to_vec(zoo_b.invert(&img, &dev).reconstruction);
+    let a = to_vec(zoo_a.inverter().invert(&img, &dev).reconstruction);
+    let b = to_vec(zoo_b.inverter().invert(&img, &dev).reconstruction);
     assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
     // The seeded zoo itself is reproducible byte for byte.
     assert_eq!(tiny_files().1, tiny_files().1);

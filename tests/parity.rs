@@ -34,9 +34,12 @@ fn xception_logits() {
 #[test]
 fn e4e_and_psp_codes() {
     let (fx, dev) = (fixture(), Device::flex());
-    for (variant, key) in [(EncoderVariant::Encoder4Editing, "e4e.codes"), (EncoderVariant::GradualStyleEncoder, "psp.codes")] {
+    for (variant, key) in
+        [(EncoderVariant::Encoder4Editing, "e4e.codes"), (EncoderVariant::GradualStyleEncoder, "psp.codes")]
+    {
         let source = WeightSource::keyed(SEED);
-        let enc = Encoder4Editing::new(&source.root(&dev), &EncoderConfig { variant, ..EncoderConfig::e4e(256) }).unwrap();
+        let enc =
+            Encoder4Editing::new(&source.root(&dev), &EncoderConfig { variant, ..EncoderConfig::e4e(256) }).unwrap();
         source.finish().unwrap();
         let codes = enc.forward(tensor(&fx.tensors["e4e.input"], &dev));
         assert_close(&to_vec(codes), &fx.tensors[key], 1e-4, key);
@@ -55,7 +58,11 @@ fn search_gradient_in_float32_is_within_float_noise() {
 fn arcface_embedding_of_the_e4e_crop() {
     let (fx, dev) = (fixture(), Device::flex());
     let source = WeightSource::keyed(SEED);
-    let net = unforge::networks::arcface::ArcFace::new(&source.root(&dev), &unforge::networks::arcface::ArcFaceConfig::ir_se_50()).unwrap();
+    let net = unforge::networks::arcface::ArcFace::new(
+        &source.root(&dev),
+        &unforge::networks::arcface::ArcFaceConfig::ir_se_50(),
+    )
+    .unwrap();
     source.finish().unwrap();
     let emb = net.embed_aligned(tensor(&fx.tensors["arcface.input"], &dev));
     assert_close(&to_vec(emb), &fx.tensors["arcface.embedding"], 1e-4, "arcface embedding");
@@ -97,14 +104,17 @@ fn torchvision_resnet18_and_resnet50_logits_and_keys() {
     use unforge::networks::resnet::{Resnet, ResnetConfig};
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity/torchvision.safetensors");
     let fx = unforge::weights::TensorFile::from_safetensors(&std::fs::read(path).unwrap(), path).unwrap();
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path.replace(".safetensors", ".json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path.replace(".safetensors", ".json")).unwrap()).unwrap();
     let dev = Device::flex();
     for (name, cfg) in [("resnet18", ResnetConfig::resnet18(2)), ("resnet50", ResnetConfig::resnet50(2))] {
         // The same key names and shapes as torchvision's state dict, nothing more or less.
         let shapes = WeightSource::shapes_only();
         Resnet::new(&shapes.root(&dev), &cfg).unwrap();
-        let ours: std::collections::BTreeMap<String, Vec<usize>> = shapes.finish().unwrap().tensors.into_iter().map(|(k, t)| (k, t.shape)).collect();
-        let theirs: std::collections::BTreeMap<String, Vec<usize>> = serde_json::from_value(meta["state_dict_keys"][name].clone()).unwrap();
+        let ours: std::collections::BTreeMap<String, Vec<usize>> =
+            shapes.finish().unwrap().tensors.into_iter().map(|(k, t)| (k, t.shape)).collect();
+        let theirs: std::collections::BTreeMap<String, Vec<usize>> =
+            serde_json::from_value(meta["state_dict_keys"][name].clone()).unwrap();
         assert_eq!(ours, theirs, "{name} keys");
         let source = WeightSource::keyed(SEED);
         let net = Resnet::new(&source.root(&dev), &cfg).unwrap();

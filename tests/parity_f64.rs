@@ -14,4 +14,3 @@ fn search_gradient_is_exact_in_float64() {
     let (ours, _) = gradient_error(&dev);
     assert!(ours <= 1e-6, "float64 ∇w differs from torch float64 autograd by {ours}");
 }
-

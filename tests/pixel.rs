@@ -40,7 +40,11 @@ fn iterative_attacks_stay_in_the_ball_and_lower_p_fake() {
         let x = input(&zoo);
         let orig = to_vec(x.clone());
         let before = to_vec(det.p_fake(x.clone()))[0];
-        for method in [PixelMethod::Pgd { random_start: true }, PixelMethod::Pgd { random_start: false }, PixelMethod::Mifgsm { mu: 1.0 }] {
+        for method in [
+            PixelMethod::Pgd { random_start: true },
+            PixelMethod::Pgd { random_start: false },
+            PixelMethod::Mifgsm { mu: 1.0 },
+        ] {
             let attack = PixelAttack { eps: 4.0, alpha: 1.0, steps: 6, ..PixelAttack::torchattacks(method) };
             let adv = attack.run(det, x.clone()).unwrap();
             let after = to_vec(det.p_fake(adv.clone()))[0];
@@ -57,7 +61,8 @@ fn random_start_is_seeded() {
     let zoo = tiny_zoo();
     let (_, det) = &zoo.detectors[0];
     let x = input(&zoo);
-    let attack = |seed| PixelAttack { steps: 1, seed, ..PixelAttack::torchattacks(PixelMethod::Pgd { random_start: true }) };
+    let attack =
+        |seed| PixelAttack { steps: 1, seed, ..PixelAttack::torchattacks(PixelMethod::Pgd { random_start: true }) };
     let a = to_vec(attack(1).run(det, x.clone()).unwrap());
     let b = to_vec(attack(1).run(det, x.clone()).unwrap());
     let c = to_vec(attack(2).run(det, x).unwrap());
@@ -72,7 +77,9 @@ fn budget_is_in_image_space_under_imagenet_normalisation() {
     let (_, det) = &zoo.detectors[0];
     let x = input(&zoo);
     let orig = to_vec(x.clone());
-    let adv = to_vec(PixelAttack { eps: 3.0, ..PixelAttack::torchattacks(PixelMethod::Mifgsm { mu: 1.0 }) }.run(det, x).unwrap());
+    let adv = to_vec(
+        PixelAttack { eps: 3.0, ..PixelAttack::torchattacks(PixelMethod::Mifgsm { mu: 1.0 }) }.run(det, x).unwrap(),
+    );
     let l = linf_255(&adv, &orig);
     assert!(l <= 3.0 + 1e-3 && l > 2.9, "ε measured in the image: {l}");
 }

@@ -5,10 +5,11 @@ mod common;
 use burn::tensor::Device;
 use common::*;
 use unforge::block_on;
-use unforge::search::{LatentSearch, Level, Loss, Method, Objective, Preset, QualityNetworks, Regularisers, RowMask, SearchConfig};
+use unforge::metrics::QualityNetworks;
+use unforge::search::{LatentSearch, Level, Loss, Method, Objective, Preset, Regularisers, RowMask, SearchConfig};
 
 fn start_latent(zoo: &unforge::zoo::Zoo) -> burn::tensor::Tensor<3> {
-    zoo.invert(&test_image(48), &Device::flex()).latent
+    zoo.inverter().invert(&test_image(48), &Device::flex()).latent
 }
 
 #[test]
@@ -17,7 +18,8 @@ fn one_step_lowers_the_loss() {
     let (_, det) = &zoo.detectors[0];
     let latent = start_latent(&zoo);
     let config = SearchConfig { alpha: 0.01, max_steps: 2, kappa: 0.0, ..SearchConfig::default() };
-    let mut search = LatentSearch::new(&zoo.generator, det, latent, &RowMask::full(zoo.manifest.n_latent), config).unwrap();
+    let mut search =
+        LatentSearch::new(&zoo.generator, det, latent, &RowMask::full(zoo.manifest.n_latent), config).unwrap();
     let first = block_on(search.step()).unwrap();
     let second = block_on(search.step()).unwrap();
     assert!(first.p_fake[0] >= 0.5, "the start must not already count as real: {:?}", first.p_fake);
@@ -90,8 +92,14 @@ fn early_stop_fires_at_the_first_step_past_kappa() {
     let zoo = tiny_zoo();
     let (_, det) = &zoo.detectors[0];
     let config = SearchConfig { alpha: 0.1, max_steps: 60, kappa: 0.1, ..SearchConfig::default() };
-    let mut search =
-        LatentSearch::new(&zoo.generator, det, start_latent(&zoo), &RowMask::full(zoo.manifest.n_latent), config.clone()).unwrap();
+    let mut search = LatentSearch::new(
+        &zoo.generator,
+        det,
+        start_latent(&zoo),
+        &RowMask::full(zoo.manifest.n_latent),
+        config.clone(),
+    )
+    .unwrap();
     let mut reports = Vec::new();
     while !search.is_done() {
         reports.push(block_on(search.step()).unwrap());
@@ -111,13 +119,14 @@ fn batched_search_stops_images_independently() {
     let one = start_latent(&zoo);
     let batch = burn::tensor::Tensor::cat(vec![one.clone(), one.clone() * 1.5], 0);
     let config = SearchConfig { alpha: 0.05, max_steps: 30, kappa: 0.0, ..SearchConfig::default() };
-    let mut search = LatentSearch::new(&zoo.generator, det, batch, &RowMask::full(zoo.manifest.n_latent), config.clone()).unwrap();
+    let mut search =
+        LatentSearch::new(&zoo.generator, det, batch, &RowMask::full(zoo.manifest.n_latent), config.clone()).unwrap();
     let mut stopped_at = [None, None];
     while !search.is_done() {
         let r = block_on(search.step()).unwrap();
-        for i in 0..2 {
-            if !r.active[i] && stopped_at[i].is_none() {
-                stopped_at[i] = Some((r.step, to_vec(search.latent())));
+        for (stopped, active) in stopped_at.iter_mut().zip(&r.active) {
+            if !active && stopped.is_none() {
+                *stopped = Some((r.step, to_vec(search.latent())));
             }
         }
     }
@@ -126,7 +135,11 @@ fn batched_search_stops_images_independently() {
     let per = final_latent.len() / 2;
     for i in 0..2 {
         if let Some((_, at_stop)) = &stopped_at[i] {
-            assert_eq!(&at_stop[i * per..(i + 1) * per], &final_latent[i * per..(i + 1) * per], "image {i} moved after stopping");
+            assert_eq!(
+                &at_stop[i * per..(i + 1) * per],
+                &final_latent[i * per..(i + 1) * per],
+                "image {i} moved after stopping"
+            );
         }
     }
     assert!(stopped_at.iter().any(Option::is_some), "no image reached P(fake) < 0.5 in 30 steps");
@@ -138,7 +151,9 @@ fn bad_search_settings_are_errors() {
     let (_, det) = &zoo.detectors[0];
     let latent = start_latent(&zoo);
     let bad = SearchConfig { alpha: -1.0, ..SearchConfig::default() };
-    assert!(LatentSearch::new(&zoo.generator, det, latent.clone(), &RowMask::full(zoo.manifest.n_latent), bad).is_err());
+    assert!(
+        LatentSearch::new(&zoo.generator, det, latent.clone(), &RowMask::full(zoo.manifest.n_latent), bad).is_err()
+    );
     assert!(RowMask::from_rows(&[99], zoo.manifest.n_latent).is_err());
     assert!(RowMask::from_rows(&[], zoo.manifest.n_latent).is_err());
     let wrong_rows = RowMask::full(zoo.manifest.n_latent + 1);
@@ -158,7 +173,8 @@ fn run_search(config: SearchConfig) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let zoo = tiny_zoo();
     let (_, det) = &zoo.detectors[0];
     let start = start_latent(&zoo);
-    let mut search = LatentSearch::new(&zoo.generator, det, start.clone(), &RowMask::full(zoo.manifest.n_latent), config).unwrap();
+    let mut search =
+        LatentSearch::new(&zoo.generator, det, start.clone(), &RowMask::full(zoo.manifest.n_latent), config).unwrap();
     let mut losses = Vec::new();
     while !search.is_done() {
         losses.push(block_on(search.step()).unwrap().loss);
@@ -168,7 +184,13 @@ fn run_search(config: SearchConfig) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
 
 #[test]
 fn every_method_lowers_the_loss() {
-    for method in [Method::Ifgsm, Method::Mifgsm { mu: 1.0 }, Method::Nifgsm { mu: 1.0 }, Method::Pgd { beta: 0.05 }, Method::Rprop { max_scale: 8.0 }] {
+    for method in [
+        Method::Ifgsm,
+        Method::Mifgsm { mu: 1.0 },
+        Method::Nifgsm { mu: 1.0 },
+        Method::Pgd { beta: 0.05 },
+        Method::Rprop { max_scale: 8.0 },
+    ] {
         let config = SearchConfig { method, alpha: 0.01, max_steps: 4, kappa: 0.0, ..SearchConfig::default() };
         let (losses, _, _) = run_search(config);
         assert!(losses.last().unwrap() < &losses[0], "{method:?}: {losses:?}");
@@ -190,10 +212,13 @@ fn momentum_changes_the_path_and_pgd_stays_in_its_ball() {
 
 #[test]
 fn cross_entropy_loss_is_reported_and_followed() {
-    let config = SearchConfig { loss: Loss::CrossEntropy, alpha: 0.01, max_steps: 3, kappa: 0.0, ..SearchConfig::default() };
+    let config =
+        SearchConfig { loss: Loss::CrossEntropy, alpha: 0.01, max_steps: 3, kappa: 0.0, ..SearchConfig::default() };
     let zoo = tiny_zoo();
     let (_, det) = &zoo.detectors[0];
-    let mut search = LatentSearch::new(&zoo.generator, det, start_latent(&zoo), &RowMask::full(zoo.manifest.n_latent), config).unwrap();
+    let mut search =
+        LatentSearch::new(&zoo.generator, det, start_latent(&zoo), &RowMask::full(zoo.manifest.n_latent), config)
+            .unwrap();
     let first = block_on(search.step()).unwrap();
     assert!((first.loss - (-(1.0 - first.p_fake[0]).ln())).abs() < 1e-5, "{first:?}");
     let mut last = first.clone();
@@ -226,11 +251,16 @@ fn presets_are_the_official_settings() {
 }
 
 /// The gradient at the inversion with these regulariser weights.
-fn regularised_gradient(zoo: &unforge::zoo::Zoo, start: &burn::tensor::Tensor<3>, weights: Regularisers) -> unforge::Result<Vec<f32>> {
+fn regularised_gradient(
+    zoo: &unforge::zoo::Zoo,
+    start: &burn::tensor::Tensor<3>,
+    weights: Regularisers,
+) -> unforge::Result<Vec<f32>> {
     let (_, det) = &zoo.detectors[0];
     let reconstruction = zoo.generator.synthesize(start.clone());
     let networks = QualityNetworks { perceptual: zoo.perceptual.as_ref(), identity: zoo.identity.as_ref() };
-    let objective = Objective::new(&zoo.generator, det, 0.0, Loss::Mse).with_regularisers(weights, reconstruction, networks)?;
+    let objective =
+        Objective::new(&zoo.generator, det, 0.0, Loss::Mse).with_regularisers(weights, reconstruction, networks)?;
     // Away from the reconstruction, so the quality terms have a gradient.
     let moved = start.clone() + 0.05;
     Ok(to_vec(objective.gradient(&moved).2))
@@ -254,11 +284,18 @@ fn regularisers_change_the_gradient_and_need_their_networks() {
     }
     let plain = tiny_zoo();
     let start = start_latent(&plain);
-    for (weights, needle) in [(Regularisers { lpips: 1.0, ..Default::default() }, "LPIPS"), (Regularisers { id: 1.0, ..Default::default() }, "ArcFace")] {
+    for (weights, needle) in [
+        (Regularisers { lpips: 1.0, ..Default::default() }, "LPIPS"),
+        (Regularisers { id: 1.0, ..Default::default() }, "ArcFace"),
+    ] {
         let err = regularised_gradient(&plain, &start, weights).unwrap_err().to_string();
         assert!(err.contains(needle), "{err}");
     }
-    assert!(SearchConfig { regularisers: Regularisers { pixel: -1.0, ..Default::default() }, ..SearchConfig::default() }.validate().is_err());
+    assert!(
+        SearchConfig { regularisers: Regularisers { pixel: -1.0, ..Default::default() }, ..SearchConfig::default() }
+            .validate()
+            .is_err()
+    );
 }
 
 #[test]
@@ -267,12 +304,24 @@ fn pixel_regulariser_keeps_the_counterfactual_closer() {
     let (_, det) = &zoo.detectors[0];
     let start = start_latent(&zoo);
     let distance = |weight: f32| {
-        let config = SearchConfig { alpha: 0.01, max_steps: 6, kappa: 0.0, method: Method::Pgd { beta: 1.0 }, regularisers: Regularisers { pixel: weight, ..Default::default() }, ..SearchConfig::default() };
-        let mut search = LatentSearch::new(&zoo.generator, det, start.clone(), &RowMask::full(zoo.manifest.n_latent), config).unwrap().with_regularisers(QualityNetworks::default()).unwrap();
+        let config = SearchConfig {
+            alpha: 0.01,
+            max_steps: 6,
+            kappa: 0.0,
+            method: Method::Pgd { beta: 1.0 },
+            regularisers: Regularisers { pixel: weight, ..Default::default() },
+            ..SearchConfig::default()
+        };
+        let mut search =
+            LatentSearch::new(&zoo.generator, det, start.clone(), &RowMask::full(zoo.manifest.n_latent), config)
+                .unwrap()
+                .with_regularisers(QualityNetworks::default())
+                .unwrap();
         while !search.is_done() {
             block_on(search.step()).unwrap();
         }
-        let (a, b) = (to_vec(zoo.generator.synthesize(start.clone())), to_vec(zoo.generator.synthesize(search.latent())));
+        let (a, b) =
+            (to_vec(zoo.generator.synthesize(start.clone())), to_vec(zoo.generator.synthesize(search.latent())));
         a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f32>()
     };
     let (free, held) = (distance(0.0), distance(1000.0));
@@ -286,7 +335,14 @@ fn refine_moves_back_towards_the_boundary_and_keeps_success() {
     let start = start_latent(&zoo);
     let run = |refine: usize| {
         let config = SearchConfig { alpha: 0.05, max_steps: 40, kappa: 0.1, refine, ..SearchConfig::default() };
-        let mut search = LatentSearch::new(&zoo.generator, det, start.clone(), &RowMask::full(zoo.manifest.n_latent), config.clone()).unwrap();
+        let mut search = LatentSearch::new(
+            &zoo.generator,
+            det,
+            start.clone(),
+            &RowMask::full(zoo.manifest.n_latent),
+            config.clone(),
+        )
+        .unwrap();
         while !search.is_done() {
             block_on(search.step()).unwrap();
         }
@@ -308,7 +364,10 @@ fn rprop_starts_as_ifgsm_and_grows_steady_coordinates() {
     let base = SearchConfig { alpha: 0.001, max_steps: 1, kappa: 0.0, ..SearchConfig::default() };
     let (_, _, ifgsm) = run_search(base.clone());
     let (_, _, rprop) = run_search(SearchConfig { method: Method::Rprop { max_scale: 8.0 }, ..base.clone() });
-    assert!(ifgsm.iter().zip(&rprop).all(|(a, b)| a.to_bits() == b.to_bits()), "the first Rprop step is an I-FGSM step");
+    assert!(
+        ifgsm.iter().zip(&rprop).all(|(a, b)| a.to_bits() == b.to_bits()),
+        "the first Rprop step is an I-FGSM step"
+    );
     // Six steps: I-FGSM moves a coordinate at most 6α; a coordinate whose sign holds moves
     // α(1 + 1.2 + … + 1.2⁵) ≈ 9.93α under Rprop.
     let six = SearchConfig { max_steps: 6, ..base };
@@ -319,12 +378,15 @@ fn rprop_starts_as_ifgsm_and_grows_steady_coordinates() {
     let far = start.iter().zip(&end).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / six.alpha;
     assert!(far <= 6.0 + 1e-3, "max_scale 1 caps the step at α: {far}α");
     assert!(SearchConfig { method: Method::Rprop { max_scale: 0.5 }, ..SearchConfig::default() }.validate().is_err());
-    assert_eq!(Method::from_name("rprop", 1.0, 0.1).unwrap(), Method::Rprop { max_scale: unforge::search::RPROP_MAX_SCALE });
+    assert_eq!(
+        Method::from_name("rprop", 1.0, 0.1).unwrap(),
+        Method::Rprop { max_scale: unforge::search::RPROP_MAX_SCALE }
+    );
 }
 
 #[test]
 fn live_views_show_the_point_each_step_evaluated() {
-    use unforge::pipeline::{explain_live, Live, Progress};
+    use unforge::explanation::{ExplainRequest, Live, Progress, explain, observer};
     let zoo = tiny_zoo();
     // κ 0.99: no early stop within the four steps.
     let config = SearchConfig { alpha: 0.05, max_steps: 4, kappa: 0.99, ..SearchConfig::default() };
@@ -332,13 +394,22 @@ fn live_views_show_the_point_each_step_evaluated() {
     let victim = zoo.detectors.iter().position(|(n, _)| n == "xception").unwrap();
     let (mut seen, mut thumbnails) = (Vec::new(), 0);
     let live = Live { all_detectors: true, thumbnail_every: 2 };
-    block_on(explain_live(&zoo, &test_image(32), "xception", &mask, &config, live, &Device::flex(), |progress| {
-        let Progress::Search(report, view) = progress else { panic!("no pivotal tuning was asked for") };
-        let all = view.p_fake_all.as_ref().expect("every detector at every step");
-        assert_eq!(all.len(), zoo.detectors.len());
-        seen.push((report.p_fake[0], all[victim]));
-        thumbnails += view.thumbnail.is_some() as usize;
-    }))
+    let request = ExplainRequest { live, ..ExplainRequest::new("xception", mask, config) };
+    block_on(explain(
+        &zoo,
+        &test_image(32),
+        &request,
+        &mut observer(|progress| {
+            let Progress::Search(report, view) = progress else {
+                assert!(matches!(progress, Progress::Stage(_)), "no pivotal tuning was asked for");
+                return;
+            };
+            let all = view.p_fake_all.as_ref().expect("every detector at every step");
+            assert_eq!(all.len(), zoo.detectors.len());
+            seen.push((report.p_fake[0], all[victim]));
+            thumbnails += view.thumbnail.is_some() as usize;
+        }),
+    ))
     .unwrap();
     assert_eq!(seen.len(), 4);
     // The victim's live score is the one the step itself measured.

@@ -63,7 +63,12 @@ fn eye_and_brow_forgeries_stay_in_the_upper_face() {
         for (offset, kind) in [(3u64, ForgeryKind::AsymmetricEyes), (5, ForgeryKind::IrregularBrows)] {
             let s = Sample::generate(Split::Train, base + offset, size);
             assert_eq!(s.label, Label::Fake(kind));
-            assert!(upper_share(&s, size) > 0.9, "{kind:?} at {}: {:.2} of its mask in the upper face", base + offset, upper_share(&s, size));
+            assert!(
+                upper_share(&s, size) > 0.9,
+                "{kind:?} at {}: {:.2} of its mask in the upper face",
+                base + offset,
+                upper_share(&s, size)
+            );
         }
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::*;
-use unforge::train::{train_detector, DetectorTraining};
+use unforge::train::{DetectorTraining, train_detector};
 use unforge::weights::WeightSource;
 use unforge::zoo::build_detector;
 
@@ -14,9 +14,22 @@ fn a_short_detector_run_lowers_the_loss_and_exports_every_key() {
     let (manifest, _) = tiny_files();
     let entry = manifest.detectors().find(|d| d.name == "xception").unwrap().clone();
     // Epochs over 8 pairs: the loss must fall as the detector fits them.
-    let config = DetectorTraining { steps: 40, batch: 8, learning_rate: 2e-3, seed: 5, first_index: 0, reconstructed_share: 0.0, location_weight: 1.0, distinct_pairs: Some(8) };
+    let config = DetectorTraining {
+        steps: 40,
+        batch: 8,
+        learning_rate: 2e-3,
+        seed: 5,
+        first_index: 0,
+        reconstructed_share: 0.0,
+        location_weight: 1.0,
+        distinct_pairs: Some(8),
+    };
     let mut losses = Vec::new();
-    let trained = train_detector(&entry, &config, None, None, |s, _| Ok(losses.push(s.loss))).unwrap();
+    let trained = train_detector(&entry, &config, None, None, |s, _| {
+        let _: () = losses.push(s.loss);
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(losses.len(), 40);
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
     let (first, last) = (mean(&losses[..10]), mean(&losses[30..]));
@@ -37,7 +50,8 @@ fn a_short_detector_run_lowers_the_loss_and_exports_every_key() {
     }
     assert!(trained.tensors["bn1.running_var"].data.iter().all(|v| v.is_finite() && *v > 0.0));
     // Same settings, same bits.
-    let again = train_detector(&entry, &DetectorTraining { steps: 3, ..config.clone() }, None, None, |_, _| Ok(())).unwrap();
+    let again =
+        train_detector(&entry, &DetectorTraining { steps: 3, ..config.clone() }, None, None, |_, _| Ok(())).unwrap();
     let again2 = train_detector(&entry, &DetectorTraining { steps: 3, ..config }, None, None, |_, _| Ok(())).unwrap();
     assert_eq!(again, again2);
 }
@@ -77,7 +91,16 @@ fn a_resumed_detector_run_continues_where_the_checkpoint_stopped() {
     use unforge::train::Resume;
     let (manifest, _) = tiny_files();
     let entry = manifest.detectors().find(|d| d.name == "resnet").unwrap().clone();
-    let config = DetectorTraining { steps: 6, batch: 4, learning_rate: 2e-3, seed: 9, first_index: 0, reconstructed_share: 0.0, location_weight: 1.0, distinct_pairs: None };
+    let config = DetectorTraining {
+        steps: 6,
+        batch: 4,
+        learning_rate: 2e-3,
+        seed: 9,
+        first_index: 0,
+        reconstructed_share: 0.0,
+        location_weight: 1.0,
+        distinct_pairs: None,
+    };
     let (mut saved, mut steps) = (None, Vec::new());
     train_detector(&entry, &config, None, None, |s, snapshot| {
         if s.step == 2 {
@@ -87,17 +110,29 @@ fn a_resumed_detector_run_continues_where_the_checkpoint_stopped() {
     })
     .unwrap();
     let saved = saved.unwrap();
-    let resumed = train_detector(&entry, &config, Some(Resume { step: 3, weights: saved.clone() }), None, |s, _| Ok(steps.push(s.step))).unwrap();
+    let resumed = train_detector(&entry, &config, Some(Resume { step: 3, weights: saved.clone() }), None, |s, _| {
+        let _: () = steps.push(s.step);
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(steps, vec![3, 4, 5]);
     // It continued from the saved weights: from the seeded start instead, the same steps end
     // elsewhere.
     let start = WeightSource::seeded(config.seed);
     build_detector(&entry, &start.root(&Device::flex())).unwrap();
-    let from_start = train_detector(&entry, &config, Some(Resume { step: 3, weights: start.finish().unwrap() }), None, |_, _| Ok(())).unwrap();
+    let from_start = train_detector(
+        &entry,
+        &config,
+        Some(Resume { step: 3, weights: start.finish().unwrap() }),
+        None,
+        |_, _| Ok(()),
+    )
+    .unwrap();
     assert_ne!(resumed.tensors["fc.weight"], from_start.tensors["fc.weight"]);
     assert_ne!(resumed.tensors["fc.weight"], saved.tensors["fc.weight"], "the resumed steps trained");
     // A callback's error stops the run and comes back.
-    let err = train_detector(&entry, &config, None, None, |_, _| Err(unforge::error::Error::config("disk full"))).unwrap_err();
+    let err = train_detector(&entry, &config, None, None, |_, _| Err(unforge::error::Error::config("disk full")))
+        .unwrap_err();
     assert!(err.to_string().contains("disk full"));
 }
 
@@ -105,13 +140,20 @@ fn a_resumed_detector_run_continues_where_the_checkpoint_stopped() {
 fn a_short_inverter_run_lowers_the_reconstruction_loss_and_loads_strictly() {
     use unforge::networks::e4e::Encoder4Editing;
     use unforge::networks::stylegan2::Generator;
-    use unforge::train::{train_inverter, InverterTraining};
+    use unforge::train::{InverterTraining, train_inverter};
     let spec = tiny_spec();
     let (g, e) = (spec.generator(), spec.encoder());
-    let config = InverterTraining { steps: 30, batch: 4, learning_rate: 2e-3, seed: 3, first_index: 0, delta_weight: 0.1 };
+    let config =
+        InverterTraining { steps: 30, batch: 4, learning_rate: 2e-3, seed: 3, first_index: 0, delta_weight: 0.1 };
     let mut steps = Vec::new();
-    let (gw, ew) = train_inverter(&g, &e, &config, None, |s, _| Ok(steps.push(s.clone()))).unwrap();
-    let mean = |f: &dyn Fn(&unforge::train::InverterStep) -> f32, r: std::ops::Range<usize>| steps[r.clone()].iter().map(f).sum::<f32>() / r.len() as f32;
+    let (gw, ew) = train_inverter(&g, &e, &config, None, |s, _| {
+        let _: () = steps.push(s.clone());
+        Ok(())
+    })
+    .unwrap();
+    let mean = |f: &dyn Fn(&unforge::train::InverterStep) -> f32, r: std::ops::Range<usize>| {
+        steps[r.clone()].iter().map(f).sum::<f32>() / r.len() as f32
+    };
     let (first, last) = (mean(&|s| s.pixel + s.multiscale, 0..8), mean(&|s| s.pixel + s.multiscale, 22..30));
     assert!(last < first * 0.9, "reconstruction loss {first:.4} → {last:.4}");
     assert!(steps.iter().all(|s| s.delta.is_finite() && s.delta >= 0.0));
@@ -129,11 +171,16 @@ fn a_short_inverter_run_lowers_the_reconstruction_loss_and_loads_strictly() {
 #[test]
 fn a_short_identity_run_learns_to_tell_people_apart() {
     use unforge::networks::arcface::ArcFace;
-    use unforge::train::identity::{train_identity, IdentityScores, IdentityTraining};
+    use unforge::train::identity::{IdentityScores, IdentityTraining, train_identity};
     let cfg = tiny_spec().arcface();
-    let training = IdentityTraining { steps: 40, identities: 8, learning_rate: 2e-3, seed: 4, image_size: 64, temperature: 0.1 };
+    let training =
+        IdentityTraining { steps: 40, identities: 8, learning_rate: 2e-3, seed: 4, image_size: 64, temperature: 0.1 };
     let mut steps = Vec::new();
-    let trained = train_identity(&cfg, &training, None, |s, _| Ok(steps.push(s.clone()))).unwrap();
+    let trained = train_identity(&cfg, &training, None, |s, _| {
+        let _: () = steps.push(s.clone());
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(steps.len(), 40);
     let mean = |r: std::ops::Range<usize>| steps[r.clone()].iter().map(|s| s.loss).sum::<f32>() / r.len() as f32;
     let (first, last) = (mean(0..10), mean(30..40));
@@ -164,20 +211,34 @@ fn a_short_identity_run_learns_to_tell_people_apart() {
 #[test]
 fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
     use unforge::inversion::PivotalTuning;
-    use unforge::train::{paired_batch, Reconstructions, Reconstructor, TunedPool};
+    use unforge::train::{Reconstructions, Reconstructor, TunedPool, paired_batch};
     use unforge::weights::{HostTensor, TensorFile};
     let spec = tiny_spec();
     let (manifest, files) = tiny_files();
     let file = |name: &str| TensorFile::from_safetensors(&files[name], name).unwrap();
-    let reconstructor = Reconstructor::new((&spec.generator(), file("generator.safetensors")), (&spec.encoder(), file("encoder.safetensors"))).unwrap();
-    let pool = |steps: usize| TunedPool::make(&reconstructor, 0, 2, 32, &PivotalTuning { steps, learning_rate: 2e-2 }, None, |_, _| Ok(())).unwrap();
+    let reconstructor = Reconstructor::new(
+        (&spec.generator(), file("generator.safetensors")),
+        (&spec.encoder(), file("encoder.safetensors")),
+    )
+    .unwrap();
+    let pool = |steps: usize| {
+        TunedPool::make(&reconstructor, 0, 2, 32, &PivotalTuning { steps, learning_rate: 2e-2 }, None, |_, _| Ok(()))
+            .unwrap()
+    };
     let (plain, tuned) = (pool(0), pool(8));
     assert_eq!(tuned.pairs(), 2);
     assert_eq!(tuned, pool(8), "same settings, same pool");
     // Stopped after its first pair and resumed from the snapshot, it is the same pool.
     let mut first = None;
     let tuning = PivotalTuning { steps: 8, learning_rate: 2e-2 };
-    let _ = TunedPool::make(&reconstructor, 0, 2, 32, &tuning, None, |p, snapshot| if p == 0 { first = Some(snapshot()?); Err(unforge::error::Error::config("stop")) } else { Ok(()) });
+    let _ = TunedPool::make(&reconstructor, 0, 2, 32, &tuning, None, |p, snapshot| {
+        if p == 0 {
+            first = Some(snapshot()?);
+            Err(unforge::error::Error::config("stop"))
+        } else {
+            Ok(())
+        }
+    });
     let resume = unforge::train::Resume { step: 1, weights: first.expect("snapshot after the first pair") };
     assert_eq!(TunedPool::make(&reconstructor, 0, 2, 32, &tuning, Some(resume), |_, _| Ok(())).unwrap(), tuned);
     // Tuning brings each reconstruction nearer its own image than the plain inversion is.
@@ -200,16 +261,45 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
     // A detector trains with the pool as the reconstructed half of its batches; a pool made at
     // another size is refused.
     let entry = manifest.detectors().find(|d| d.name == "resnet").unwrap().clone();
-    let config = DetectorTraining { steps: 3, batch: 4, learning_rate: 2e-3, seed: 5, first_index: 0, reconstructed_share: 0.5, location_weight: 1.0, distinct_pairs: None };
+    let config = DetectorTraining {
+        steps: 3,
+        batch: 4,
+        learning_rate: 2e-3,
+        seed: 5,
+        first_index: 0,
+        reconstructed_share: 0.5,
+        location_weight: 1.0,
+        distinct_pairs: None,
+    };
     let mut steps = 0;
-    train_detector(&entry, &config, None, Some(Reconstructions::Tuned(&tuned)), |_, _| Ok(steps += 1)).unwrap();
+    train_detector(&entry, &config, None, Some(Reconstructions::Tuned(&tuned)), |_, _| {
+        let _: () = steps += 1;
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(steps, 3);
-    let err = TunedPool::make(&reconstructor, 0, 1, 16, &PivotalTuning { steps: 1, learning_rate: 2e-2 }, None, |_, _| Ok(())).unwrap_err().to_string();
+    let err = TunedPool::make(
+        &reconstructor,
+        0,
+        1,
+        16,
+        &PivotalTuning { steps: 1, learning_rate: 2e-2 },
+        None,
+        |_, _| Ok(()),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("16 px") && err.contains("32 px"), "{err}");
     let small = TensorFile {
-        tensors: [("images".to_string(), HostTensor::new(vec![2, 3, 16, 16], vec![0.0; 1536])), ("masks".to_string(), HostTensor::new(vec![2, 16, 16], vec![0.0; 512]))].into(),
+        tensors: [
+            ("images".to_string(), HostTensor::new(vec![2, 3, 16, 16], vec![0.0; 1536])),
+            ("masks".to_string(), HostTensor::new(vec![2, 16, 16], vec![0.0; 512])),
+        ]
+        .into(),
     };
     let small = TunedPool::from_file(&small).unwrap();
-    let err = train_detector(&entry, &config, None, Some(Reconstructions::Tuned(&small)), |_, _| Ok(())).unwrap_err().to_string();
+    let err = train_detector(&entry, &config, None, Some(Reconstructions::Tuned(&small)), |_, _| Ok(()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("1 pairs at 16 px") && err.contains("at 32 px"), "{err}");
 }

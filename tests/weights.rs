@@ -30,8 +30,16 @@ fn corrupt_and_truncated_files_are_errors() {
         ("truncated", good[..good.len() / 2].to_vec()),
         ("empty", Vec::new()),
         ("garbage", b"this is not a tensor file at all".to_vec()),
-        ("header length past the end", { let mut b = good.clone(); b[..8].copy_from_slice(&(good.len() as u64).to_le_bytes()); b }),
-        ("header not JSON", { let mut b = good.clone(); b[8] = b'x'; b }),
+        ("header length past the end", {
+            let mut b = good.clone();
+            b[..8].copy_from_slice(&(good.len() as u64).to_le_bytes());
+            b
+        }),
+        ("header not JSON", {
+            let mut b = good.clone();
+            b[8] = b'x';
+            b
+        }),
     ] {
         let mut files = files.clone();
         files.insert("xception.safetensors".into(), bytes);
@@ -55,7 +63,12 @@ fn mismatched_weights_list_every_problem() {
     let Error::WeightMismatch { origin, problems } = &err else { panic!("{err}") };
     assert_eq!(origin, "xception.safetensors");
     let text = problems.join("\n");
-    for needle in ["missing key `bn1.weight`", "missing key `last_linear.bias`", "key `conv1.weight`: shape", "unexpected key `extra.weight`"] {
+    for needle in [
+        "missing key `bn1.weight`",
+        "missing key `last_linear.bias`",
+        "key `conv1.weight`: shape",
+        "unexpected key `extra.weight`",
+    ] {
         assert!(text.contains(needle), "no `{needle}` in:\n{text}");
     }
     assert_eq!(problems.len(), 4, "{text}");
@@ -112,8 +125,14 @@ fn prefixes_select_one_network_of_a_checkpoint() {
     assert!(strict.contains("missing key `conv1.weight`"), "{strict}");
     manifest.networks.iter_mut().find(|n| n.name == "xception").unwrap().prefix = "backbone.".into();
     let zoo = Zoo::load(manifest, &files, &Device::flex()).unwrap();
-    assert_eq!(zoo.detectors.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["xception", "efficientnet", "resnet"]);
-    assert_eq!(t.clone().select_prefix("conv1."), TensorFile { tensors: [("weight".to_string(), t.tensors["conv1.weight"].clone())].into() });
+    assert_eq!(
+        zoo.detectors.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["xception", "efficientnet", "resnet"]
+    );
+    assert_eq!(
+        t.clone().select_prefix("conv1."),
+        TensorFile { tensors: [("weight".to_string(), t.tensors["conv1.weight"].clone())].into() }
+    );
 }
 
 #[test]
@@ -139,15 +158,24 @@ fn a_manifest_may_recommend_pivotal_tuning() {
     use unforge::inversion::PivotalTuning;
     let (manifest, _) = tiny_files();
     assert!(!manifest.to_json().contains("pivotal_tuning"), "absent unless set, so older manifests stay as they were");
-    let tuned = unforge::zoo::Manifest { pivotal_tuning: Some(PivotalTuning { steps: 200, learning_rate: 2e-3 }), ..manifest.clone() };
+    let tuned = unforge::zoo::Manifest {
+        pivotal_tuning: Some(PivotalTuning { steps: 200, learning_rate: 2e-3 }),
+        ..manifest.clone()
+    };
     assert_eq!(unforge::zoo::Manifest::from_json(&tuned.to_json()).unwrap(), tuned);
     // A manifest may give the steps alone: the learning rate is then the default one.
     let mut steps_only: serde_json::Value = serde_json::from_str(&tuned.to_json()).unwrap();
     steps_only["pivotal_tuning"].as_object_mut().unwrap().remove("learning_rate");
     let read = unforge::zoo::Manifest::from_json(&steps_only.to_string()).unwrap();
     assert_eq!(read.pivotal_tuning, Some(PivotalTuning { steps: 200, learning_rate: PivotalTuning::LEARNING_RATE }));
-    for (bad, needle) in [(PivotalTuning { steps: 6000, learning_rate: 2e-3 }, "at most 5000 steps"), (PivotalTuning { steps: 5, learning_rate: -1.0 }, "must be positive")] {
-        let err = unforge::zoo::Manifest { pivotal_tuning: Some(bad), ..manifest.clone() }.validate().unwrap_err().to_string();
+    for (bad, needle) in [
+        (PivotalTuning { steps: 6000, learning_rate: 2e-3 }, "at most 5000 steps"),
+        (PivotalTuning { steps: 5, learning_rate: -1.0 }, "must be positive"),
+    ] {
+        let err = unforge::zoo::Manifest { pivotal_tuning: Some(bad), ..manifest.clone() }
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("pivotal_tuning") && err.contains(needle), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 
 use burn::tensor::Device;
 use unforge::eval::ZooScores;
-use unforge::zoo::{read_dir, Zoo};
+use unforge::zoo::{Zoo, read_dir};
 
 fn models() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
@@ -20,7 +20,7 @@ fn the_committed_zoo_reproduces_its_cards_scores_on_20_test_images() {
     let size = manifest.generator().unwrap().input_size;
     let device = Device::flex();
     let zoo = Zoo::load(manifest, &files, &device).unwrap();
-    let scores = unforge::train::test_scores(&zoo, size, 20, &device).unwrap();
+    let scores = unforge::train::test_scores(&zoo, size, 20).unwrap();
     assert_eq!(scores.detectors.keys().collect::<Vec<_>>(), card.detectors.keys().collect::<Vec<_>>());
     for (name, ours) in &scores.detectors {
         let theirs = &card.detectors[name];
@@ -39,7 +39,11 @@ fn the_committed_zoo_reproduces_its_cards_scores_on_20_test_images() {
 #[test]
 fn the_committed_zoos_fit_their_size_budget() {
     fn size(dir: &std::path::Path) -> u64 {
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).map(|p| if p.is_dir() { size(&p) } else { p.metadata().unwrap().len() }).sum()
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| if p.is_dir() { size(&p) } else { p.metadata().unwrap().len() })
+            .sum()
     }
     let total = size(&models());
     assert!(total <= 25 << 20, "models/ holds {total} bytes, more than 25 MB");
@@ -48,7 +52,8 @@ fn the_committed_zoos_fit_their_size_budget() {
 #[test]
 fn the_committed_identity_network_tells_unseen_people_apart() {
     use unforge::train::identity::IdentityScores;
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(models().join("train-report.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models().join("train-report.json")).unwrap()).unwrap();
     let reported = report["arcface"]["test"]["verification_auc"].as_f64().unwrap();
     let (manifest, files) = read_dir(&models()).unwrap();
     // The seeded zoo carries the same network.
@@ -56,7 +61,8 @@ fn the_committed_identity_network_tells_unseen_people_apart() {
     let size = manifest.generator().unwrap().input_size;
     let device = Device::flex();
     let zoo = Zoo::load(manifest, &files, &device).unwrap();
-    let scores = IdentityScores::measure(zoo.identity.as_ref().expect("an identity network"), 20, size, &device).unwrap();
+    let scores =
+        IdentityScores::measure(zoo.identity.as_ref().expect("an identity network"), 20, size, &device).unwrap();
     // 200 people in the report; the first 20 of them here (the f16 file, the same people).
     assert!(reported > 0.99 && scores.verification_auc > 0.98, "reported {reported}, measured {scores:?}");
     assert!(scores.genuine_mean > 0.8 && scores.impostor_mean < 0.3, "{scores:?}");

@@ -11,7 +11,15 @@ const TYPES = {
   '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png',
   '.jpg': 'image/jpeg', '.svg': 'image/svg+xml', '.safetensors': 'application/octet-stream', '.ts': 'text/plain',
 };
-const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; style-src 'self'; worker-src 'self'";
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; style-src 'self'; worker-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+// Sent with every response, errors included: no framing, no referrer, no MIME sniffing, and of
+// the powerful features only the camera (the webcam input), for this origin alone.
+export const SECURITY_HEADERS = {
+  'Content-Security-Policy': CSP,
+  'Referrer-Policy': 'no-referrer',
+  'X-Content-Type-Options': 'nosniff',
+  'Permissions-Policy': 'camera=(self), microphone=(), geolocation=(), usb=(), payment=(), display-capture=(), midi=(), accelerometer=(), gyroscope=(), magnetometer=()',
+};
 
 export function startServer(port = 8080, host = '127.0.0.1') {
   const server = createServer(async (req, res) => {
@@ -24,12 +32,12 @@ export function startServer(port = 8080, host = '127.0.0.1') {
       const info = await stat(file);
       const target = info.isDirectory() ? join(file, 'index.html') : file;
       const body = await readFile(target);
-      res.writeHead(200, { 'Content-Type': TYPES[extname(target)] ?? 'application/octet-stream', 'Content-Length': body.length, 'Content-Security-Policy': CSP, 'Cache-Control': 'no-cache' });
+      res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': TYPES[extname(target)] ?? 'application/octet-stream', 'Content-Length': body.length, 'Cache-Control': 'no-cache' });
       res.end(body);
     } catch (e) {
       // A malformed target (bad %-escape, unparsable URL) is the client's error.
       const [status, text] = e.code === 'ENOENT' ? [404, 'not found'] : e instanceof URIError || e instanceof TypeError ? [400, 'bad request'] : [500, 'server error'];
-      res.writeHead(status, { 'Content-Type': 'text/plain' });
+      res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': 'text/plain' });
       res.end(text);
     }
   });

@@ -1,7 +1,9 @@
-// The search runs here, off the page's thread. The page sends `load` (the default zoo, a zoo
-// at a same-origin URL, or local files), then `run`; `cache-info` and `cache-clear` manage the
-// weights kept with the Cache API.
+// The search runs here, off the page's thread. The messages it takes and sends are declared
+// in protocol.js: `load` (the default zoo, a zoo at a same-origin URL, or local files), then
+// `run`; `residual` redraws a residual; `cache-info` and `cache-clear` manage the weights kept
+// with the Cache API.
 import init, { Session } from './pkg/unforge.js';
+import { REQUESTS } from './protocol.js';
 
 let session = null;
 const CACHE = 'unforge-weights-v1';
@@ -142,13 +144,17 @@ async function run({ image, options }) {
   const t0 = performance.now();
   let last = t0;
   const result = await session.explain(new Uint8Array(image.data), image.width, image.height, options, (s) => {
-    if (s.tuningStep !== undefined) {
+    if (s.stage !== undefined) {
+      postMessage({ type: 'stage', stage: s.stage });
+      // The search's first step is timed from here, not from the inversion and the tuning.
+      last = performance.now();
+    } else if (s.tuningStep !== undefined) {
       postMessage({ type: 'tuning', step: s.tuningStep, steps: s.tuningSteps, loss: s.loss });
-      return;
+    } else {
+      const now = performance.now();
+      postMessage({ type: 'step', step: s.step, pFake: s.pFake, pFakeAll: s.pFakeAll, thumbnail: s.thumbnail, loss: s.loss, ms: now - last });
+      last = now;
     }
-    const now = performance.now();
-    postMessage({ type: 'step', step: s.step, pFake: s.pFake, pFakeAll: s.pFakeAll, thumbnail: s.thumbnail, loss: s.loss, ms: now - last });
-    last = now;
   });
   return { type: 'done', result, totalMs: performance.now() - t0 };
 }
@@ -163,19 +169,26 @@ async function cacheInfo() {
   return { type: 'cache', bytes, files: keys.length, available: true };
 }
 
+const handlers = {
+  load,
+  run,
+  'cache-info': cacheInfo,
+  residual: ({ before, after, size, gain }) => {
+    const maps = Session.residual(new Uint8Array(before), new Uint8Array(after), size, gain);
+    return { type: 'residual', signed: maps.signed, magnitude: maps.magnitude, size };
+  },
+  'cache-clear': async () => {
+    if ('caches' in self) await caches.delete(CACHE);
+    return cacheInfo();
+  },
+};
+if (Object.keys(handlers).sort().join() !== [...REQUESTS].sort().join()) throw new Error('worker.js and protocol.js disagree');
+
 onmessage = async ({ data }) => {
   try {
-    if (data.type === 'load') postMessage(await load(data));
-    else if (data.type === 'run') postMessage(await run(data));
-    else if (data.type === 'cache-info') postMessage(await cacheInfo());
-    else if (data.type === 'residual') {
-      const maps = Session.residual(new Uint8Array(data.before), new Uint8Array(data.after), data.size, data.gain);
-      postMessage({ type: 'residual', signed: maps.signed, magnitude: maps.magnitude, size: data.size });
-    }
-    else if (data.type === 'cache-clear') {
-      if ('caches' in self) await caches.delete(CACHE);
-      postMessage(await cacheInfo());
-    }
+    const handle = handlers[data.type];
+    if (!handle) throw new Error(`unknown request \`${data.type}\``);
+    postMessage(await handle(data));
   } catch (e) {
     postMessage({ type: 'error', during: data.type, message: String(e?.message ?? e) });
   }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::image::RgbaImage;
 use crate::networks::Detector;
-use crate::search::read_vec;
+use crate::readback::read_vec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,20 +50,33 @@ impl CamTarget {
 }
 
 /// The CAM of `target` for `image` (`[1, 3, S, S]` in [-1, 1]) at the image's size.
-pub async fn class_activation(detector: &Detector, image: Tensor<4>, target: &CamTarget, method: CamMethod) -> Result<Cam> {
+pub async fn class_activation(
+    detector: &Detector,
+    image: Tensor<4>,
+    target: &CamTarget,
+    method: CamMethod,
+) -> Result<Cam> {
     let [_, _, size, _] = image.dims();
     let (map, h, w) = feature_map(detector, image, target, method).await?;
     Ok(normalise(upsample_bilinear(&map, w, h, size, size), size, size))
 }
 
 /// The raw (non-negative, unnormalised) map at the layer's resolution, `(values, h, w)`.
-pub async fn feature_map(detector: &Detector, image: Tensor<4>, target: &CamTarget, method: CamMethod) -> Result<(Vec<f32>, usize, usize)> {
+pub async fn feature_map(
+    detector: &Detector,
+    image: Tensor<4>,
+    target: &CamTarget,
+    method: CamMethod,
+) -> Result<(Vec<f32>, usize, usize)> {
     let layer = target.layer_index(detector)?;
     let features = detector.activation(image, layer).detach().autodiff().require_grad();
     let logits = detector.logits_from(features.clone(), layer);
     let classes = logits.dims()[1];
     if target.class >= classes {
-        return Err(crate::error::Error::config(format!("CAM class {} is outside the detector's {classes} classes", target.class)));
+        return Err(crate::error::Error::config(format!(
+            "CAM class {} is outside the detector's {classes} classes",
+            target.class
+        )));
     }
     let score = logits.narrow(1, target.class, 1).sum();
     let grads = score.backward();
@@ -151,7 +164,11 @@ impl Cam {
             .iter()
             .zip(&heat.data)
             .enumerate()
-            .map(|(i, (&base, &h))| if i % 4 == 3 { base } else { (base as f32 * (1.0 - opacity) + h as f32 * opacity).round() as u8 })
+            .map(
+                |(i, (&base, &h))| {
+                    if i % 4 == 3 { base } else { (base as f32 * (1.0 - opacity) + h as f32 * opacity).round() as u8 }
+                },
+            )
             .collect();
         RgbaImage { width: self.width, height: self.height, data }
     }

@@ -14,13 +14,8 @@ pub struct ResidualMap {
 }
 
 /// Stops of the inferno colormap (perceptually uniform, dark to bright).
-const INFERNO: [[f32; 3]; 5] = [
-    [0.001, 0.000, 0.014],
-    [0.258, 0.039, 0.406],
-    [0.578, 0.148, 0.404],
-    [0.865, 0.317, 0.226],
-    [0.988, 1.000, 0.644],
-];
+const INFERNO: [[f32; 3]; 5] =
+    [[0.001, 0.000, 0.014], [0.258, 0.039, 0.406], [0.578, 0.148, 0.404], [0.865, 0.317, 0.226], [0.988, 1.000, 0.644]];
 
 pub(crate) fn inferno(t: f32) -> [u8; 3] {
     let t = t.clamp(0.0, 1.0) * (INFERNO.len() - 1) as f32;
@@ -57,9 +52,7 @@ impl ResidualMap {
     /// Per-pixel L2 norm over the three channels, in [-1, 1] units.
     pub fn magnitude(&self) -> Vec<f32> {
         let n = self.pixels();
-        (0..n)
-            .map(|i| (0..3).map(|c| self.diff[c * n + i].powi(2)).sum::<f32>().sqrt())
-            .collect()
+        (0..n).map(|i| (0..3).map(|c| self.diff[c * n + i].powi(2)).sum::<f32>().sqrt()).collect()
     }
 
     /// Mid-grey plus the signed difference × `gain`: where colour moved, and which way.

@@ -4,7 +4,10 @@
 /// Eigenvalues of a symmetric matrix (row-major `n×n`), ascending, by cyclic Jacobi rotations.
 fn symmetric_eigenvalues(mut a: Vec<f64>, n: usize) -> Vec<f64> {
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j].powi(2))
+            .sum();
         if off < 1e-22 * (0..n).map(|i| a[i * n + i].powi(2)).sum::<f64>().max(1e-300) {
             break;
         }
@@ -68,7 +71,8 @@ pub fn esnle(image: &[f32], c: usize, h: usize, w: usize) -> Option<f64> {
     let mut sigma = vec![0f64; d * d];
     for i in 0..d {
         for j in i..d {
-            let v = x[i * n..(i + 1) * n].iter().zip(&x[j * n..(j + 1) * n]).map(|(a, b)| a * b).sum::<f64>() / n as f64;
+            let v =
+                x[i * n..(i + 1) * n].iter().zip(&x[j * n..(j + 1) * n]).map(|(a, b)| a * b).sum::<f64>() / n as f64;
             sigma[i * d + j] = v;
             sigma[j * d + i] = v;
         }

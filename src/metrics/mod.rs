@@ -3,10 +3,12 @@
 
 pub mod auroc;
 pub mod esnle;
+pub mod quality;
 pub mod ssim;
 
 pub use auroc::{auroc, downsample_mask};
 pub use esnle::{esnle, esnle_255};
+pub use quality::{Quality, QualityNetworks};
 pub use ssim::ssim;
 
 /// Every vertical and horizontal neighbour difference of planar images, through `f`, summed:

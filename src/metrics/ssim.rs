@@ -48,7 +48,8 @@ pub fn ssim(a: &[f32], b: &[f32], c: usize, h: usize, w: usize, data_range: f64)
             let vx = cov_norm * (uxx[i] - ux[i] * ux[i]);
             let vy = cov_norm * (uyy[i] - uy[i] * uy[i]);
             let vxy = cov_norm * (uxy[i] - ux[i] * uy[i]);
-            sum += ((2.0 * ux[i] * uy[i] + c1) * (2.0 * vxy + c2)) / ((ux[i] * ux[i] + uy[i] * uy[i] + c1) * (vx + vy + c2));
+            sum += ((2.0 * ux[i] * uy[i] + c1) * (2.0 * vxy + c2))
+                / ((ux[i] * ux[i] + uy[i] * uy[i] + c1) * (vx + vy + c2));
         }
         per_channel += sum / ux.len() as f64;
     }

@@ -2,8 +2,8 @@
 //! 512-d unit-norm face embeddings, and the e4e crop that feeds it.
 
 use burn::module::Module;
-use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::Tensor;
+use burn::tensor::module::adaptive_avg_pool2d;
 use serde::{Deserialize, Serialize};
 
 use super::irse::{IrSeBackbone, IrSeConfig};
@@ -26,7 +26,7 @@ impl ArcFaceConfig {
 
     pub fn validate(&self) -> Result<()> {
         self.backbone.validate()?;
-        if self.input_size % 16 != 0 {
+        if !self.input_size.is_multiple_of(16) {
             return Err(Error::config(format!("ArcFace input size {} must be a multiple of 16", self.input_size)));
         }
         Ok(())

@@ -5,10 +5,10 @@
 //! detector, never the encoder), so the pyramid's bilinear upsampling is allowed here.
 
 use burn::module::{Module, Param};
+use burn::tensor::Tensor;
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::irse::{IrSeBackbone, IrSeConfig};
@@ -60,8 +60,11 @@ impl EncoderConfig {
 
     pub fn validate(&self) -> Result<()> {
         self.backbone.validate()?;
-        if self.input_size % 16 != 0 || self.input_size < 32 {
-            return Err(Error::config(format!("encoder input size {} must be a multiple of 16, ≥ 32", self.input_size)));
+        if !self.input_size.is_multiple_of(16) || self.input_size < 32 {
+            return Err(Error::config(format!(
+                "encoder input size {} must be a multiple of 16, ≥ 32",
+                self.input_size
+            )));
         }
         if self.n_latent < 2 || self.coarse_ind > self.middle_ind {
             return Err(Error::config("encoder rows: need n_latent ≥ 2 and coarse_ind ≤ middle_ind"));

@@ -4,10 +4,10 @@
 //! `tf_efficientnet_b4_ns` / `b7_ns` (timm keys, "same" pads computed from the real input).
 
 use burn::module::Module;
+use burn::tensor::Tensor;
 use burn::tensor::activation::{sigmoid, silu};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear};
@@ -16,8 +16,15 @@ use crate::weights::VarBuilder;
 
 const BN_EPS: f64 = 1e-3;
 /// B0's stages: repeats, kernel, stride, expansion, in, out (all with SE 0.25).
-const BASE: [(usize, usize, usize, usize, usize, usize); 7] =
-    [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80), (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)];
+const BASE: [(usize, usize, usize, usize, usize, usize); 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,16 +133,26 @@ impl MbConv {
         let exp = b.in_ch * b.expansion;
         let reduced = ((b.in_ch as f32 * 0.25) as usize).max(1);
         let names: [&str; 8] = match (timm, b.expansion == 1) {
-            (false, _) => ["_expand_conv", "_bn0", "_depthwise_conv", "_bn1", "_se_reduce", "_se_expand", "_project_conv", "_bn2"],
-            (true, false) => ["conv_pw", "bn1", "conv_dw", "bn2", "se.conv_reduce", "se.conv_expand", "conv_pwl", "bn3"],
+            (false, _) => {
+                ["_expand_conv", "_bn0", "_depthwise_conv", "_bn1", "_se_reduce", "_se_expand", "_project_conv", "_bn2"]
+            }
+            (true, false) => {
+                ["conv_pw", "bn1", "conv_dw", "bn2", "se.conv_reduce", "se.conv_expand", "conv_pwl", "bn3"]
+            }
             (true, true) => ["", "", "conv_dw", "bn1", "se.conv_reduce", "se.conv_expand", "conv_pw", "bn2"],
         };
         let at = |name: &str| name.split('.').fold(vb.clone(), |v, part| v.pp(part));
         Self {
             expand: (b.expansion != 1).then(|| {
-                (Conv2d::new(&at(names[0]), ConvSpec::new(b.in_ch, exp, 1).no_bias()), BatchNorm::new(&at(names[1]), exp, BN_EPS))
+                (
+                    Conv2d::new(&at(names[0]), ConvSpec::new(b.in_ch, exp, 1).no_bias()),
+                    BatchNorm::new(&at(names[1]), exp, BN_EPS),
+                )
             }),
-            depthwise: Conv2d::new(&at(names[2]), ConvSpec::new(exp, exp, b.kernel).stride(b.stride).groups(exp).no_bias()),
+            depthwise: Conv2d::new(
+                &at(names[2]),
+                ConvSpec::new(exp, exp, b.kernel).stride(b.stride).groups(exp).no_bias(),
+            ),
             bn_depthwise: BatchNorm::new(&at(names[3]), exp, BN_EPS),
             se_reduce: Conv2d::new(&at(names[4]), ConvSpec::new(exp, reduced, 1)),
             se_expand: Conv2d::new(&at(names[5]), ConvSpec::new(reduced, exp, 1)),
@@ -188,7 +205,13 @@ impl EfficientNet {
         for (stage, &(r, k, s, e, cin, cout)) in BASE.iter().enumerate() {
             let (cin, cout) = (cfg.round_filters(cin), cfg.round_filters(cout));
             for i in 0..cfg.round_repeats(r) {
-                let spec = BlockSpec { kernel: k, stride: if i == 0 { s } else { 1 }, expansion: e, in_ch: if i == 0 { cin } else { cout }, out_ch: cout };
+                let spec = BlockSpec {
+                    kernel: k,
+                    stride: if i == 0 { s } else { 1 },
+                    expansion: e,
+                    in_ch: if i == 0 { cin } else { cout },
+                    out_ch: cout,
+                };
                 let (pad, vbb) = if timm {
                     (SamePad::Dynamic, inner.pp("blocks").pp(stage).pp(i))
                 } else {
@@ -205,7 +228,10 @@ impl EfficientNet {
         let last = cfg.round_filters(BASE[6].5);
         let n = |p: &str, t: &str| if timm { t.to_string() } else { p.to_string() };
         Ok(Self {
-            stem: Conv2d::new(&inner.pp(n("_conv_stem", "conv_stem")), ConvSpec::new(3, stem_ch, 3).stride(2).no_bias()),
+            stem: Conv2d::new(
+                &inner.pp(n("_conv_stem", "conv_stem")),
+                ConvSpec::new(3, stem_ch, 3).stride(2).no_bias(),
+            ),
             bn_stem: BatchNorm::new(&inner.pp(n("_bn0", "bn1")), stem_ch, BN_EPS),
             blocks,
             head: Conv2d::new(&inner.pp(n("_conv_head", "conv_head")), ConvSpec::new(last, head_ch, 1).no_bias()),

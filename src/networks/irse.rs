@@ -1,10 +1,10 @@
 //! The IR-SE backbone (`bottleneck_IR_SE` units) shared by the e4e encoder and ArcFace.
 
 use burn::module::Module;
+use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, PRelu};
@@ -110,9 +110,7 @@ impl BottleneckIrSe {
         let shortcut = match &self.shortcut {
             Some((conv, bn)) => bn.forward(conv.forward(x.clone())),
             // MaxPool2d(1, stride): plain subsampling.
-            None if self.stride > 1 => {
-                max_pool2d(x.clone(), MaxPoolOptions::new([1, 1]).with_stride([self.stride; 2]))
-            }
+            None if self.stride > 1 => max_pool2d(x.clone(), MaxPoolOptions::new([1, 1]).with_stride([self.stride; 2])),
             None => x.clone(),
         };
         let r = self.bn_in.forward(x);

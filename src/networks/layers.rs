@@ -2,9 +2,9 @@
 //! shared by the encoder, the detectors and the metric networks.
 
 use burn::module::{Flag, Module, ModuleMapper, Param, RunningState};
+use burn::tensor::Tensor;
 use burn::tensor::module::{batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::Tensor;
 
 use crate::weights::{Init, VarBuilder};
 

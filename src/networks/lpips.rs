@@ -2,10 +2,10 @@
 //! a perceptual distance per image pair.
 
 use burn::module::Module;
+use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::Tensor;
 
 use super::layers::{Conv2d, ConvSpec};
 use crate::weights::VarBuilder;
@@ -35,12 +35,19 @@ impl Lpips {
         let sl = vb.pp("scaling_layer");
         let convs = ALEX
             .iter()
-            .map(|&(s, i, cin, cout, k, st, p)| Conv2d::new(&vb.pp("net").pp(format!("slice{s}")).pp(i), ConvSpec::new(cin, cout, k).stride(st).padding(p)))
+            .map(|&(s, i, cin, cout, k, st, p)| {
+                Conv2d::new(
+                    &vb.pp("net").pp(format!("slice{s}")).pp(i),
+                    ConvSpec::new(cin, cout, k).stride(st).padding(p),
+                )
+            })
             .collect();
         let lins = ALEX
             .iter()
             .enumerate()
-            .map(|(l, &(_, _, _, cout, _, _, _))| Conv2d::new(&vb.pp(format!("lin{l}")).pp("model").pp(1), ConvSpec::new(cout, 1, 1).no_bias()))
+            .map(|(l, &(_, _, _, cout, _, _, _))| {
+                Conv2d::new(&vb.pp(format!("lin{l}")).pp("model").pp(1), ConvSpec::new(cout, 1, 1).no_bias())
+            })
             .collect();
         Self {
             shift: sl.constant("shift", [1, 3, 1, 1], vec![-0.030, -0.088, -0.188]),

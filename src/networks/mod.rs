@@ -12,10 +12,10 @@ pub mod stylegan2;
 pub mod xception;
 
 use burn::module::Module;
+use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use efficientnet::EfficientNet;
@@ -46,8 +46,10 @@ impl Normalization {
     }
 }
 
-/// The detector families Unforge can load.
+/// The detector families Unforge can load. (One per detector, never in a hot collection:
+/// boxing the largest variant would buy nothing and Burn's `Module` derive wants them plain.)
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum DetectorNet {
     Xception(Xception),
     EfficientNet(EfficientNet),
@@ -109,10 +111,9 @@ impl Detector {
     /// The layer index of a name from `layer_names`.
     pub fn layer_index(&self, name: &str) -> crate::error::Result<usize> {
         let names = self.layer_names();
-        names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| crate::error::Error::config(format!("no layer `{name}` in this detector (it has: {})", names.join(", "))))
+        names.iter().position(|n| n == name).ok_or_else(|| {
+            crate::error::Error::config(format!("no layer `{name}` in this detector (it has: {})", names.join(", ")))
+        })
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {

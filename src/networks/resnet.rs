@@ -4,10 +4,10 @@
 //! wrap the layers in an `nn.Sequential` (numbered keys) need renaming first.
 
 use burn::module::Module;
+use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear};
@@ -58,7 +58,9 @@ impl ResnetConfig {
 
     pub fn validate(&self) -> Result<()> {
         if self.width == 0 || self.layers.contains(&0) || self.num_classes < 2 {
-            return Err(Error::config("resnet width and every layer's block count must be positive, and num_classes ≥ 2"));
+            return Err(Error::config(
+                "resnet width and every layer's block count must be positive, and num_classes ≥ 2",
+            ));
         }
         Ok(())
     }
@@ -93,10 +95,17 @@ impl ResidualBlock {
             ],
         };
         let convs = specs.iter().enumerate().map(|(i, s)| Conv2d::new(&vb.pp(format!("conv{}", i + 1)), *s)).collect();
-        let bns = specs.iter().enumerate().map(|(i, s)| BatchNorm::new(&vb.pp(format!("bn{}", i + 1)), s.out_ch, 1e-5)).collect();
+        let bns = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| BatchNorm::new(&vb.pp(format!("bn{}", i + 1)), s.out_ch, 1e-5))
+            .collect();
         let downsample = (stride != 1 || in_ch != out_ch).then(|| {
             let d = vb.pp("downsample");
-            (Conv2d::new(&d.pp(0), ConvSpec::new(in_ch, out_ch, 1).stride(stride).no_bias()), BatchNorm::new(&d.pp(1), out_ch, 1e-5))
+            (
+                Conv2d::new(&d.pp(0), ConvSpec::new(in_ch, out_ch, 1).stride(stride).no_bias()),
+                BatchNorm::new(&d.pp(1), out_ch, 1e-5),
+            )
         });
         Self { convs, bns, downsample }
     }

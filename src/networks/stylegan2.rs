@@ -5,7 +5,7 @@
 //! backend (no bilinear interpolation): the search differentiates through this network.
 
 use burn::module::{Module, Param};
-use burn::tensor::module::{conv2d, conv_transpose2d};
+use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -184,7 +184,15 @@ pub struct ModulatedConv2d {
 }
 
 impl ModulatedConv2d {
-    pub fn new(vb: &VarBuilder, in_ch: usize, out_ch: usize, kernel: usize, style_dim: usize, demodulate: bool, upsample: bool) -> Self {
+    pub fn new(
+        vb: &VarBuilder,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        style_dim: usize,
+        demodulate: bool,
+        upsample: bool,
+    ) -> Self {
         // Blur after the transposed conv: p = (4 - 2) - (k - 1), pad ((p+1)/2 + 1, p/2 + 1), kernel × 4.
         let blur = upsample.then(|| {
             let p = 3 - kernel as isize;
@@ -311,9 +319,8 @@ impl Generator {
     pub fn new(vb: &VarBuilder, cfg: &GeneratorConfig) -> Result<Self> {
         cfg.validate()?;
         let sd = cfg.style_dim;
-        let style = (1..=cfg.n_mlp)
-            .map(|i| EqualLinear::new(&vb.pp("style").pp(i), sd, sd, 0.0, cfg.lr_mlp, true))
-            .collect();
+        let style =
+            (1..=cfg.n_mlp).map(|i| EqualLinear::new(&vb.pp("style").pp(i), sd, sd, 0.0, cfg.lr_mlp, true)).collect();
         let ch = &cfg.channels;
         let input = vb.pp("input").param("input", [1, ch[0], 4, 4], Init::Normal { std: 1.0 });
         let conv1 = StyledConv::new(&vb.pp("conv1"), ch[0], ch[0], sd, false);
@@ -333,7 +340,18 @@ impl Generator {
                 vb.pp("noises").buffer(&format!("noise_{i}"), [1, 1, res, res], Init::Normal { std: 1.0 })
             })
             .collect();
-        Ok(Self { style, input, conv1, to_rgb1, convs, to_rgbs, noises, n_latent: cfg.n_latent(), style_dim: sd, size: cfg.size })
+        Ok(Self {
+            style,
+            input,
+            conv1,
+            to_rgb1,
+            convs,
+            to_rgbs,
+            noises,
+            n_latent: cfg.n_latent(),
+            style_dim: sd,
+            size: cfg.size,
+        })
     }
 
     /// The mapping network: z `[B, style_dim]` → w `[B, style_dim]`.

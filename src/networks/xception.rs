@@ -2,10 +2,10 @@
 //! separable convolutions in residual blocks, logits `[B, num_classes]`.
 
 use burn::module::Module;
+use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear};
@@ -38,7 +38,12 @@ pub struct XceptionConfig {
 
 impl XceptionConfig {
     pub fn original(num_classes: usize) -> Self {
-        Self { widths: [32, 64, 128, 256, 728, 1024, 1536, 2048], middle_blocks: 8, num_classes, layout: XceptionLayout::ArtifactEraser }
+        Self {
+            widths: [32, 64, 128, 256, 728, 1024, 1536, 2048],
+            middle_blocks: 8,
+            num_classes,
+            layout: XceptionLayout::ArtifactEraser,
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -79,7 +84,15 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn new(vb: &VarBuilder, in_ch: usize, out_ch: usize, reps: usize, stride: usize, start_with_relu: bool, grow_first: bool) -> Self {
+    pub fn new(
+        vb: &VarBuilder,
+        in_ch: usize,
+        out_ch: usize,
+        reps: usize,
+        stride: usize,
+        start_with_relu: bool,
+        grow_first: bool,
+    ) -> Self {
         let skip = (out_ch != in_ch || stride != 1).then(|| {
             (
                 Conv2d::new(&vb.pp("skip"), ConvSpec::new(in_ch, out_ch, 1).stride(stride).no_bias()),

@@ -2,19 +2,12 @@
 
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
-use super::{read_vec, Loss, Method, Regularisers, RowMask, SearchConfig, StepReport};
+use super::{Loss, Method, Regularisers, RowMask, SearchConfig, StepReport};
 use crate::error::{Error, Result};
-use crate::networks::arcface::ArcFace;
-use crate::networks::lpips::Lpips;
-use crate::networks::stylegan2::Generator;
+use crate::metrics::QualityNetworks;
 use crate::networks::Detector;
-
-/// The networks the LPIPS and ID regularisers need, when the zoo has them.
-#[derive(Clone, Copy, Default)]
-pub struct QualityNetworks<'a> {
-    pub perceptual: Option<&'a Lpips>,
-    pub identity: Option<&'a ArcFace>,
-}
+use crate::networks::stylegan2::Generator;
+use crate::readback::read_vec;
 
 /// The regularisers' fixed side: the reconstruction, its ArcFace embedding, and the weights.
 struct QualityTerms<'a> {
@@ -42,7 +35,12 @@ impl<'a> Objective<'a> {
 
     /// Adds the quality terms of `weights`, measured against `reconstruction`. A term whose
     /// network is missing is an error naming it.
-    pub fn with_regularisers(mut self, weights: Regularisers, reconstruction: Tensor<4>, networks: QualityNetworks<'a>) -> Result<Self> {
+    pub fn with_regularisers(
+        mut self,
+        weights: Regularisers,
+        reconstruction: Tensor<4>,
+        networks: QualityNetworks<'a>,
+    ) -> Result<Self> {
         if !weights.any() {
             return Ok(self);
         }
@@ -51,7 +49,9 @@ impl<'a> Objective<'a> {
         }
         let reference_identity = match networks.identity {
             Some(arcface) if weights.id > 0.0 => Some(arcface.embed_aligned(reconstruction.clone())),
-            None if weights.id > 0.0 => return Err(Error::config("the ID regulariser needs an identity (ArcFace) network in the zoo")),
+            None if weights.id > 0.0 => {
+                return Err(Error::config("the ID regulariser needs an identity (ArcFace) network in the zoo"));
+            }
             _ => None,
         };
         self.quality = Some(QualityTerms { weights, reference: reconstruction, reference_identity, networks });
@@ -89,7 +89,8 @@ impl<'a> Objective<'a> {
     }
 }
 
-/// I-FGSM in W+ (Eq. 3) with a row mask and per-image early stop.
+/// The search in W+: sign-gradient steps (I-FGSM, Eq. 3; MI-FGSM, NI-FGSM, PGD or Rprop, as
+/// `SearchConfig::method` says) on the masked rows, with per-image early stop and refine.
 pub struct LatentSearch<'a> {
     objective: Objective<'a>,
     config: SearchConfig,
@@ -110,7 +111,13 @@ pub struct LatentSearch<'a> {
 
 impl<'a> LatentSearch<'a> {
     /// A search without quality regularisers; see `with_regularisers`.
-    pub fn new(generator: &'a Generator, detector: &'a Detector, latent: Tensor<3>, mask: &RowMask, config: SearchConfig) -> Result<Self> {
+    pub fn new(
+        generator: &'a Generator,
+        detector: &'a Detector,
+        latent: Tensor<3>,
+        mask: &RowMask,
+        config: SearchConfig,
+    ) -> Result<Self> {
         config.validate()?;
         let [_, n, _] = latent.dims();
         if mask.n_latent() != n {
@@ -268,4 +275,3 @@ fn row_mask_tensor(mask: &RowMask, device: &Device) -> Tensor<3, Bool> {
     let rows: Vec<bool> = (0..n).map(|r| mask.contains(r)).collect();
     Tensor::<3, Bool>::from_data(TensorData::new(rows, [1, n, 1]), device)
 }
-

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::inversion::PivotalTuning;
 
-pub use latent::{LatentSearch, Objective, QualityNetworks};
+pub use latent::{LatentSearch, Objective};
 pub use pixel::{PixelAttack, PixelMethod};
 
 /// The rows of W+ in each level (Eq. 4): S (coarse), M (middle), D (fine).
@@ -76,7 +76,8 @@ impl RowMask {
     pub fn from_rows(rows: &[usize], n_latent: usize) -> Result<Self> {
         let mut mask = vec![false; n_latent];
         for &r in rows {
-            *mask.get_mut(r).ok_or_else(|| Error::config(format!("row {r} is outside W+ (n_latent {n_latent})")))? = true;
+            *mask.get_mut(r).ok_or_else(|| Error::config(format!("row {r} is outside W+ (n_latent {n_latent})")))? =
+                true;
         }
         if rows.is_empty() {
             return Err(Error::config("the row mask selects no row"));
@@ -134,7 +135,7 @@ pub enum Method {
 pub const RPROP_MAX_SCALE: f32 = 8.0;
 
 impl Method {
-    /// From a name (`ifgsm`, `mifgsm`, `nifgsm`, `pgd`) and its parameters, as the CLI and the
+    /// From a name (`ifgsm`, `mifgsm`, `nifgsm`, `pgd`, `rprop`) and its parameters, as the CLI and the
     /// page give them.
     pub fn from_name(name: &str, mu: f32, beta: f32) -> Result<Self> {
         Self::from_name_with(name, mu, beta, RPROP_MAX_SCALE)
@@ -308,7 +309,13 @@ impl Preset {
         match self {
             Preset::Paper => SearchConfig { alpha: 8e-4, max_steps: 1000, ..base },
             Preset::Readme => base,
-            Preset::Fast => SearchConfig { method: Method::Rprop { max_scale: RPROP_MAX_SCALE }, alpha: 8e-4, max_steps: 200, refine: 6, ..base },
+            Preset::Fast => SearchConfig {
+                method: Method::Rprop { max_scale: RPROP_MAX_SCALE },
+                alpha: 8e-4,
+                max_steps: 200,
+                refine: 6,
+                ..base
+            },
         }
     }
 
@@ -362,7 +369,9 @@ impl SearchConfig {
             Method::Mifgsm { mu } | Method::Nifgsm { mu } if !(mu.is_finite() && mu >= 0.0) => {
                 Err(Error::config(format!("momentum mu must be ≥ 0, got {mu}")))
             }
-            Method::Pgd { beta } if !(beta.is_finite() && beta > 0.0) => Err(Error::config(format!("PGD bound beta must be positive, got {beta}"))),
+            Method::Pgd { beta } if !(beta.is_finite() && beta > 0.0) => {
+                Err(Error::config(format!("PGD bound beta must be positive, got {beta}")))
+            }
             Method::Rprop { max_scale } if !(max_scale.is_finite() && max_scale >= 1.0) => {
                 Err(Error::config(format!("Rprop max_scale must be ≥ 1, got {max_scale}")))
             }
@@ -385,10 +394,4 @@ pub struct StepReport {
     pub loss: f32,
     /// Images still being moved after this step.
     pub active: Vec<bool>,
-}
-
-/// Reads a float tensor back to the host without blocking.
-pub async fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
-    data.try_into_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
 }

@@ -93,7 +93,9 @@ impl PixelAttack {
         self.validate()?;
         // /255 of [0, 1] is 2/255 of [-1, 1].
         let (eps, alpha) = (self.eps * 2.0 / 255.0, self.alpha * 2.0 / 255.0);
-        let project = |x: Tensor<4>, origin: &Tensor<4>| x.max_pair(origin.clone() - eps).min_pair(origin.clone() + eps).clamp(-1.0, 1.0);
+        let project = |x: Tensor<4>, origin: &Tensor<4>| {
+            x.max_pair(origin.clone() - eps).min_pair(origin.clone() + eps).clamp(-1.0, 1.0)
+        };
         let origin = images;
         match self.method {
             PixelMethod::Fgsm => {
@@ -134,4 +136,3 @@ impl PixelAttack {
         }
     }
 }
-

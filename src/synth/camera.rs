@@ -103,7 +103,7 @@ pub fn block_quantise(img: &Canvas, step: f32) -> Canvas {
 /// Blur, then noise drawn from `seed`, then quantisation.
 pub fn capture(img: &Canvas, blur: f32, noise: f32, quantisation: f32, seed: u64) -> Canvas {
     let mut out = gaussian_blur(img, blur);
-    let mut rng = SeededRng::new(seed ^ 0xCA3E_7A);
+    let mut rng = SeededRng::new(seed ^ 0x00CA_3E7A);
     for p in out.rgb.iter_mut() {
         for v in p.iter_mut() {
             *v = (*v + noise * rng.normal()).clamp(0.0, 1.0);

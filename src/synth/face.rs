@@ -124,10 +124,28 @@ impl FaceParams {
         let mut skin = lerp3(light, dark, tone * tone.sqrt());
         skin[0] += u(&mut r, -0.03, 0.03);
         skin[2] += u(&mut r, -0.03, 0.02);
-        let hair = pick(&mut r, &[[0.08, 0.06, 0.05], [0.30, 0.18, 0.10], [0.55, 0.38, 0.20], [0.85, 0.70, 0.42], [0.60, 0.22, 0.10], [0.62, 0.62, 0.62]]);
+        let hair = pick(
+            &mut r,
+            &[
+                [0.08, 0.06, 0.05],
+                [0.30, 0.18, 0.10],
+                [0.55, 0.38, 0.20],
+                [0.85, 0.70, 0.42],
+                [0.60, 0.22, 0.10],
+                [0.62, 0.62, 0.62],
+            ],
+        );
         let hair_style = pick(&mut r, &[HairStyle::Short, HairStyle::Long, HairStyle::Bald, HairStyle::Fringe]);
-        let iris = pick(&mut r, &[[0.35, 0.22, 0.12], [0.20, 0.35, 0.55], [0.30, 0.45, 0.30], [0.45, 0.35, 0.20], [0.15, 0.10, 0.08]]);
-        let eye = Eye { size: u(&mut r, 0.13, 0.18), openness: u(&mut r, 0.38, 0.55), iris, iris_scale: u(&mut r, 0.75, 0.95) };
+        let iris = pick(
+            &mut r,
+            &[[0.35, 0.22, 0.12], [0.20, 0.35, 0.55], [0.30, 0.45, 0.30], [0.45, 0.35, 0.20], [0.15, 0.10, 0.08]],
+        );
+        let eye = Eye {
+            size: u(&mut r, 0.13, 0.18),
+            openness: u(&mut r, 0.38, 0.55),
+            iris,
+            iris_scale: u(&mut r, 0.75, 0.95),
+        };
         let brow = Brow { thickness: [u(&mut r, 0.018, 0.03); 3], arch: u(&mut r, 0.0, 0.04) };
         let brow_color = lerp3(hair, [0.1, 0.08, 0.06], 0.5);
         let angle = u(&mut r, -2.4, -0.7);
@@ -153,7 +171,10 @@ impl FaceParams {
             lips: lerp3(skin, [0.62, 0.25, 0.28], u(&mut r, 0.35, 0.7)),
             light: [angle.cos() / n, angle.sin() / n, lz / n],
             light_strength: u(&mut r, 0.2, 0.5),
-            background: [lerp3(bg_hue, [0.5, 0.5, 0.5], 0.4), lerp3([r.uniform(), r.uniform(), r.uniform()], [0.3, 0.3, 0.3], 0.5)],
+            background: [
+                lerp3(bg_hue, [0.5, 0.5, 0.5], 0.4),
+                lerp3([r.uniform(), r.uniform(), r.uniform()], [0.3, 0.3, 0.3], 0.5),
+            ],
             center: [0.5 + u(&mut r, -0.03, 0.03), 0.52 + u(&mut r, -0.03, 0.03)],
             roll: u(&mut r, -0.08, 0.08),
             scale: u(&mut r, 0.92, 1.06),
@@ -201,7 +222,8 @@ impl FaceParams {
 
     /// The face-frame coordinates of image pixel (px, py) for a `size`-pixel image.
     pub fn to_face(&self, px: usize, py: usize, size: usize) -> FacePoint {
-        let (u, v) = ((px as f32 + 0.5) / size as f32 - self.center[0], (py as f32 + 0.5) / size as f32 - self.center[1]);
+        let (u, v) =
+            ((px as f32 + 0.5) / size as f32 - self.center[0], (py as f32 + 0.5) / size as f32 - self.center[1]);
         let (s, c) = self.roll.sin_cos();
         let (ru, rv) = ((c * u + s * v) / self.scale, (-s * u + c * v) / self.scale);
         FacePoint { x: ru / self.face_rx, y: rv / self.face_ry }
@@ -274,7 +296,8 @@ impl FaceParams {
         // Hair on top of the head.
         let top = match self.hair_style {
             HairStyle::Bald => f32::MAX,
-            HairStyle::Fringe => (((p.x / 1.08).powi(2) + ((p.y + 0.18) / 0.95).powi(2)).sqrt() - 1.0).max(p.y + 0.42 + 0.05 * (p.x * 9.0).sin()),
+            HairStyle::Fringe => (((p.x / 1.08).powi(2) + ((p.y + 0.18) / 0.95).powi(2)).sqrt() - 1.0)
+                .max(p.y + 0.42 + 0.05 * (p.x * 9.0).sin()),
             _ => (((p.x / 1.1).powi(2) + ((p.y + 0.12) / 1.0).powi(2)).sqrt() - 1.0).max(p.y + 0.62 - 0.25 * p.x * p.x),
         };
         img.blend(i, self.hair, inside(top, aa));
@@ -292,7 +315,11 @@ impl FaceParams {
             // Thickness from inner to outer end (the inner end is nearer the nose).
             let along = if side == 0 { -t } else { t };
             let k = (along + 1.0) * 0.5;
-            let th = if k < 0.5 { b.thickness[0] + (b.thickness[1] - b.thickness[0]) * k * 2.0 } else { b.thickness[1] + (b.thickness[2] - b.thickness[1]) * (k - 0.5) * 2.0 };
+            let th = if k < 0.5 {
+                b.thickness[0] + (b.thickness[1] - b.thickness[0]) * k * 2.0
+            } else {
+                b.thickness[1] + (b.thickness[2] - b.thickness[1]) * (k - 0.5) * 2.0
+            };
             let cy = ey - 0.17 - b.arch * (1.0 - t * t) * 2.0;
             let d = (p.y - cy).abs() - th / self.face_ry * 0.5 * 2.0;
             let end = t.abs() - 1.0;
@@ -350,6 +377,10 @@ impl FaceParams {
         let lower = curve + 0.09 * (1.0 - t * t).max(0.0);
         let d = (upper - p.y).max(p.y - lower).max(t.abs() - 1.0);
         img.blend(i, self.lips, inside(d, aa));
-        img.blend(i, self.lips.map(|c| c * 0.45), inside((p.y - curve).abs() - 0.008, aa) * inside(t.abs() - 1.0, 0.05));
+        img.blend(
+            i,
+            self.lips.map(|c| c * 0.45),
+            inside((p.y - curve).abs() - 0.008, aa) * inside(t.abs() - 1.0, 0.05),
+        );
     }
 }

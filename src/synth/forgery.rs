@@ -80,8 +80,11 @@ pub fn forge(kind: ForgeryKind, params: &FaceParams, real: &Canvas, seed: u64) -
             let gain = [u(&mut r, 0.85, 1.15), u(&mut r, 0.85, 1.15), u(&mut r, 0.85, 1.15)];
             let mut swapped = donor.render(size);
             swapped.rgb.iter_mut().for_each(|p| (0..3).for_each(|c| p[c] = (p[c] * gain[c]).min(1.0)));
-            // A seam that wobbles around the inner face and is feathered unevenly.
-            let (k, phase, wobble, feather) = (r.range(3, 7) as f32, u(&mut r, 0.0, 6.28), u(&mut r, 0.03, 0.07), u(&mut r, 0.05, 0.15));
+            // A seam that wobbles around the inner face and is feathered unevenly. (6.28, not τ:
+            // the world's seeds were drawn with it, and every sample reproduces with it.)
+            #[allow(clippy::approx_constant)]
+            let (k, phase, wobble, feather) =
+                (r.range(3, 7) as f32, u(&mut r, 0.0, 6.28), u(&mut r, 0.03, 0.07), u(&mut r, 0.05, 0.15));
             let w = weights(params, size, |p| {
                 let angle = p.y.atan2(p.x);
                 let q = super::face::FacePoint { x: p.x * (1.0 + wobble * (k * angle + phase).sin()), y: p.y };
@@ -114,7 +117,11 @@ pub fn forge(kind: ForgeryKind, params: &FaceParams, real: &Canvas, seed: u64) -
             let mut out = real.clone();
             for (i, &a) in w.iter().enumerate() {
                 let (x, y) = ((i % size) as f32, (i / size) as f32);
-                let pattern = if checker { if (i % size + i / size) % 2 == 0 { 1.0 } else { -1.0 } } else { (std::f32::consts::TAU * (fx * x + fy * y)).cos() };
+                let pattern = if checker {
+                    if (i % size + i / size).is_multiple_of(2) { 1.0 } else { -1.0 }
+                } else {
+                    (std::f32::consts::TAU * (fx * x + fy * y)).cos()
+                };
                 out.rgb[i].iter_mut().for_each(|v| *v = (*v + a * amp * pattern).clamp(0.0, 1.0));
             }
             out
@@ -126,7 +133,8 @@ pub fn forge(kind: ForgeryKind, params: &FaceParams, real: &Canvas, seed: u64) -
         }
         ForgeryKind::ColourShift => {
             let shift = [u(&mut r, -0.12, 0.12), u(&mut r, -0.12, 0.12), u(&mut r, -0.12, 0.12)];
-            let (cx, cy, rx, ry) = (u(&mut r, -0.5, 0.5), u(&mut r, -0.4, 0.6), u(&mut r, 0.25, 0.5), u(&mut r, 0.2, 0.45));
+            let (cx, cy, rx, ry) =
+                (u(&mut r, -0.5, 0.5), u(&mut r, -0.4, 0.6), u(&mut r, 0.25, 0.5), u(&mut r, 0.2, 0.45));
             let w = weights(params, size, |p| {
                 let d = (((p.x - cx) / rx).powi(2) + ((p.y - cy) / ry).powi(2)).sqrt() - 1.0;
                 (0.5 - d / 0.3).clamp(0.0, 1.0) * (0.5 - params.face_sdf(p) / 0.05).clamp(0.0, 1.0)

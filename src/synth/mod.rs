@@ -9,7 +9,7 @@ pub mod forgery;
 use serde::{Deserialize, Serialize};
 
 pub use face::{Canvas, FaceParams};
-pub use forgery::{forge, ForgeryKind};
+pub use forgery::{ForgeryKind, forge};
 
 use crate::error::{Error, Result};
 use crate::image::RgbaImage;
@@ -84,12 +84,21 @@ impl Sample {
         let clean = params.render(size);
         let shoot = |c: &Canvas| camera::capture(c, params.blur, params.noise, params.quantisation, seed).to_rgba8();
         let pristine = shoot(&clean);
-        let label = if index % 2 == 0 { Label::Real } else { Label::Fake(ForgeryKind::ALL[(index / 2) as usize % ForgeryKind::ALL.len()]) };
+        let label = if index.is_multiple_of(2) {
+            Label::Real
+        } else {
+            Label::Fake(ForgeryKind::ALL[(index / 2) as usize % ForgeryKind::ALL.len()])
+        };
         let image = match label {
             Label::Real => pristine.clone(),
             Label::Fake(kind) => shoot(&forge(kind, &params, &clean, seed)),
         };
-        let mask = image.data.chunks(4).zip(pristine.data.chunks(4)).map(|(a, b)| if a[..3] != b[..3] { 255 } else { 0 }).collect();
+        let mask = image
+            .data
+            .chunks(4)
+            .zip(pristine.data.chunks(4))
+            .map(|(a, b)| if a[..3] != b[..3] { 255 } else { 0 })
+            .collect();
         Self { split, index, seed, label, image, pristine, mask }
     }
 

@@ -11,7 +11,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::{export_params, host_vec, learning_rate, Resume, Snapshot};
+use super::{Resume, Snapshot, export_params, host_vec, learning_rate};
 use crate::error::{Error, Result};
 use crate::metrics::auroc;
 use crate::networks::arcface::{ArcFace, ArcFaceConfig};
@@ -66,7 +66,9 @@ pub struct IdentityStep {
 pub fn identity_batch(split: Split, people: &[u64], first_shot: u64, size: usize, device: &Device) -> Tensor<4> {
     let planar: Vec<f32> = people
         .iter()
-        .flat_map(|&p| [first_shot, first_shot + 1].map(|shot| Sample::identity_capture(split, p, shot, size).to_planar()))
+        .flat_map(|&p| {
+            [first_shot, first_shot + 1].map(|shot| Sample::identity_capture(split, p, shot, size).to_planar())
+        })
         .flatten()
         .collect();
     Tensor::from_data(TensorData::new(planar, [people.len() * 2, 3, size, size]), device)
@@ -158,7 +160,8 @@ impl IdentityScores {
             let v: Vec<f32> = scores.iter().zip(&same).filter(|(_, s)| **s == want).map(|(c, _)| *c).collect();
             v.iter().sum::<f32>() / v.len() as f32
         };
-        let verification_auc = auroc(&scores, &same).ok_or_else(|| Error::config("identity scores need genuine and impostor pairs"))?;
+        let verification_auc =
+            auroc(&scores, &same).ok_or_else(|| Error::config("identity scores need genuine and impostor pairs"))?;
         Ok(Self { people: people as usize, genuine_mean: mean(true), impostor_mean: mean(false), verification_auc })
     }
 }

@@ -10,13 +10,13 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
-use crate::synth::{Label, Sample, Split};
 use crate::inversion::PivotalTuning;
-use crate::weights::{HostTensor, TensorFile, WeightSource};
 use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
 use crate::networks::layers::BatchNorm;
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
-use crate::zoo::{build_detector, NetworkEntry};
+use crate::synth::{Label, Sample, Split};
+use crate::weights::{HostTensor, TensorFile, WeightSource};
+use crate::zoo::{NetworkEntry, build_detector};
 
 pub mod identity;
 
@@ -49,8 +49,11 @@ impl DetectorTraining {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 || self.batch < 2 || self.batch % 2 != 0 {
-            return Err(Error::config(format!("detector training needs at least one step and an even batch (real and forged faces in pairs), got batch {}", self.batch)));
+        if self.steps == 0 || self.batch < 2 || !self.batch.is_multiple_of(2) {
+            return Err(Error::config(format!(
+                "detector training needs at least one step and an even batch (real and forged faces in pairs), got batch {}",
+                self.batch
+            )));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(Error::config(format!("learning rate must be positive, got {}", self.learning_rate)));
@@ -59,10 +62,16 @@ impl DetectorTraining {
             return Err(Error::config("a fixed training set needs at least one pair"));
         }
         if !(self.location_weight.is_finite() && self.location_weight >= 0.0) {
-            return Err(Error::config(format!("the location weight must be finite and ≥ 0, got {}", self.location_weight)));
+            return Err(Error::config(format!(
+                "the location weight must be finite and ≥ 0, got {}",
+                self.location_weight
+            )));
         }
         if !(0.0..=1.0).contains(&self.reconstructed_share) {
-            return Err(Error::config(format!("the reconstructed share must be in [0, 1], got {}", self.reconstructed_share)));
+            return Err(Error::config(format!(
+                "the reconstructed share must be in [0, 1], got {}",
+                self.reconstructed_share
+            )));
         }
         Ok(())
     }
@@ -110,8 +119,10 @@ pub struct Reconstructor {
 impl Reconstructor {
     pub fn new(generator: (&GeneratorConfig, TensorFile), encoder: (&EncoderConfig, TensorFile)) -> Result<Self> {
         let device = Device::flex();
-        let (gs, es) = (WeightSource::checkpoint(generator.1, "generator"), WeightSource::checkpoint(encoder.1, "encoder"));
-        let (g, e) = (Generator::new(&gs.root(&device), generator.0)?, Encoder4Editing::new(&es.root(&device), encoder.0)?);
+        let (gs, es) =
+            (WeightSource::checkpoint(generator.1, "generator"), WeightSource::checkpoint(encoder.1, "encoder"));
+        let (g, e) =
+            (Generator::new(&gs.root(&device), generator.0)?, Encoder4Editing::new(&es.root(&device), encoder.0)?);
         gs.finish()?;
         es.finish()?;
         Ok(Self { generator: g, encoder: e })
@@ -128,7 +139,7 @@ impl Reconstructor {
     /// it around its inversion (as a search with `tuning` sees it).
     fn reconstruct_tuned(&self, x: Tensor<4>, tuning: &PivotalTuning) -> Result<Tensor<4>> {
         let pivot = self.encoder.forward(x.clone());
-        let tuned = crate::block_on(tuning.tune(&self.generator, pivot.clone(), x, &mut |_| {}))?;
+        let tuned = crate::readback::block_on(tuning.tune(&self.generator, pivot.clone(), x, &mut |_| {}))?;
         Ok(tuned.synthesize(pivot))
     }
 }
@@ -171,13 +182,21 @@ impl TunedPool {
     ) -> Result<Self> {
         tuning.validate()?;
         if size != reconstructor.generator.size {
-            return Err(Error::config(format!("a tuned pool at {size} px needs a generator of that size, this one renders {} px", reconstructor.generator.size)));
+            return Err(Error::config(format!(
+                "a tuned pool at {size} px needs a generator of that size, this one renders {} px",
+                reconstructor.generator.size
+            )));
         }
         let mut pool = match resume {
             Some(r) => {
                 let pool = Self::from_file(&r.weights)?;
                 if pool.pairs() != r.step || pool.size != size {
-                    return Err(Error::config(format!("the saved tuned pool holds {} pairs at {} px, its record says {} at {size} px", pool.pairs(), pool.size, r.step)));
+                    return Err(Error::config(format!(
+                        "the saved tuned pool holds {} pairs at {} px, its record says {} at {size} px",
+                        pool.pairs(),
+                        pool.size,
+                        r.step
+                    )));
                 }
                 pool
             }
@@ -187,7 +206,9 @@ impl TunedPool {
         for p in pool.pairs()..pairs {
             let (x, _, pair_masks) = paired_batch(&[first_pair + p as u64], size, &device);
             for i in 0..2 {
-                pool.images.extend(host_vec(reconstructor.reconstruct_tuned(x.clone().narrow(0, i, 1), tuning)?.reshape([-1]))?);
+                pool.images.extend(host_vec(
+                    reconstructor.reconstruct_tuned(x.clone().narrow(0, i, 1), tuning)?.reshape([-1]),
+                )?);
             }
             pool.masks.extend(pair_masks);
             on_pair(p, &|| Ok(pool.to_file()))?;
@@ -206,7 +227,8 @@ impl TunedPool {
     /// Pairs `pairs` (indices into the pool) as a batch on `device`, with their masks.
     fn batch(&self, pairs: &[usize], device: &Device) -> (Tensor<4>, Vec<Vec<bool>>) {
         let per = 3 * self.size * self.size;
-        let data: Vec<f32> = pairs.iter().flat_map(|&p| self.images[2 * p * per..(2 * p + 2) * per].iter().copied()).collect();
+        let data: Vec<f32> =
+            pairs.iter().flat_map(|&p| self.images[2 * p * per..(2 * p + 2) * per].iter().copied()).collect();
         let masks = pairs.iter().flat_map(|&p| self.masks[2 * p..2 * p + 2].iter().cloned()).collect();
         (Tensor::from_data(TensorData::new(data, [pairs.len() * 2, 3, self.size, self.size]), device), masks)
     }
@@ -239,7 +261,8 @@ impl TunedPool {
 /// The generator and encoder in one file, under `decoder.` and `encoder.` as in e4e's
 /// checkpoints (how the inverter's training checkpoints are kept).
 pub fn join_inverter(generator: &TensorFile, encoder: &TensorFile) -> TensorFile {
-    let prefixed = |p: &str, f: &TensorFile| f.tensors.iter().map(|(k, t)| (format!("{p}{k}"), t.clone())).collect::<Vec<_>>();
+    let prefixed =
+        |p: &str, f: &TensorFile| f.tensors.iter().map(|(k, t)| (format!("{p}{k}"), t.clone())).collect::<Vec<_>>();
     TensorFile { tensors: prefixed("decoder.", generator).into_iter().chain(prefixed("encoder.", encoder)).collect() }
 }
 
@@ -297,7 +320,13 @@ pub fn train_inverter(
     let (start, (gs, es)) = match resume {
         Some(r) => {
             let (g, e) = split_inverter(r.weights);
-            (r.step, (WeightSource::checkpoint(g, "generator checkpoint"), WeightSource::checkpoint(e, "encoder checkpoint")))
+            (
+                r.step,
+                (
+                    WeightSource::checkpoint(g, "generator checkpoint"),
+                    WeightSource::checkpoint(e, "encoder checkpoint"),
+                ),
+            )
         }
         None => (0, (WeightSource::seeded(config.seed), WeightSource::seeded(config.seed ^ 0xE4E))),
     };
@@ -320,13 +349,23 @@ pub fn train_inverter(
         let n = w.dims()[1];
         let delta = (w.clone().narrow(1, 1, n - 1) - w.narrow(1, 0, 1)).square().mean();
         let loss = pixel.clone() + multiscale.clone() + delta.clone() * config.delta_weight;
-        let values = [host_vec(pixel.without_autodiff())?[0], host_vec(multiscale.without_autodiff())?[0], host_vec(delta.without_autodiff())?[0]];
+        let values = [
+            host_vec(pixel.without_autodiff())?[0],
+            host_vec(multiscale.without_autodiff())?[0],
+            host_vec(delta.without_autodiff())?[0],
+        ];
         let mut grads = loss.backward();
-        let (ge, gg) = (GradientsParams::from_module(&mut grads, &enc), GradientsParams::from_module(&mut grads, &synthesis));
+        let (ge, gg) =
+            (GradientsParams::from_module(&mut grads, &enc), GradientsParams::from_module(&mut grads, &synthesis));
         let lr = learning_rate(config.learning_rate, step, config.steps);
         enc = eopt.step(lr, enc, ge);
         synthesis = gopt.step(lr, synthesis, gg);
-        let snapshot = || Ok(join_inverter(&export_params(&synthesis, gbound.clone(), &gkeys)?, &export_params(&enc, ebound.clone(), &ekeys)?));
+        let snapshot = || {
+            Ok(join_inverter(
+                &export_params(&synthesis, gbound.clone(), &gkeys)?,
+                &export_params(&enc, ebound.clone(), &ekeys)?,
+            ))
+        };
         on_step(&InverterStep { step, pixel: values[0], multiscale: values[1], delta: values[2] }, &snapshot)?;
     }
     Ok((export_params(&synthesis, gbound, &gkeys)?, export_params(&enc, ebound, &ekeys)?))
@@ -348,7 +387,11 @@ pub fn paired_batch(pairs: &[u64], size: usize, device: &Device) -> (Tensor<4>, 
         masks.push(s.mask.iter().map(|m| *m != 0).collect());
     }
     let n = pairs.len() * 2;
-    (Tensor::from_data(TensorData::new(planar, [n, 3, size, size]), device), (0..n).map(|i| i % 2 == 1).collect(), masks)
+    (
+        Tensor::from_data(TensorData::new(planar, [n, 3, size, size]), device),
+        (0..n).map(|i| i % 2 == 1).collect(),
+        masks,
+    )
 }
 
 /// Cross-entropy of `[N, 2]` logits against 0 (real) / 1 (fake) targets, averaged.
@@ -369,7 +412,8 @@ fn positional_logits(detector: &crate::networks::Detector, features: Tensor<4>) 
 
 /// `batch` consecutive train-split images from `first` at `size` px, in [-1, 1], real and fake.
 pub fn synth_batch(first: u64, batch: usize, size: usize, device: &Device) -> Tensor<4> {
-    let planar: Vec<f32> = (0..batch as u64).flat_map(|i| Sample::generate(Split::Train, first + i, size).image.to_planar()).collect();
+    let planar: Vec<f32> =
+        (0..batch as u64).flat_map(|i| Sample::generate(Split::Train, first + i, size).image.to_planar()).collect();
     Tensor::from_data(TensorData::new(planar, [batch, 3, size, size]), device)
 }
 
@@ -389,7 +433,12 @@ pub fn train_detector(
     if let Some(Reconstructions::Tuned(pool)) = reconstructions
         && (pool.pairs() == 0 || pool.size != entry.input_size)
     {
-        return Err(Error::config(format!("the tuned pool holds {} pairs at {} px; the detector needs at least one at {} px", pool.pairs(), pool.size, entry.input_size)));
+        return Err(Error::config(format!(
+            "the tuned pool holds {} pairs at {} px; the detector needs at least one at {} px",
+            pool.pairs(),
+            pool.size,
+            entry.input_size
+        )));
     }
     let device = Device::flex().autodiff();
     let (start, source) = match resume {
@@ -405,7 +454,10 @@ pub fn train_detector(
     // face raw beside its forgery reconstructed would teach "reconstructed means fake").
     let reconstructed = reconstructions.map_or(0, |_| 2 * config.reconstructed_pairs());
     for step in start..config.steps {
-        let pairs: Vec<u64> = (0..config.batch / 2).map(|p| (step * config.batch / 2 + p) as u64).map(|i| config.first_index + config.distinct_pairs.map_or(i, |n| i % n)).collect();
+        let pairs: Vec<u64> = (0..config.batch / 2)
+            .map(|p| (step * config.batch / 2 + p) as u64)
+            .map(|i| config.first_index + config.distinct_pairs.map_or(i, |n| i % n))
+            .collect();
         let keep = config.batch - reconstructed;
         // Pristine, forged, pristine, forged…, as `paired_batch` lays them out.
         let fake: Vec<bool> = (0..config.batch).map(|i| i % 2 == 1).collect();
@@ -418,7 +470,8 @@ pub fn train_detector(
                 // The batch's last pairs, reconstructed (or, from a pool, replaced by its pairs).
                 let (rec, rec_masks) = match source {
                     Reconstructions::Tuned(pool) => {
-                        let chosen: Vec<usize> = (0..reconstructed / 2).map(|j| (step * reconstructed / 2 + j) % pool.pairs()).collect();
+                        let chosen: Vec<usize> =
+                            (0..reconstructed / 2).map(|j| (step * reconstructed / 2 + j) % pool.pairs()).collect();
                         pool.batch(&chosen, &device)
                     }
                     Reconstructions::Inverted(r) => {
@@ -456,12 +509,16 @@ pub fn train_detector(
 
 /// A tensor's values on the host: the search's readback (the CPU backend answers at once).
 fn host_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    crate::block_on_ready(crate::search::read_vec(t))
+    crate::readback::block_on_ready(crate::readback::read_vec(t))
 }
 
 /// The checkpoint a builder bound, with every trainable parameter and running statistic replaced
 /// by its value in `module` (matched by parameter id, written under its original key).
-pub fn export_params<M: Module>(module: &M, mut bound: TensorFile, keys: &BTreeMap<ParamId, String>) -> Result<TensorFile> {
+pub fn export_params<M: Module>(
+    module: &M,
+    mut bound: TensorFile,
+    keys: &BTreeMap<ParamId, String>,
+) -> Result<TensorFile> {
     struct Collect<'a> {
         keys: &'a BTreeMap<ParamId, String>,
         out: &'a mut TensorFile,
@@ -487,7 +544,7 @@ pub fn export_params<M: Module>(module: &M, mut bound: TensorFile, keys: &BTreeM
 }
 
 /// The zoo's scores on the first `count` test-split images (see [`crate::eval::ZooScores`]).
-pub fn test_scores(zoo: &crate::zoo::Zoo, size: usize, count: u64, device: &Device) -> Result<crate::eval::ZooScores> {
+pub fn test_scores(zoo: &crate::zoo::Zoo, size: usize, count: u64) -> Result<crate::eval::ZooScores> {
     let samples = (0..count).map(|i| Sample::generate(Split::Test, i, size)).map(|s| {
         let kind = match s.label {
             Label::Real => None,
@@ -495,5 +552,5 @@ pub fn test_scores(zoo: &crate::zoo::Zoo, size: usize, count: u64, device: &Devi
         };
         (s.image, kind)
     });
-    crate::block_on(crate::eval::ZooScores::measure(zoo, samples, &crate::inversion::PivotalTuning::off(), device))
+    crate::readback::block_on(crate::eval::ZooScores::measure(zoo, samples, &crate::inversion::PivotalTuning::off()))
 }

@@ -9,13 +9,13 @@ use js_sys::{Array, Float32Array, Function, Object, Reflect, Uint8Array, Uint8Cl
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::eval::{GroundTruth, Localisation};
-use crate::image::RgbaImage;
-use crate::inversion::PivotalTuning;
-use crate::explain::{CamMethod, CamTarget};
 use crate::explain::ResidualMap;
-use crate::pipeline::{cams, explain_live, Counterfactual, Live, Progress};
-use crate::search::{read_vec, Loss, Method, Objective, Preset, RowMask, SearchConfig};
+use crate::explanation::{ExplainRequest, Explanation, Observer, Progress, TruthMask, explain};
+use crate::image::RgbaImage;
+use crate::options::ExplainOptions;
+use crate::readback::read_vec;
+use crate::report::{Provenance, Report};
+use crate::search::{Loss, Objective, Preset};
 use crate::zoo::{Manifest, Zoo, ZooFiles};
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
@@ -79,93 +79,43 @@ async fn open_device(preference: &str) -> Result<(Device, String, Option<String>
         "cpu" => Ok((Device::flex(), "cpu".into(), None)),
         "webgpu" | "auto" => match webgpu_device().await {
             Ok(device) => Ok((device, "webgpu".into(), None)),
-            Err(e) if preference == "auto" => Ok((Device::flex(), "cpu".into(), Some(format!("WebGPU unavailable: {e}")))),
+            Err(e) if preference == "auto" => {
+                Ok((Device::flex(), "cpu".into(), Some(format!("WebGPU unavailable: {e}"))))
+            }
             Err(e) => Err(js_err(format!("WebGPU unavailable: {e}"))),
         },
         other => Err(js_err(format!("unknown backend `{other}` (use auto, webgpu or cpu)"))),
     }
 }
 
-/// An option's value as an error message shows it (a number as JavaScript writes it: NaN,
-/// Infinity, 2.5).
-fn shown(v: &JsValue) -> String {
-    let number = |n: f64| js_sys::Number::from(n).to_string_with_radix(10).map(String::from).unwrap_or_else(|_| n.to_string());
-    v.as_f64().map(number).or_else(|| v.as_string().map(|t| format!("“{t}”"))).unwrap_or_else(|| "a value that is not a number".into())
+/// The page's extras beside the core's options: the ground-truth mask's pixels (`truth`:
+/// `{ data, width, height, name }`, an RGBA mask of the pixels a forgery altered, at the image's
+/// size) and the image's file name (`imageName`). Returns them and the options without them.
+struct Extras {
+    truth: Option<TruthMask>,
+    mask_name: Option<String>,
+    image_name: Option<String>,
+    options: JsValue,
 }
 
-fn search_options(zoo: &Zoo, options: &JsValue) -> Result<(String, RowMask, SearchConfig), JsValue> {
-    // A number that is not one (text, NaN, infinity) is refused by name rather than replaced by
-    // the default; its range is the search settings' own check.
-    let num = |key: &str, default: f64| -> Result<f64, JsValue> {
-        match get(options, key) {
-            None => Ok(default),
-            Some(v) => v.as_f64().filter(|n| n.is_finite()).ok_or_else(|| js_err(format!("option `{key}` must be a finite number, got {}", shown(&v)))),
-        }
-    };
-    // A count is refused, not truncated, when it is not a whole number: 2.5 steps is a typo.
-    // Up to 2^53, the largest whole number a JS number holds exactly; counts of steps up to
-    // u32::MAX, what `usize` holds in wasm32 (the core's own limits are far lower).
-    let whole = |key: &str, default: u64, max: f64| -> Result<u64, JsValue> {
-        let bad = |got: String| js_err(format!("option `{key}` must be a whole number from 0 to {max}, got {got}"));
-        match get(options, key) {
-            None => Ok(default),
-            Some(v) => match v.as_f64() {
-                Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= max => Ok(n as u64),
-                _ => Err(bad(shown(&v))),
-            },
-        }
-    };
-    let count = |key: &str, default: usize| whole(key, default as u64, u32::MAX as f64).map(|v| v as usize);
-    let text = |key: &str, default: &str| get(options, key).and_then(|v| v.as_string()).unwrap_or_else(|| default.to_string());
-    // A preset gives the defaults; every explicit option overrides it.
-    let defaults = text("preset", "readme").parse::<Preset>().map_err(js_err)?.config_with_identity(zoo.identity.is_some());
-    // Checked even where the method does not use them: a bad number is a bad number.
-    let (mu, beta) = (num("mu", 1.0)? as f32, num("beta", Preset::PAPER_BETA as f64)? as f32);
-    let method = match get(options, "method").and_then(|v| v.as_string()) {
-        Some(name) => Method::from_name(&name, mu, beta).map_err(js_err)?,
-        None => defaults.method,
-    };
-    let loss: Loss = text("loss", "mse").parse().map_err(js_err)?;
-    // The zoo's own pivotal tuning unless the options say otherwise, as in the CLI.
-    let recommended = zoo.manifest.pivotal_tuning.unwrap_or_else(PivotalTuning::off);
-    let config = SearchConfig {
-        method,
-        loss,
-        alpha: num("alpha", defaults.alpha as f64)? as f32,
-        max_steps: count("steps", defaults.max_steps)?,
-        kappa: num("kappa", defaults.kappa as f64)? as f32,
-        refine: count("refine", defaults.refine)?,
-        seed: whole("seed", 0, 9_007_199_254_740_992.0)?,
-        pivotal_tuning: PivotalTuning { steps: count("tuneSteps", recommended.steps)?, learning_rate: num("tuneLr", recommended.learning_rate as f64)? as f32 },
-        ..defaults
-    };
-    config.validate().map_err(js_err)?;
-    let detector = get(options, "detector").and_then(|v| v.as_string()).unwrap_or_else(|| zoo.detectors[0].0.clone());
-    let n = zoo.manifest.n_latent;
-    let mask = match get(options, "rows") {
-        Some(rows) => {
-            let rows: Vec<usize> = Array::from(&rows)
-                .iter()
-                .map(|v| {
-                    v.as_f64().filter(|r| *r >= 0.0 && r.fract() == 0.0 && *r <= u32::MAX as f64).map(|r| r as usize).ok_or_else(|| js_err(format!("option `rows`: {} is not a row number", shown(&v))))
-                })
-                .collect::<Result<_, _>>()?;
-            RowMask::from_rows(&rows, n)
-        }
-        None => {
-            let levels = get(options, "levels").and_then(|v| v.as_string()).unwrap_or_else(|| "full".into());
-            RowMask::from_level_names(&levels, &zoo.manifest.levels, n)
-        }
+fn extras(options: &JsValue) -> Result<Extras, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(Extras { truth: None, mask_name: None, image_name: None, options: Object::new().into() });
     }
-    .map_err(js_err)?;
-    Ok((detector, mask, config))
-}
-
-/// The `truth` option, `{ data, width, height }`: an RGBA mask of the pixels a forgery altered
-/// (white), cropped as the image was, on the generator's grid.
-fn truth_option(options: &JsValue, image: &RgbaImage, size: usize) -> Result<Option<Vec<bool>>, JsValue> {
-    let Some(truth) = get(options, "truth") else { return Ok(None) };
-    let dim = |key: &str| get(&truth, key).and_then(|v| v.as_f64()).filter(|d| *d >= 1.0 && d.fract() == 0.0).map(|d| d as usize);
+    if !options.is_object() {
+        return Err(js_err("options must be an object"));
+    }
+    let rest = Object::assign(&Object::new(), options.unchecked_ref());
+    for key in ["truth", "imageName"] {
+        let _ = Reflect::delete_property(&rest, &JsValue::from_str(key));
+    }
+    let image_name = get(options, "imageName").and_then(|v| v.as_string());
+    let Some(truth) = get(options, "truth") else {
+        return Ok(Extras { truth: None, mask_name: None, image_name, options: rest.into() });
+    };
+    let dim = |key: &str| {
+        get(&truth, key).and_then(|v| v.as_f64()).filter(|d| *d >= 1.0 && d.fract() == 0.0).map(|d| d as usize)
+    };
     // Only byte containers: a constructor given any other object may throw inside wasm.
     let bytes = get(&truth, "data").and_then(|d| {
         d.dyn_ref::<js_sys::ArrayBuffer>()
@@ -174,44 +124,80 @@ fn truth_option(options: &JsValue, image: &RgbaImage, size: usize) -> Result<Opt
             .or_else(|| d.dyn_ref::<Uint8ClampedArray>().map(Uint8ClampedArray::to_vec))
     });
     let (Some(width), Some(height), Some(bytes)) = (dim("width"), dim("height"), bytes) else {
-        return Err(js_err("option `truth` must be { data, width, height }: an RGBA mask (ArrayBuffer, Uint8Array or Uint8ClampedArray) with whole, positive sides"));
+        return Err(js_err(
+            "option `truth` must be { data, width, height }: an RGBA mask (ArrayBuffer, Uint8Array or \
+             Uint8ClampedArray) with whole, positive sides",
+        ));
     };
-    let mask = image_from(&bytes, width, height)?;
-    let truth = GroundTruth::for_image(&mask, image).map_err(|e| js_err(format!("option `truth`: {e}")))?;
-    Ok(Some(truth.at(size)))
+    let mask = image_from(&bytes, width, height)
+        .map_err(|e| js_err(format!("option `truth`: {}", e.as_string().unwrap_or_default())))?;
+    let mask_name = get(&truth, "name").and_then(|v| v.as_string());
+    let truth = TruthMask { image: mask, origin: "option `truth`".into() };
+    Ok(Extras { truth: Some(truth), mask_name, image_name, options: rest.into() })
 }
 
 fn image_from(data: &[u8], width: usize, height: usize) -> Result<RgbaImage, JsValue> {
     RgbaImage::new(width, height, data.to_vec()).map_err(js_err)
 }
 
-fn result_object(r: &Counterfactual) -> Object {
+/// The explanation's pictures, ready for canvases, and its report (the same keys as the CLI's
+/// `report.json`).
+fn result_object(r: &Explanation, report: &Report) -> Result<Object, JsValue> {
     let out = Object::new();
     set(&out, "size", r.counterfactual.width as u32);
     set(&out, "input", rgba(&r.input));
     set(&out, "reconstruction", rgba(&r.reconstruction));
     set(&out, "counterfactual", rgba(&r.counterfactual));
-    let gain = r.residual.auto_gain();
-    set(&out, "residualGain", gain);
-    set(&out, "residualSigned", rgba(&r.residual.signed_rgba(gain)));
-    set(&out, "residualMagnitude", rgba(&r.residual.magnitude_rgba(gain)));
-    set(&out, "detector", r.detector.clone());
-    set(&out, "pFakeBefore", r.p_fake_reconstruction);
-    set(&out, "pFakeAfter", r.p_fake_counterfactual);
-    set(&out, "steps", r.steps as u32);
-    set(&out, "success", r.success);
-    let q = &r.quality;
-    set(&out, "psnr", q.psnr_db);
-    set(&out, "tvReconstruction", q.tv_reference);
-    set(&out, "tvCounterfactual", q.tv_changed);
-    set(&out, "esnleReconstruction", q.esnle_reference.map(JsValue::from).unwrap_or(JsValue::NULL));
-    set(&out, "esnleCounterfactual", q.esnle_changed.map(JsValue::from).unwrap_or(JsValue::NULL));
-    let inversion_gain = r.inversion_error.auto_gain();
-    set(&out, "inversionError", rgba(&r.inversion_error.magnitude_rgba(inversion_gain)));
-    // Everything else (every detector's scores, all metrics, the step history) as the same
-    // JSON report the CLI writes.
-    set(&out, "report", to_js(r));
-    out
+    set(&out, "residualSigned", rgba(&r.residual.signed_rgba(report.residual_gain)));
+    set(&out, "residualMagnitude", rgba(&r.residual.magnitude_rgba(report.residual_gain)));
+    set(&out, "inversionError", rgba(&r.inversion_error.magnitude_rgba(report.inversion_error_gain)));
+    if let Some(maps) = &r.cams {
+        let images =
+            [("Input", &r.input), ("Reconstruction", &r.reconstruction), ("Counterfactual", &r.counterfactual)];
+        for ((key, img), map) in images.into_iter().zip(maps) {
+            set(&out, &format!("cam{key}"), rgba(&map.overlay(img, 0.5)));
+            set(&out, &format!("camHeat{key}"), rgba(&map.heat_rgba()));
+        }
+    }
+    if let Some(mask) = &r.truth {
+        // The mask as it was scored, on the generator's grid, for the page to show.
+        let size = r.counterfactual.width;
+        let pixels = mask.iter().flat_map(|&m| if m { [255, 255, 255, 255] } else { [0, 0, 0, 255] }).collect();
+        set(&out, "truthMask", rgba(&RgbaImage::new(size, size, pixels).map_err(js_err)?));
+    }
+    set(&out, "report", to_js(report));
+    Ok(out)
+}
+
+/// The worker's progress messages: `{ stage }`, then `{ tuningStep, tuningSteps, loss }` for each
+/// tuning step, then `{ step, pFake, loss, pFakeAll?, thumbnail? }` for each search step.
+struct PageObserver<'a>(&'a Function);
+
+impl Observer for PageObserver<'_> {
+    fn observe(&mut self, progress: Progress<'_>) {
+        let msg = Object::new();
+        match progress {
+            Progress::Stage(stage) => set(&msg, "stage", to_js(&stage)),
+            Progress::Tuning(t) => {
+                set(&msg, "tuningStep", t.step as u32);
+                set(&msg, "tuningSteps", t.steps as u32);
+                set(&msg, "loss", t.loss);
+            }
+            Progress::Search(r, view) => {
+                set(&msg, "step", r.step as u32);
+                set(&msg, "pFake", r.p_fake[0]);
+                set(&msg, "loss", r.loss);
+                if let Some(all) = &view.p_fake_all {
+                    set(&msg, "pFakeAll", Float32Array::from(all.as_slice()));
+                }
+                if let Some(thumb) = &view.thumbnail {
+                    set(&msg, "thumbnail", rgba(thumb));
+                }
+            }
+        }
+        // A listener that throws must not stop the search.
+        let _ = self.0.call1(&JsValue::NULL, &msg);
+    }
 }
 
 #[wasm_bindgen]
@@ -256,7 +242,12 @@ impl Session {
     pub fn presets() -> JsValue {
         let map: serde_json::Map<String, serde_json::Value> = Preset::ALL
             .iter()
-            .map(|p| (serde_json::to_value(p).expect("name").as_str().expect("name").to_string(), serde_json::to_value(p.config()).expect("config")))
+            .map(|p| {
+                (
+                    serde_json::to_value(p).expect("name").as_str().expect("name").to_string(),
+                    serde_json::to_value(p.config()).expect("config"),
+                )
+            })
             .collect();
         to_js(&map)
     }
@@ -289,69 +280,40 @@ impl Session {
         self.inner.zoo.manifest.pivotal_tuning.map_or(0, |t| t.steps as u32)
     }
 
-    /// Explains one RGBA image. `options`: `{ preset, detector, levels: "S,M", rows: [..],
-    /// method: "ifgsm" | "mifgsm" | "nifgsm" | "pgd" | "rprop", mu, beta, loss: "mse" | "ce",
-    /// alpha, steps, kappa, refine, seed, tuneSteps, tuneLr, truth }` (`tuneSteps`: pivotal tuning;
-    /// default: the zoo's [`recommendedTuneSteps`](Self::recommended_tune_steps); `truth`: the
-    /// ground-truth mask of a synthetic forgery, `{ data, width, height }` RGBA, when known:
-    /// the result then has `localisation: { residualAuroc, camAuroc }`, as `unforge eval`
-    /// scores it).
-    /// `on_step` is called with `{ tuningStep, tuningSteps, loss }` after each tuning step, then
-    /// with `{ step, pFake, loss }` (and the live views asked for) after every search step.
-    pub fn explain(&self, data: Vec<u8>, width: usize, height: usize, options: JsValue, on_step: Function) -> js_sys::Promise {
+    /// Explains one RGBA image. `options`: an `ExplainOptions` object (`{ detector, search: {
+    /// preset, levels, rows, method, mu, beta, maxScale, loss, alpha, steps, kappa, refine,
+    /// lambdaPixel, lambdaLpips, lambdaId, seed, tuneSteps, tuneLr }, cam, camLayer, camClass,
+    /// crop: { x, y, side }, live: { allDetectors, thumbnailEvery } }`), plus the page's
+    /// `truth` (`{ data, width, height, name }`: the ground-truth mask of a synthetic forgery,
+    /// RGBA at the image's size; the report then scores the explanation against it) and
+    /// `imageName`. Unknown keys and values that are not numbers are refused by name.
+    /// `on_progress` sees each stage, tuning step and search step.
+    pub fn explain(
+        &self,
+        data: Vec<u8>,
+        width: usize,
+        height: usize,
+        options: JsValue,
+        on_progress: Function,
+    ) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let image = image_from(&data, width, height)?;
-            let (detector, mask, config) = search_options(&inner.zoo, &options)?;
-            let truth = truth_option(&options, &image, inner.zoo.generator.size)?;
-            let live = Live {
-                all_detectors: get(&options, "allDetectors").and_then(|v| v.as_bool()).unwrap_or(false),
-                thumbnail_every: get(&options, "thumbnailEvery").and_then(|v| v.as_f64()).unwrap_or(0.0).max(0.0) as usize,
+            let extras = extras(&options)?;
+            let deserializer = serde_wasm_bindgen::Deserializer::from(extras.options);
+            let options = ExplainOptions::deserialize_named(deserializer).map_err(js_err)?;
+            let request = ExplainRequest { truth: extras.truth, ..options.resolve(&inner.zoo).map_err(js_err)? };
+            let result =
+                explain(&inner.zoo, &image, &request, &mut PageObserver(&on_progress)).await.map_err(js_err)?;
+            let from = Provenance {
+                zoo: &inner.zoo,
+                backend: &inner.backend,
+                options: &options,
+                request: &request,
+                image: extras.image_name,
+                mask: extras.mask_name,
             };
-            let result = explain_live(&inner.zoo, &image, &detector, &mask, &config, live, &inner.device, |progress| {
-                let msg = Object::new();
-                let (r, view) = match progress {
-                    Progress::Tuning(t) => {
-                        set(&msg, "tuningStep", t.step as u32);
-                        set(&msg, "tuningSteps", t.steps as u32);
-                        set(&msg, "loss", t.loss);
-                        let _ = on_step.call1(&JsValue::NULL, &msg);
-                        return;
-                    }
-                    Progress::Search(r, view) => (r, view),
-                };
-                set(&msg, "step", r.step as u32);
-                set(&msg, "pFake", r.p_fake[0]);
-                set(&msg, "loss", r.loss);
-                if let Some(all) = &view.p_fake_all {
-                    set(&msg, "pFakeAll", Float32Array::from(all.as_slice()));
-                }
-                if let Some(thumb) = &view.thumbnail {
-                    set(&msg, "thumbnail", rgba(thumb));
-                }
-                let _ = on_step.call1(&JsValue::NULL, &msg);
-            })
-            .await
-            .map_err(js_err)?;
-            let out = result_object(&result);
-            // The settings the search ran with (preset defaults and the page's overrides), as
-            // the CLI's report keeps them.
-            set(&out, "search", to_js(&config));
-            let maps = cams(&inner.zoo, &result, CamMethod::GradCam, &CamTarget::fake(), &inner.device).await.map_err(js_err)?;
-            for (key, map, img) in [("Input", &maps[0], &result.input), ("Reconstruction", &maps[1], &result.reconstruction), ("Counterfactual", &maps[2], &result.counterfactual)] {
-                set(&out, &format!("cam{key}"), rgba(&map.overlay(img, 0.5)));
-                set(&out, &format!("camHeat{key}"), rgba(&map.heat_rgba()));
-            }
-            if let Some(mask) = truth {
-                // The scores as the CLI's report keeps them, and the mask they were scored
-                // against (on the generator's grid) for the page to show.
-                let found = Localisation::of_counterfactual(&result, &maps, &mask);
-                set(&out, "localisation", to_js(&found));
-                let size = inner.zoo.generator.size;
-                let pixels = mask.iter().flat_map(|&m| if m { [255, 255, 255, 255] } else { [0, 0, 0, 255] }).collect();
-                set(&out, "truthMask", rgba(&RgbaImage::new(size, size, pixels).map_err(js_err)?));
-            }
-            Ok(out.into())
+            Ok(result_object(&result, &Report::new(from, &result))?.into())
         })
     }
 
@@ -360,7 +322,7 @@ impl Session {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let image = image_from(&data, width, height)?;
-            let latent = read_vec(inner.zoo.invert(&image, &inner.device).latent).await.map_err(js_err)?;
+            let latent = read_vec(inner.zoo.inverter().invert(&image, &inner.device).latent).await.map_err(js_err)?;
             Ok(Float32Array::from(latent.as_slice()).into())
         })
     }
@@ -373,11 +335,12 @@ impl Session {
         future_to_promise(async move {
             let det = inner.zoo.detector(&detector).map_err(js_err)?;
             let n = inner.zoo.manifest.n_latent;
-            if latent.is_empty() || latent.len() % n != 0 {
+            if latent.is_empty() || !latent.len().is_multiple_of(n) {
                 return Err(js_err(format!("a latent of {} values is not [{n} × style_dim]", latent.len())));
             }
             let sd = latent.len() / n;
-            let w = burn::tensor::Tensor::<3>::from_data(burn::tensor::TensorData::new(latent, [1, n, sd]), &inner.device);
+            let w =
+                burn::tensor::Tensor::<3>::from_data(burn::tensor::TensorData::new(latent, [1, n, sd]), &inner.device);
             let objective = Objective::new(&inner.zoo.generator, det, 0.0, Loss::Mse);
             let (_, _, grad) = objective.gradient(&w);
             let grad = read_vec(grad).await.map_err(js_err)?;

@@ -23,9 +23,13 @@ pub enum Init {
     Zeros,
     Ones,
     Constant(f32),
-    Normal { std: f32 },
+    Normal {
+        std: f32,
+    },
     /// Kaiming-uniform-like bound, as PyTorch's default conv/linear initialisation.
-    Uniform { bound: f32 },
+    Uniform {
+        bound: f32,
+    },
 }
 
 #[derive(Debug)]
@@ -259,7 +263,8 @@ impl<'a> VarBuilder<'a> {
         if let Some(stored) = stored {
             state.used.insert(key.clone());
             // f16 checkpoints round the constants; anything past half precision is a different value.
-            let close = stored.shape == shape && stored.data.iter().zip(&values).all(|(a, b)| (a - b).abs() <= 1e-3 * b.abs().max(1e-3));
+            let close = stored.shape == shape
+                && stored.data.iter().zip(&values).all(|(a, b)| (a - b).abs() <= 1e-3 * b.abs().max(1e-3));
             if !close {
                 state.problems.push(format!("key `{key}`: differs from the fixed value this architecture uses"));
             }

@@ -3,7 +3,7 @@
 
 mod builder;
 
-pub use builder::{keyed_values, Init, VarBuilder, WeightSource};
+pub use builder::{Init, VarBuilder, WeightSource, keyed_values};
 
 use std::collections::BTreeMap;
 
@@ -52,10 +52,9 @@ impl TensorFile {
                 Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
                 Dtype::F16 => raw.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
                 Dtype::BF16 => raw.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-                Dtype::F64 => raw
-                    .chunks_exact(8)
-                    .map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32)
-                    .collect(),
+                Dtype::F64 => {
+                    raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32).collect()
+                }
                 Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL => continue,
                 other => return Err(bad(format!("tensor `{name}` has unsupported dtype {other:?}"))),
             };
@@ -73,7 +72,9 @@ impl TensorFile {
     /// `module.` on every key (saved from `DataParallel`) is removed first, unless the prefix
     /// itself names it.
     pub fn select_prefix(self, prefix: &str) -> Self {
-        let all_module = !prefix.starts_with("module.") && !self.tensors.is_empty() && self.tensors.keys().all(|k| k.starts_with("module."));
+        let all_module = !prefix.starts_with("module.")
+            && !self.tensors.is_empty()
+            && self.tensors.keys().all(|k| k.starts_with("module."));
         let tensors = self
             .tensors
             .into_iter()

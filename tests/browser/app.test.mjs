@@ -212,7 +212,7 @@ test('results download as PNG, JSON and one ZIP; sliders redraw', async () => {
     await page.click('#run');
     assert.equal(await waitState(page, ['done', 'error'], RUN_TIMEOUT), 'done', await page.textContent('#status'));
     const fast = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
-    assert.equal(fast.options.preset, 'fast');
+    assert.equal(fast.options.search.preset, 'fast');
     assert.equal(fast.search.regularisers.id, 1);
     assert.equal(fast.search.pivotal_tuning.steps, 0, 'pivotal tuning is off unless asked for');
     // Pivotal tuning, asked for on the page, reaches the core and brings the reconstruction closer.

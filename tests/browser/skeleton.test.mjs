@@ -67,9 +67,10 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
       // Numbers that are not numbers are refused by name, not replaced by defaults.
       const refusal = (options) => sessions.cpu.explain(new Uint8Array(data.buffer), width, height, options, () => {}).then(() => 'accepted', (e) => String(e?.message ?? e));
       const refused = [
-        await refusal({ alpha: 'big' }), await refusal({ kappa: NaN }), await refusal({ method: 'pgd', beta: Infinity }),
-        await refusal({ mu: 'x' }), await refusal({ tuneLr: '' }),
+        await refusal({ search: { alpha: 'big' } }), await refusal({ search: { kappa: NaN } }), await refusal({ search: { method: 'pgd', beta: Infinity } }),
+        await refusal({ search: { mu: 'x' } }), await refusal({ search: { tuneLr: '' } }),
         await refusal({ truth: { data: { length: -1 }, width: 64, height: 64 } }), await refusal({ truth: { data: new Uint8Array(16 * 16 * 4), width: 16, height: 16 } }),
+        await refusal({ search: { alpah: 1 } }), await refusal({ search: { steps: 2.5 } }), await refusal({ search: { rows: [0, 2.5] } }),
       ];
       // One latent for both: the gradients are compared on identical inputs.
       const latent = await sessions.cpu.invert(new Uint8Array(data.buffer), width, height);
@@ -77,12 +78,12 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
         const inverted = await s.invert(new Uint8Array(data.buffer), width, height);
         const grad = await s.gradientAt(latent, s.detectors[0]);
         const traj = [];
-        await s.explain(new Uint8Array(data.buffer), width, height, { alpha: 0.03, steps: 10, kappa: 0 }, (st) => traj.push(st.pFake));
+        await s.explain(new Uint8Array(data.buffer), width, height, { search: { alpha: 0.03, steps: 10, kappa: 0 } }, (st) => st.pFake !== undefined && traj.push(st.pFake));
         // Pivotal tuning trains a copy of the generator: the weights' backward on each backend.
         const still = { steps: 1, kappa: 0 };
-        const plain = await s.explain(new Uint8Array(data.buffer), width, height, still, () => {});
-        const tuned = await s.explain(new Uint8Array(data.buffer), width, height, { ...still, tuneSteps: 20 }, () => {});
-        const psnr = { plain: plain.report.inversion_psnr_db, tuned: tuned.report.inversion_psnr_db, tuneSteps: tuned.search.pivotal_tuning.steps };
+        const plain = await s.explain(new Uint8Array(data.buffer), width, height, { search: still }, () => {});
+        const tuned = await s.explain(new Uint8Array(data.buffer), width, height, { search: { ...still, tuneSteps: 20 } }, () => {});
+        const psnr = { plain: plain.report.result.inversion_psnr_db, tuned: tuned.report.result.inversion_psnr_db, tuneSteps: tuned.report.search.pivotal_tuning.steps };
         result[backend] = { used: s.backend, grad: Array.from(grad), latent: Array.from(inverted), traj, psnr };
       }
       return { ...result, refused };
@@ -94,6 +95,10 @@ test('WebGPU and CPU agree on the first gradient and on the P(fake) trajectory',
     assert.match(out.refused[4], /option `tuneLr` must be a finite number, got “”/);
     assert.match(out.refused[5], /option `truth` must be \{ data, width, height \}/);
     assert.match(out.refused[6], /option `truth`: the mask is 16×16, the image 128×128/);
+    // A misspelt option is refused by name, not ignored; counts are whole numbers.
+    assert.match(out.refused[7], /option `search`: unknown field `alpah`/);
+    assert.match(out.refused[8], /option `steps` must be a whole number from 0 to 4294967295, got 2\.5/);
+    assert.match(out.refused[9], /option `rows`: 2\.5 is not a row number/);
     assert.equal(out.webgpu.used, 'webgpu');
     assert.equal(out.cpu.used, 'cpu');
     const g = out.webgpu.grad, c = out.cpu.grad;

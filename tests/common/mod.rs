@@ -42,7 +42,8 @@ pub fn test_image(size: usize) -> unforge::image::RgbaImage {
         for x in 0..size {
             let (dx, dy) = (x as f32 / size as f32 - 0.5, y as f32 / size as f32 - 0.5);
             let inside = dx * dx / 0.09 + dy * dy / 0.16 < 1.0;
-            let (r, g, b) = if inside { (220, 170, 140) } else { (40 + (x * 3 % 100) as u8, 60, 90 + (y * 2 % 100) as u8) };
+            let (r, g, b) =
+                if inside { (220, 170, 140) } else { (40 + (x * 3 % 100) as u8, 60, 90 + (y * 2 % 100) as u8) };
             data.extend_from_slice(&[r, g, b, 255]);
         }
     }

@@ -62,4 +62,3 @@ pub fn gradient_error(dev: &Device) -> (f64, f64) {
     println!("∇w relative L2 error against torch float64: ours {ours:.3e}, torch float32 {torch32:.3e}");
     (ours, torch32)
 }
-

@@ -11,35 +11,100 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use unforge::error::{Error, Result};
+use unforge::eval::{
+    EvalPlan, Experiment, ImageScore, Record, Table, Trial, ZooScores, markdown, pixel_attacks, run_one, tables,
+};
+use unforge::explain::GroundTruth;
+use unforge::explanation::Face;
+use unforge::image::{RgbaImage, Square};
 use unforge::inversion::{Inversion, PivotalTuning};
-use unforge::eval::{markdown, pixel_attacks, run_one, tables, EvalPlan, Experiment, GroundTruth, ImageScore, Record, Table, ZooScores};
-use unforge::image::RgbaImage;
+use unforge::options::{SearchOptions, ZooDefaults};
+use unforge::readback::block_on;
+use unforge::search::Level;
+use unforge::zoo::Zoo;
 
-use super::{load_zoo, mkdir, read_image, read_truth, write, SearchArgs};
+use crate::common::{DeviceArgs, io_err, load_zoo, mkdir, read_image, write_atomic};
 
-/// The `eval` flags besides the search settings.
+/// Runs the paper's experiments over a folder of face images and writes Markdown, CSV and
+/// JSON tables (Tab. 1 quality, Tab. 2/3 transfer, Tab. 4 levels, Tab. 5 α, ASR vs steps).
+/// A re-run with the same --out skips the images already done.
+#[derive(clap::Args)]
 pub struct EvalArgs {
-    pub victims: Vec<String>,
-    pub attacks: Vec<String>,
-    pub eps: f32,
-    pub pixel_alpha: f32,
-    pub pixel_steps: usize,
-    pub level_ablation: bool,
-    pub alphas: Vec<f32>,
-    pub curve: bool,
-    pub id_threshold: f64,
-    pub limit: Option<usize>,
+    /// A folder of PNG face crops. An optional labels.json ({"name.png": "fake" | "real"})
+    /// restricts the attacks to the fakes.
+    data: PathBuf,
+    #[arg(long, default_value = "models")]
+    zoo: PathBuf,
+    /// Victim detectors, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    victims: Vec<String>,
+    /// Attacks, comma-separated: latent, fgsm, ifgsm, pgd, mifgsm.
+    #[arg(long, value_delimiter = ',', default_value = "latent,fgsm,pgd,mifgsm")]
+    attacks: Vec<String>,
+    #[command(flatten)]
+    search: SearchOptions,
+    /// Pixel attacks' budget ε, in /255 units.
+    #[arg(long, default_value_t = 8.0)]
+    eps: f32,
+    /// Pixel attacks' step, in /255 units.
+    #[arg(long, default_value_t = 2.0)]
+    pixel_alpha: f32,
+    #[arg(long, default_value_t = 10)]
+    pixel_steps: usize,
+    /// Tab. 4: also run the S, M and D levels alone.
+    #[arg(long)]
+    level_ablation: bool,
+    /// Tab. 5: also run these step sizes, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    alphas: Vec<f32>,
+    /// ASR against steps for the paper and fast presets.
+    #[arg(long)]
+    curve: bool,
+    /// ID retention threshold on the ArcFace cosine.
+    #[arg(long, default_value_t = 0.5)]
+    id_threshold: f64,
+    /// Use only the first N images (sorted by name).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Runs only the K-th of N parts of the images (K/N, 1 ≤ K ≤ N), so that N machines fill
+    /// one --out folder together (a job array); then `--tables-only` adds the records up.
+    #[arg(long)]
+    shard: Option<Shard>,
+    /// Runs nothing: rebuilds the tables from the records in --out (after the shards).
+    #[arg(long)]
+    tables_only: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+    #[arg(long, default_value = "eval-out")]
+    out: PathBuf,
 }
 
-fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::Io { path: path.display().to_string(), reason: e.to_string() }
+/// One of N deterministic parts of a run: the images whose place in the sorted list is K − 1
+/// modulo N. An image's searches stay together, so its inversion is made once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    k: usize,
+    n: usize,
 }
 
-/// Writes through a temporary file and a rename, so a reader never sees half a file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+impl Shard {
+    fn takes(&self, index: usize) -> bool {
+        index % self.n == self.k - 1
+    }
+
+    fn name(&self) -> String {
+        format!("shard-{}-of-{}", self.k, self.n)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::config(format!("--shard `{s}`: use K/N with 1 ≤ K ≤ N (e.g. 2/8)"));
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if k == 0 || k > n { Err(bad()) } else { Ok(Self { k, n }) }
+    }
 }
 
 /// `labels.json` of `data`, when it has one: image name → fake.
@@ -49,10 +114,14 @@ fn read_labels(data: &Path) -> Result<Option<BTreeMap<String, bool>>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&labels_path).map_err(|e| io_err(&labels_path, e))?;
-    let labels: BTreeMap<String, String> =
-        serde_json::from_str(&text).map_err(|e| Error::config(format!("{}: {e} (expected {{\"name.png\": \"fake\" | \"real\"}})", labels_path.display())))?;
+    let labels: BTreeMap<String, String> = serde_json::from_str(&text).map_err(|e| {
+        Error::config(format!("{}: {e} (expected {{\"name.png\": \"fake\" | \"real\"}})", labels_path.display()))
+    })?;
     if let Some((name, label)) = labels.iter().find(|(_, l)| *l != "fake" && *l != "real") {
-        return Err(Error::config(format!("{}: `{name}` is labelled `{label}`, not fake or real", labels_path.display())));
+        return Err(Error::config(format!(
+            "{}: `{name}` is labelled `{label}`, not fake or real",
+            labels_path.display()
+        )));
     }
     Ok(Some(labels.into_iter().map(|(name, label)| (name, label == "fake")).collect()))
 }
@@ -85,6 +154,10 @@ fn list_images(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
 struct ZooScoring {
     key: serde_json::Value,
     path: PathBuf,
+    /// A shard scores its part of the labelled images and saves them apart, for
+    /// `--tables-only` to join.
+    shard: Option<Shard>,
+    labelled: usize,
     /// Labelled images not scored yet, with their forgery kind (`None`: real).
     pending: BTreeMap<String, Option<String>>,
     scored: BTreeMap<String, ImageScore>,
@@ -92,7 +165,14 @@ struct ZooScoring {
 }
 
 impl ZooScoring {
-    fn open(data: &Path, kinds: &BTreeMap<String, String>, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, out: &Path) -> Result<Option<Self>> {
+    fn open(
+        data: &Path,
+        kinds: &BTreeMap<String, String>,
+        zoo: &Zoo,
+        tuning: &PivotalTuning,
+        out: &Path,
+        shard: Option<Shard>,
+    ) -> Result<Option<Self>> {
         let Some(mut labels) = read_labels(data)? else { return Ok(None) };
         labels.retain(|name, _| data.join(name).is_file());
         if !(labels.values().any(|f| *f) && labels.values().any(|f| !*f)) {
@@ -105,54 +185,117 @@ impl ZooScoring {
             && saved["for"] == key
             && let Ok(scores) = serde_json::from_value::<ZooScores>(saved["scores"].clone())
         {
-            return Ok(Some(Self { key, path, pending: BTreeMap::new(), scored: BTreeMap::new(), scores: Some(scores) }));
+            return Ok(Some(Self {
+                key,
+                path,
+                shard,
+                labelled: labels.len(),
+                pending: BTreeMap::new(),
+                scored: BTreeMap::new(),
+                scores: Some(scores),
+            }));
         }
         // Images scored before a stop are kept (`zoo-scores.partial.json`), like the records.
-        let scored: BTreeMap<String, ImageScore> = std::fs::read_to_string(Self::partial(&path))
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .filter(|saved| saved["for"] == key)
-            .and_then(|saved| serde_json::from_value(saved["scored"].clone()).ok())
-            .unwrap_or_default();
-        eprintln!("scoring the zoo on {} labelled images ({} from an earlier run; those searched as their searches invert them)", labels.len(), scored.len());
+        let labelled = labels.len();
+        let partial = Self::partial(&path, shard);
+        let scored = Self::saved_scores(&partial, &key);
+        if let Some(shard) = shard {
+            let mut index = 0..;
+            labels.retain(|_, _| shard.takes(index.next().expect("endless")));
+        }
+        eprintln!(
+            "scoring the zoo on {} labelled images ({} from an earlier run; those searched as their searches invert them)",
+            labels.len(),
+            scored.len()
+        );
         let pending = labels.into_iter().filter(|(name, _)| !scored.contains_key(name)).map(|(name, fake)| {
             let kind = fake.then(|| kinds.get(&name).cloned().unwrap_or_else(|| "fake".into()));
             (name, kind)
         });
-        Ok(Some(Self { key, path, pending: pending.collect(), scored, scores: None }))
+        Ok(Some(Self { key, path, shard, labelled, pending: pending.collect(), scored, scores: None }))
     }
 
-    fn partial(path: &Path) -> PathBuf {
-        path.with_extension("partial.json")
+    fn partial(path: &Path, shard: Option<Shard>) -> PathBuf {
+        path.with_extension(shard.map_or("partial.json".into(), |s| format!("{}.json", s.name())))
+    }
+
+    /// The images scored in a saved part, when it is for these settings.
+    fn saved_scores(path: &Path, key: &serde_json::Value) -> BTreeMap<String, ImageScore> {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .filter(|saved| &saved["for"] == key)
+            .and_then(|saved| serde_json::from_value(saved["scored"].clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// After the shards: every part's scores joined, when together they cover every image.
+    fn join_shards(&mut self, zoo: &Zoo, tuning: &PivotalTuning) -> Result<Vec<Table>> {
+        if self.scores.is_none() {
+            let dir = self.path.parent().expect("out folder");
+            let entries = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
+            for entry in entries.filter_map(|e| e.ok()) {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.starts_with("zoo-scores.") && name != "zoo-scores.json" {
+                    self.scored.extend(Self::saved_scores(&entry.path(), &self.key));
+                }
+            }
+            if self.scored.len() < self.labelled {
+                eprintln!(
+                    "zoo scores: {} of {} labelled images scored by the shards; the zoo's tables are left out",
+                    self.scored.len(),
+                    self.labelled
+                );
+                return Ok(Vec::new());
+            }
+            let scores = ZooScores::from_images(zoo, std::mem::take(&mut self.scored).into_values(), tuning);
+            self.save(scores)?;
+        }
+        Ok(self.scores.as_ref().map(|s| s.tables()).unwrap_or_default())
+    }
+
+    fn save(&mut self, scores: ZooScores) -> Result<()> {
+        let saved = serde_json::json!({ "for": self.key, "scores": scores });
+        write_atomic(&self.path, serde_json::to_string_pretty(&saved).expect("json").as_bytes())?;
+        let _ = std::fs::remove_file(Self::partial(&self.path, None));
+        self.scores = Some(scores);
+        Ok(())
     }
 
     fn wants(&self, name: &str) -> bool {
         self.pending.contains_key(name)
     }
 
-    fn add(&mut self, zoo: &unforge::zoo::Zoo, name: &str, image: &RgbaImage, inversion: &Inversion, device: &burn::tensor::Device) -> Result<()> {
+    fn add(&mut self, zoo: &Zoo, name: &str, image: &RgbaImage, inversion: &Inversion) -> Result<()> {
         if let Some(kind) = self.pending.remove(name) {
-            self.scored.insert(name.to_string(), unforge::block_on(ImageScore::measure(zoo, image, kind, inversion, device))?);
+            self.scored.insert(name.to_string(), block_on(ImageScore::measure(zoo, image, kind, inversion))?);
             let saved = serde_json::json!({ "for": self.key, "scored": self.scored });
-            write_atomic(&Self::partial(&self.path), serde_json::to_string(&saved).expect("json").as_bytes())?;
+            write_atomic(
+                &Self::partial(&self.path, self.shard),
+                serde_json::to_string(&saved).expect("json").as_bytes(),
+            )?;
         }
         Ok(())
     }
 
     /// Scores the images left, saves the scores and returns their tables.
-    fn finish(&mut self, data: &Path, zoo: &unforge::zoo::Zoo, tuning: &PivotalTuning, device: &burn::tensor::Device) -> Result<Vec<Table>> {
+    fn finish(&mut self, data: &Path, zoo: &Zoo, tuning: &PivotalTuning) -> Result<Vec<Table>> {
         if self.scores.is_none() {
-            eprintln!("zoo scores: {} of {} labelled images scored before the searches ended (from their inversions, or in an earlier run)", self.scored.len(), self.scored.len() + self.pending.len());
+            eprintln!(
+                "zoo scores: {} of {} labelled images scored before the searches ended (from their inversions, or in an earlier run)",
+                self.scored.len(),
+                self.scored.len() + self.pending.len()
+            );
             for name in self.pending.keys().cloned().collect::<Vec<_>>() {
                 let image = read_image(&data.join(&name))?;
-                let inversion = unforge::block_on(zoo.invert_tuned(&image, tuning, device, &mut |_| {}))?;
-                self.add(zoo, &name, &image, &inversion, device)?;
+                let inversion = block_on(zoo.inverter().invert_tuned(&image, tuning, &zoo.device, &mut |_| {}))?;
+                self.add(zoo, &name, &image, &inversion)?;
+            }
+            if self.shard.is_some() {
+                return Ok(Vec::new());
             }
             let scores = ZooScores::from_images(zoo, std::mem::take(&mut self.scored).into_values(), tuning);
-            let saved = serde_json::json!({ "for": self.key, "scores": scores });
-            write_atomic(&self.path, serde_json::to_string_pretty(&saved).expect("json").as_bytes())?;
-            let _ = std::fs::remove_file(Self::partial(&self.path));
-            self.scores = Some(scores);
+            self.save(scores)?;
         }
         Ok(self.scores.as_ref().map(|s| s.tables()).unwrap_or_default())
     }
@@ -163,14 +306,27 @@ fn read_kinds(data: &Path) -> BTreeMap<String, String> {
     std::fs::read_to_string(data.join("samples.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
-        .map(|v| v.iter().filter_map(|s| Some((s["image"].as_str()?.to_string(), s["forgery"].as_str()?.to_string()))).collect())
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| Some((s["image"].as_str()?.to_string(), s["forgery"].as_str()?.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
-/// The ground-truth mask of `image`, when DATA has one in `masks/` (as `unforge synth` writes).
-fn truth_in(data: &Path, name: &str, image: &RgbaImage) -> Result<Option<GroundTruth>> {
+/// The face of `image` (its centred square) with its ground-truth mask, when DATA has one in
+/// `masks/` (as `unforge synth` writes).
+fn face_in(data: &Path, name: &str, image: &RgbaImage, zoo: &Zoo) -> Result<Face> {
+    let square = Square::centred(image.width, image.height);
     let path = data.join("masks").join(name);
-    path.exists().then(|| read_truth(&path, image)).transpose()
+    let truth = match path.exists() {
+        true => Some(
+            GroundTruth::for_image(&read_image(&path)?, image, &square)
+                .map_err(|e| Error::config(format!("{}: {e}", path.display())))?,
+        ),
+        false => None,
+    };
+    Face::cut(image, &square, truth.as_ref(), zoo.generator.size)
 }
 
 fn eta(seconds: f64) -> String {
@@ -178,44 +334,61 @@ fn eta(seconds: f64) -> String {
     if s >= 3600 { format!("{}h{:02}m", s / 3600, s / 60 % 60) } else { format!("{}m{:02}s", s / 60, s % 60) }
 }
 
-fn progress(done: usize, total: usize, skipped: usize, started: Instant, ran: usize, what: &str) {
-    let width = 28;
-    let filled = if total == 0 { width } else { done * width / total };
-    let per = if ran == 0 { 0.0 } else { started.elapsed().as_secs_f64() / ran as f64 };
-    let left = per * (total - done) as f64;
-    eprint!("\r[{}{}] {done}/{total} (skipped {skipped})  ETA {}  {what:<40}", "#".repeat(filled), "-".repeat(width - filled), eta(left));
-    let _ = std::io::stderr().flush();
+/// How far a run has come, for its progress line.
+struct Tally {
+    total: usize,
+    done: usize,
+    /// Resumed from an earlier run's records.
+    skipped: usize,
+    /// Run this time.
+    ran: usize,
+    started: Instant,
 }
 
-pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out: &Path) -> Result<()> {
-    // Every flag is checked before any work starts.
-    let config = search.config()?;
-    let levels = search.levels()?;
-    let mut pixel_names = Vec::new();
-    let mut latent = false;
-    for a in &args.attacks {
-        match a.as_str() {
-            "latent" => latent = true,
-            other => pixel_names.push(other),
-        }
+impl Tally {
+    fn show(&self, what: &str) {
+        let Tally { total, done, skipped, ran, started } = self;
+        let width = 28;
+        let filled = (done * width).checked_div(*total).unwrap_or(width);
+        let per = if *ran == 0 { 0.0 } else { started.elapsed().as_secs_f64() / *ran as f64 };
+        let left = per * (total - done) as f64;
+        eprint!(
+            "\r[{}{}] {done}/{total} (skipped {skipped})  ETA {}  {what:<40}",
+            "#".repeat(filled),
+            "-".repeat(width - filled),
+            eta(left)
+        );
+        let _ = std::io::stderr().flush();
     }
-    let pixel = pixel_attacks(&pixel_names, args.eps, args.pixel_alpha, args.pixel_steps, search.mu, search.seed)?;
+}
+
+/// What the tables of a run are made of besides its records.
+struct TableContext<'a> {
+    zoo_tables: Vec<Table>,
+    detectors: Vec<String>,
+    experiments: &'a [Experiment],
+    id_threshold: f64,
+    kinds: &'a BTreeMap<String, String>,
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    // Every flag is checked before any work starts.
+    let (data, out) = (args.data.as_path(), args.out.as_path());
+    let config = args.search.config(ZooDefaults::default())?;
+    let levels: Vec<Level> =
+        args.search.levels.as_deref().unwrap_or("full").split(',').map(|l| l.trim().parse()).collect::<Result<_>>()?;
+    let (latent, pixel) = attacks(args, config.seed)?;
     for &alpha in &args.alphas {
         unforge::search::SearchConfig { alpha, ..config.clone() }.validate()?;
     }
+    if args.shard.is_some() && args.tables_only {
+        return Err(Error::config("--shard runs a part, --tables-only runs nothing: give one of them"));
+    }
     let images = list_images(data, args.limit)?;
-    let device = search.device()?;
-    let zoo = load_zoo(zoo_dir, &device)?;
-    let config = search.for_zoo(config, &zoo);
-    let plan = EvalPlan { search: config, levels, pixel, level_ablation: args.level_ablation, alphas: args.alphas, curve: args.curve, id_threshold: args.id_threshold, identity_network: zoo.identity.is_some() };
-    let mut experiments = plan.experiments();
-    if !latent {
-        experiments.retain(|e| !matches!(e, Experiment::Latent { tag, .. } if tag == "latent"));
-    }
-    if experiments.is_empty() {
-        return Err(Error::config("--attacks selects nothing to run"));
-    }
-    let detectors: Vec<String> = zoo.detectors.iter().map(|(n, _)| n.clone()).collect();
+    let device = args.device.open()?;
+    let zoo = load_zoo(&args.zoo, &device)?;
+    let (plan, experiments) = plan(args, &zoo, levels, pixel, latent)?;
+    let detectors = zoo.detector_names();
     let victims = if args.victims.is_empty() { detectors.clone() } else { args.victims.clone() };
     for v in &victims {
         zoo.detector(v)?;
@@ -224,67 +397,154 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
     mkdir(out)?;
     write_plan(out, &experiments)?;
     let kinds = read_kinds(data);
-    let mut scoring = ZooScoring::open(data, &kinds, &zoo, &plan.search.pivotal_tuning, out)?;
+    let tuning = plan.search.pivotal_tuning;
+    let mut scoring = ZooScoring::open(data, &kinds, &zoo, &tuning, out, args.shard)?;
     // Saved scores are shown from the start; new ones once every labelled image is scored.
-    let mut zoo_tables = scoring.as_ref().and_then(|s| s.scores.as_ref()).map(|s| s.tables()).unwrap_or_default();
+    let zoo_tables = scoring.as_ref().and_then(|s| s.scores.as_ref()).map(|s| s.tables()).unwrap_or_default();
+    let mut context = TableContext {
+        zoo_tables,
+        detectors,
+        experiments: &experiments,
+        id_threshold: plan.id_threshold,
+        kinds: &kinds,
+    };
     let record_path = |image: &Path, victim: &str, tag: &str| {
         let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
         out.join("records").join(victim).join(tag).join(format!("{stem}.json"))
     };
-    let total = images.len() * victims.len() * experiments.len();
-    let (mut done, mut skipped, mut ran) = (0usize, 0usize, 0usize);
+    let read_record =
+        |path: &Path| std::fs::read_to_string(path).ok().and_then(|text| serde_json::from_str::<Record>(&text).ok());
+    if args.tables_only {
+        // The records in the order one run makes them: the same tables, to the last digit.
+        let (mut records, mut missing) = (Vec::new(), 0);
+        for image_path in &images {
+            for victim in &victims {
+                for experiment in &experiments {
+                    match read_record(&record_path(image_path, victim, experiment.tag())) {
+                        Some(record) => records.push(record),
+                        None => missing += 1,
+                    }
+                }
+            }
+        }
+        if let Some(s) = scoring.as_mut() {
+            context.zoo_tables = s.join_shards(&zoo, &tuning)?;
+        }
+        write_tables(out, &context, &records)?;
+        print!("{}", std::fs::read_to_string(out.join("tables.md")).map_err(|e| io_err(out, e))?);
+        eprintln!("tables from {} records in {} ({missing} not run yet)", records.len(), out.display());
+        return Ok(());
+    }
+    let mine: Vec<&PathBuf> =
+        images.iter().enumerate().filter(|(i, _)| args.shard.is_none_or(|s| s.takes(*i))).map(|(_, p)| p).collect();
+    let total = mine.len() * victims.len() * experiments.len();
+    let mut tally = Tally { total, done: 0, skipped: 0, ran: 0, started: Instant::now() };
     let mut records: Vec<Record> = Vec::new();
-    let started = Instant::now();
-    for image_path in &images {
-        let mut image: Option<(RgbaImage, Option<GroundTruth>)> = None;
+    for image_path in mine {
+        let mut face: Option<(RgbaImage, Face)> = None;
         // One inversion (and pivotal tuning) per image, made when a latent search first needs
         // it and shared by the image's searches.
         let mut inversion: Option<Inversion> = None;
         for victim in &victims {
             for experiment in &experiments {
                 let path = record_path(image_path, victim, experiment.tag());
-                if let Ok(text) = std::fs::read_to_string(&path)
-                    && let Ok(record) = serde_json::from_str::<Record>(&text)
-                {
+                if let Some(record) = read_record(&path) {
                     records.push(record);
-                    done += 1;
-                    skipped += 1;
+                    tally.done += 1;
+                    tally.skipped += 1;
                     continue;
                 }
                 let name = image_path.file_name().and_then(|n| n.to_str()).unwrap_or("image").to_string();
-                progress(done, total, skipped, started, ran, &format!("{name} · {victim} · {}", experiment.tag()));
-                if image.is_none() {
+                tally.show(&format!("{name} · {victim} · {}", experiment.tag()));
+                if face.is_none() {
                     let img = read_image(image_path)?;
-                    let truth = truth_in(data, &name, &img)?;
-                    image = Some((img, truth));
+                    let cut = face_in(data, &name, &img, &zoo)?;
+                    face = Some((img, cut));
                 }
-                let (img, truth) = image.as_ref().expect("just read");
+                let (img, cut) = face.as_ref().expect("just read");
                 if experiment.is_latent() && inversion.is_none() {
-                    let made = unforge::block_on(zoo.invert_tuned(img, &plan.search.pivotal_tuning, &device, &mut |_| {}))?;
+                    let made = block_on(zoo.inverter().invert_tuned(&cut.crop, &tuning, &zoo.device, &mut |_| {}))?;
                     if let Some(s) = scoring.as_mut().filter(|s| s.wants(&name)) {
-                        s.add(&zoo, &name, img, &made, &device)?;
+                        s.add(&zoo, &name, img, &made)?;
                     }
                     inversion = Some(made);
                 }
-                let record = unforge::block_on(run_one(&zoo, img, inversion.as_ref(), &name, victim, experiment, truth.as_ref(), &device))?;
+                let trial = Trial { image: &name, victim, experiment };
+                let record = block_on(run_one(&zoo, cut, inversion.as_ref(), &trial))?;
                 mkdir(path.parent().expect("record folder"))?;
                 write_atomic(&path, serde_json::to_string_pretty(&record).expect("json").as_bytes())?;
                 records.push(record);
-                done += 1;
-                ran += 1;
-                write_tables(out, &zoo_tables, &records, &detectors, &experiments, plan.id_threshold, &kinds)?;
+                tally.done += 1;
+                tally.ran += 1;
+                if args.shard.is_none() {
+                    write_tables(out, &context, &records)?;
+                }
             }
         }
     }
-    progress(done, total, skipped, started, ran, "done");
+    tally.show("done");
     eprintln!();
     if let Some(s) = scoring.as_mut() {
-        zoo_tables = s.finish(data, &zoo, &plan.search.pivotal_tuning, &device)?;
+        context.zoo_tables = s.finish(data, &zoo, &tuning)?;
     }
-    write_tables(out, &zoo_tables, &records, &detectors, &experiments, plan.id_threshold, &kinds)?;
+    if let Some(shard) = args.shard {
+        // The tables are the whole run's: `--tables-only` makes them once every shard is done.
+        eprintln!(
+            "{}: {} runs, {} resumed; then `--tables-only` into {}",
+            shard.name(),
+            tally.ran,
+            tally.skipped,
+            out.display()
+        );
+        return Ok(());
+    }
+    write_tables(out, &context, &records)?;
     print!("{}", std::fs::read_to_string(out.join("tables.md")).map_err(|e| io_err(out, e))?);
+    let (ran, skipped) = (tally.ran, tally.skipped);
     eprintln!("{ran} runs, {skipped} resumed from {}; tables in {}", out.join("records").display(), out.display());
     Ok(())
+}
+
+/// Whether `--attacks` asks for the latent search, and its pixel baselines.
+fn attacks(args: &EvalArgs, seed: u64) -> Result<(bool, Vec<unforge::search::PixelAttack>)> {
+    let mut pixel_names = Vec::new();
+    let mut latent = false;
+    for a in &args.attacks {
+        match a.as_str() {
+            "latent" => latent = true,
+            other => pixel_names.push(other),
+        }
+    }
+    let pixel = pixel_attacks(&pixel_names, args.eps, args.pixel_alpha, args.pixel_steps, args.search.mu(), seed)?;
+    Ok((latent, pixel))
+}
+
+/// The plan over `zoo`'s defaults, and the experiments it runs.
+fn plan(
+    args: &EvalArgs,
+    zoo: &Zoo,
+    levels: Vec<Level>,
+    pixel: Vec<unforge::search::PixelAttack>,
+    latent: bool,
+) -> Result<(EvalPlan, Vec<Experiment>)> {
+    let plan = EvalPlan {
+        search: args.search.config(ZooDefaults::of(zoo))?,
+        levels,
+        pixel,
+        level_ablation: args.level_ablation,
+        alphas: args.alphas.clone(),
+        curve: args.curve,
+        id_threshold: args.id_threshold,
+        identity_network: zoo.identity.is_some(),
+    };
+    let mut experiments = plan.experiments();
+    if !latent {
+        experiments.retain(|e| !matches!(e, Experiment::Latent { tag, .. } if tag == "latent"));
+    }
+    if experiments.is_empty() {
+        return Err(Error::config("--attacks selects nothing to run"));
+    }
+    Ok((plan, experiments))
 }
 
 /// Records `experiments` in `plan.json`, with those of earlier runs into the same folder. An
@@ -293,7 +553,9 @@ pub fn run(data: &Path, zoo_dir: &Path, search: &SearchArgs, args: EvalArgs, out
 fn write_plan(out: &Path, experiments: &[Experiment]) -> Result<()> {
     let path = out.join("plan.json");
     let mut plan: Vec<Experiment> = match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::config(format!("{}: not a plan this unforge can read ({e}); use another --out", path.display())))?,
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            Error::config(format!("{}: not a plan this unforge can read ({e}); use another --out", path.display()))
+        })?,
         Err(_) => Vec::new(),
     };
     for e in experiments {
@@ -313,13 +575,15 @@ fn write_plan(out: &Path, experiments: &[Experiment]) -> Result<()> {
 }
 
 /// Writes the zoo's tables, then those of the records.
-#[allow(clippy::too_many_arguments)]
-fn write_tables(out: &Path, zoo_tables: &[Table], records: &[Record], detectors: &[String], experiments: &[Experiment], id_threshold: f64, kinds: &BTreeMap<String, String>) -> Result<()> {
-    let tables: Vec<Table> = zoo_tables.iter().cloned().chain(tables(records, detectors, experiments, id_threshold, kinds)).collect();
+fn write_tables(out: &Path, context: &TableContext, records: &[Record]) -> Result<()> {
+    let TableContext { zoo_tables, detectors, experiments, id_threshold, kinds } = context;
+    let of_records = tables(records, detectors, experiments, *id_threshold, kinds);
+    let tables: Vec<Table> = zoo_tables.iter().cloned().chain(of_records).collect();
     write_atomic(&out.join("tables.md"), markdown(&tables).as_bytes())?;
     write_atomic(&out.join("tables.json"), serde_json::to_string_pretty(&tables).expect("json").as_bytes())?;
     for t in &tables {
-        let slug: String = t.name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let slug: String =
+            t.name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
         let slug = slug.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
         write_atomic(&out.join(format!("{slug}.csv")), t.csv().as_bytes())?;
     }

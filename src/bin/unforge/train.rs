@@ -11,17 +11,19 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use unforge::error::{Error, Result};
 use unforge::inversion::PivotalTuning;
-use unforge::train::identity::{train_identity, IdentityScores, IdentityTraining};
-use unforge::train::{join_inverter, split_inverter, train_detector, train_inverter, DetectorTraining, InverterTraining, Reconstructions, Reconstructor, Resume, Snapshot, TunedPool};
+use unforge::train::identity::{IdentityScores, IdentityTraining, train_identity};
+use unforge::train::{
+    DetectorTraining, InverterTraining, Reconstructions, Reconstructor, Resume, Snapshot, TunedPool, join_inverter,
+    split_inverter, train_detector, train_inverter,
+};
 use unforge::weights::{StoredPrecision, TensorFile};
-use unforge::zoo::{Architecture, Role, Zoo, ZooFiles};
+use unforge::zoo::{Architecture, Manifest, NetworkEntry, Role, Zoo, ZooFiles};
 use unforge::zoo_init::TinyZooSpec;
 
-use crate::eval::write_atomic;
-use crate::{mkdir, write};
+use crate::common::{mkdir, write, write_atomic};
 
 /// Test images whose scores `card.json` keeps.
 const CARD_IMAGES: u64 = 20;
@@ -101,15 +103,28 @@ fn inverter_from(dir: &std::path::Path, spec: &TinyZooSpec) -> Result<(TensorFil
     let (manifest, files) = unforge::zoo::read_dir(dir)?;
     let take = |entry: &unforge::zoo::NetworkEntry, want: Architecture| -> Result<TensorFile> {
         if entry.architecture != want {
-            return Err(Error::config(format!("--inverter-from {}: its `{}` is not this recipe's (same --size and architecture needed)", dir.display(), entry.name)));
+            return Err(Error::config(format!(
+                "--inverter-from {}: its `{}` is not this recipe's (same --size and architecture needed)",
+                dir.display(),
+                entry.name
+            )));
         }
-        let bytes = files.get(&entry.file).ok_or_else(|| Error::config(format!("--inverter-from {}: no {}", dir.display(), entry.file)))?;
+        let bytes = files
+            .get(&entry.file)
+            .ok_or_else(|| Error::config(format!("--inverter-from {}: no {}", dir.display(), entry.file)))?;
         TensorFile::from_safetensors(bytes, &dir.join(&entry.file).display().to_string())
     };
-    Ok((take(manifest.generator()?, Architecture::Stylegan2(spec.generator()))?, take(manifest.encoder()?, Architecture::E4e(spec.encoder()))?))
+    Ok((
+        take(manifest.generator()?, Architecture::Stylegan2(spec.generator()))?,
+        take(manifest.encoder()?, Architecture::E4e(spec.encoder()))?,
+    ))
 }
 
 /// One stage's checkpoint: `NAME.safetensors` (f32) and `NAME.json`.
+/// A stage's saved state: the next step, the losses so far, the weights, and the training
+/// seconds so far.
+type Saved = (usize, Vec<Value>, TensorFile, f64);
+
 struct Checkpoint {
     dir: PathBuf,
     name: String,
@@ -126,7 +141,16 @@ struct Checkpoint {
 
 impl Checkpoint {
     fn new(dir: &std::path::Path, name: &str, settings: Value, steps: usize, every: usize) -> Self {
-        Self { dir: dir.to_path_buf(), name: name.into(), settings, steps, every, earlier_seconds: Default::default(), started: Instant::now(), first_step: Default::default() }
+        Self {
+            dir: dir.to_path_buf(),
+            name: name.into(),
+            settings,
+            steps,
+            every,
+            earlier_seconds: Default::default(),
+            started: Instant::now(),
+            first_step: Default::default(),
+        }
     }
 
     /// The weights saved after `step` steps, and the record naming the latest of them.
@@ -134,9 +158,9 @@ impl Checkpoint {
         (self.dir.join(format!("{}-{step:06}.safetensors", self.name)), self.dir.join(format!("{}.json", self.name)))
     }
 
-    /// The saved state, if any: (next step, losses so far, weights, training seconds so far).
+    /// The saved state, if any.
     /// Settings must match.
-    fn load(&self) -> Result<Option<(usize, Vec<Value>, TensorFile, f64)>> {
+    fn load(&self) -> Result<Option<Saved>> {
         let meta = self.paths(0).1;
         if !meta.exists() {
             return Ok(None);
@@ -145,12 +169,16 @@ impl Checkpoint {
         let text = std::fs::read_to_string(&meta).map_err(|e| bad(e.to_string()))?;
         let state: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not a checkpoint record: {e}")))?;
         if state["settings"] != self.settings {
-            return Err(bad(format!("saved with settings {} but this run has {}; use the same flags or another --out", state["settings"], self.settings)));
+            return Err(bad(format!(
+                "saved with settings {} but this run has {}; use the same flags or another --out",
+                state["settings"], self.settings
+            )));
         }
         let step = state["next_step"].as_u64().ok_or_else(|| bad("no `next_step`".into()))? as usize;
         let weights = self.paths(step).0;
         let losses = state["losses"].as_array().cloned().unwrap_or_default();
-        let bytes = std::fs::read(&weights).map_err(|e| Error::Io { path: weights.display().to_string(), reason: e.to_string() })?;
+        let bytes = std::fs::read(&weights)
+            .map_err(|e| Error::Io { path: weights.display().to_string(), reason: e.to_string() })?;
         let seconds = state["seconds"].as_f64().unwrap_or(0.0);
         Ok(Some((step, losses, TensorFile::from_safetensors(&bytes, &weights.display().to_string())?, seconds)))
     }
@@ -160,7 +188,10 @@ impl Checkpoint {
     fn save(&self, next_step: usize, losses: &[Value], weights: &TensorFile) -> Result<()> {
         let (w, meta) = self.paths(next_step);
         write_atomic(&w, &weights.to_safetensors(StoredPrecision::F32))?;
-        let earlier = std::fs::read_to_string(&meta).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|s| s["next_step"].as_u64());
+        let earlier = std::fs::read_to_string(&meta)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|s| s["next_step"].as_u64());
         let seconds = self.earlier_seconds.get() + self.started.elapsed().as_secs_f64();
         let state = json!({ "next_step": next_step, "settings": self.settings, "losses": losses, "seconds": seconds });
         write_atomic(&meta, serde_json::to_string(&state).expect("json").as_bytes())?;
@@ -176,8 +207,14 @@ impl Checkpoint {
     fn record(&self, step: usize, log: &mut Vec<Value>, entry: Value, line: String, snapshot: Snapshot) -> Result<()> {
         log.push(entry);
         let per = self.started.elapsed().as_secs_f64() / (step + 1 - self.first_step.get()) as f64;
-        eprint!("\r{} step {:>5}/{}  {line}  ETA {:.0} s   ", self.name, step + 1, self.steps, per * (self.steps - step - 1) as f64);
-        if (step + 1) % self.every == 0 && step + 1 < self.steps {
+        eprint!(
+            "\r{} step {:>5}/{}  {line}  ETA {:.0} s   ",
+            self.name,
+            step + 1,
+            self.steps,
+            per * (self.steps - step - 1) as f64
+        );
+        if (step + 1).is_multiple_of(self.every) && step + 1 < self.steps {
             self.save(step + 1, log, &snapshot()?)?;
         }
         Ok(())
@@ -187,7 +224,10 @@ impl Checkpoint {
     /// weights from an earlier run that finished it. `train` gets where to resume and the
     /// loss log to extend.
     /// Returns the weights, the loss log and the stage's training seconds over every run.
-    fn stage(&self, train: impl FnOnce(Option<Resume>, &mut Vec<Value>) -> Result<TensorFile>) -> Result<(TensorFile, Vec<Value>, f64)> {
+    fn stage(
+        &self,
+        train: impl FnOnce(Option<Resume>, &mut Vec<Value>) -> Result<TensorFile>,
+    ) -> Result<(TensorFile, Vec<Value>, f64)> {
         let steps = self.steps;
         let (resume, mut losses) = match self.load()? {
             Some((step, losses, weights, seconds)) if step >= steps => {
@@ -209,54 +249,31 @@ impl Checkpoint {
     }
 }
 
+/// What the stages of one run share: the settings, the checkpoints' folder, the zoo's
+/// recipe, and what each stage adds to the zoo and its report.
+struct Recipe<'a> {
+    args: &'a TrainArgs,
+    dir: PathBuf,
+    spec: TinyZooSpec,
+    report: serde_json::Map<String, Value>,
+    files: ZooFiles,
+}
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    if !(32..=256).contains(&args.size) || !args.size.is_power_of_two() {
-        return Err(Error::config(format!("--size {}: use a power of two from 32 to 256", args.size)));
-    }
-    if args.checkpoint_every == 0 {
-        return Err(Error::config("--checkpoint-every must be at least 1"));
-    }
-    let detector_config = |i: usize| DetectorTraining {
-        steps: args.detector_steps,
-        batch: args.detector_batch,
-        learning_rate: args.detector_lr,
-        seed: args.seed ^ 0xDE7 ^ ((i as u64) << 8),
-        first_index: 0,
-        reconstructed_share: args.reconstructed_share,
-        location_weight: args.location_weight,
-        distinct_pairs: None,
-    };
-    let identity = IdentityTraining { steps: args.identity_steps, identities: args.identity_batch, learning_rate: args.identity_lr, seed: args.seed ^ 0x1D, image_size: args.size, temperature: 0.1 };
-    // Every flag is checked before the first stage trains.
-    detector_config(0).validate()?;
-    let recommended = PivotalTuning::steps(args.recommended_tune_steps);
-    recommended.validate().map_err(|e| Error::config(format!("--recommended-tune-steps: {e}")))?;
-    let pool_tuning = PivotalTuning::steps(args.tuned_pool_steps);
-    if args.tuned_pairs > 0 {
-        pool_tuning.validate().map_err(|e| Error::config(format!("--tuned-pool-steps: {e}")))?;
-        if pool_tuning.active().is_none() {
-            return Err(Error::config("--tuned-pool-steps: a tuned pool needs at least one tuning step"));
-        }
-        if detector_config(0).reconstructed_pairs() == 0 {
-            return Err(Error::config(format!(
-                "--tuned-pairs: the pool replaces the reconstructed share of each batch, and --reconstructed-share {} of {} images is no whole pair",
-                args.reconstructed_share, args.detector_batch
-            )));
-        }
-    }
-    if args.identity_steps > 0 {
-        identity.validate()?;
-    }
+    let (recommended, pool_tuning) = check(args)?;
     let out = &args.out;
     let dir = out.join("checkpoints");
     if dir.exists() && !args.resume && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
-        return Err(Error::config(format!("{} holds checkpoints of an earlier run: pass --resume to continue it, or choose another --out", dir.display())));
+        return Err(Error::config(format!(
+            "{} holds checkpoints of an earlier run: pass --resume to continue it, or choose another --out",
+            dir.display()
+        )));
     }
     mkdir(&dir)?;
     // No perceptual network: LPIPS's weights come from human judgements of image pairs, which
     // the synthetic world does not have.
-    let spec = TinyZooSpec { size: args.size, seed: args.seed, precision: StoredPrecision::F16, ..TinyZooSpec::default() };
+    let spec =
+        TinyZooSpec { size: args.size, seed: args.seed, precision: StoredPrecision::F16, ..TinyZooSpec::default() };
     let mut manifest = spec.manifest();
     let all: Vec<String> = manifest.detectors().map(|d| d.name.clone()).collect();
     if let Some(unknown) = args.detectors.iter().find(|d| !all.contains(d)) {
@@ -270,73 +287,176 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     manifest.name = "synthetic-trained".into();
     manifest.pivotal_tuning = recommended.active();
-    manifest.description = format!("Trained by `unforge train` on the synthetic face world ({} px, seed {}).", args.size, args.seed);
+    manifest.description =
+        format!("Trained by `unforge train` on the synthetic face world ({} px, seed {}).", args.size, args.seed);
     let started = Instant::now();
-    let mut report = serde_json::Map::new();
-    let mut files = ZooFiles::new();
+    let mut recipe = Recipe { args, dir, spec, report: serde_json::Map::new(), files: ZooFiles::new() };
 
-    let (g, e) = match &args.inverter_from {
-        Some(zoo) => {
-            let (g, e) = inverter_from(zoo, &spec)?;
-            report.insert("inverter".into(), json!({ "from": zoo.display().to_string() }));
-            (g, e)
-        }
-        None => {
-            let cfg = InverterTraining { steps: args.inverter_steps, batch: args.inverter_batch, learning_rate: args.inverter_lr, seed: args.seed, first_index: 0, delta_weight: 0.1 };
-            let ckpt = Checkpoint::new(&dir, "inverter", json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed }), cfg.steps, args.checkpoint_every);
-            let (joined, log, seconds) = ckpt.stage(|resume, log| {
-                let (g, e) = train_inverter(&spec.generator(), &spec.encoder(), &cfg, resume, |s, snapshot| {
-                    let line = format!("pixel {:.4}  multiscale {:.4}  delta {:.4}", s.pixel, s.multiscale, s.delta);
-                    ckpt.record(s.step, log, json!([s.pixel, s.multiscale, s.delta]), line, snapshot)
-                })?;
-                Ok(join_inverter(&g, &e))
-            })?;
-            report.insert("inverter".into(), json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seconds": seconds, "losses": log }));
-            split_inverter(joined)
-        }
-    };
-    files.insert("generator.safetensors".into(), g.to_safetensors(StoredPrecision::F16));
-    files.insert("encoder.safetensors".into(), e.to_safetensors(StoredPrecision::F16));
-    let reconstructor = Reconstructor::new((&spec.generator(), g), (&spec.encoder(), e))?;
-    // Where the inverter came from, for what is made through it (the pool, the detectors).
-    let inverter = args.inverter_from.as_ref().map_or(json!("trained"), |p| json!(p.display().to_string()));
-    // The tuned pool is a stage like the others: a step per pair, saved every tenth of
-    // `--checkpoint-every` pairs (a pair is about as long as a hundred training steps).
-    let pool = if args.tuned_pairs > 0 {
-        let settings = json!({ "pairs": args.tuned_pairs, "size": args.size, "tuning": pool_tuning, "inverter": inverter });
-        let ckpt = Checkpoint::new(&dir, "tuned-pool", settings, args.tuned_pairs, (args.checkpoint_every / 10).max(1));
-        let (file, _, seconds) = ckpt.stage(|resume, log| {
-            let line = format!("{} tuning steps per image", pool_tuning.steps);
-            let pool = TunedPool::make(&reconstructor, 0, args.tuned_pairs, args.size, &pool_tuning, resume, |p, snapshot| ckpt.record(p, log, Value::Null, line.clone(), snapshot))?;
-            Ok(pool.to_file())
-        })?;
-        report.insert("tuned_pool".into(), json!({ "pairs": args.tuned_pairs, "tuning_steps": pool_tuning.steps, "seconds": seconds }));
-        Some(TunedPool::from_file(&file)?)
-    } else {
-        None
-    };
+    let reconstructor = recipe.inverter()?;
+    let pool = recipe.tuned_pool(&reconstructor, &pool_tuning)?;
     let reconstructions = match &pool {
         Some(p) => Reconstructions::Tuned(p),
         None => Reconstructions::Inverted(&reconstructor),
     };
-
     // A detector's seed is its place among all of them, so training it alone gives the same weights.
-    let chosen: Vec<_> = manifest.detectors().cloned().enumerate().filter(|(_, d)| args.detectors.contains(&d.name)).collect();
+    let chosen: Vec<_> =
+        manifest.detectors().cloned().enumerate().filter(|(_, d)| args.detectors.contains(&d.name)).collect();
     manifest.networks.retain(|n| n.role != Role::Detector || args.detectors.contains(&n.name));
     for (i, entry) in chosen {
-        let cfg = detector_config(i);
+        recipe.detector(i, &entry, reconstructions, pool.is_some())?;
+    }
+    if args.identity_steps > 0 {
+        recipe.identity()?;
+    }
+    recipe.finish(manifest, started)
+}
+
+/// Every flag checked before the first stage trains: the recommended tuning, and the pool's.
+fn check(args: &TrainArgs) -> Result<(PivotalTuning, PivotalTuning)> {
+    if !(32..=256).contains(&args.size) || !args.size.is_power_of_two() {
+        return Err(Error::config(format!("--size {}: use a power of two from 32 to 256", args.size)));
+    }
+    if args.checkpoint_every == 0 {
+        return Err(Error::config("--checkpoint-every must be at least 1"));
+    }
+    detector_config(args, 0).validate()?;
+    let recommended = PivotalTuning::steps(args.recommended_tune_steps);
+    recommended.validate().map_err(|e| Error::config(format!("--recommended-tune-steps: {e}")))?;
+    let pool_tuning = PivotalTuning::steps(args.tuned_pool_steps);
+    if args.tuned_pairs > 0 {
+        pool_tuning.validate().map_err(|e| Error::config(format!("--tuned-pool-steps: {e}")))?;
+        if pool_tuning.active().is_none() {
+            return Err(Error::config("--tuned-pool-steps: a tuned pool needs at least one tuning step"));
+        }
+        if detector_config(args, 0).reconstructed_pairs() == 0 {
+            return Err(Error::config(format!(
+                "--tuned-pairs: the pool replaces the reconstructed share of each batch, and --reconstructed-share {} of {} images is no whole pair",
+                args.reconstructed_share, args.detector_batch
+            )));
+        }
+    }
+    if args.identity_steps > 0 {
+        identity_config(args).validate()?;
+    }
+    Ok((recommended, pool_tuning))
+}
+
+/// The `i`-th detector's training settings.
+fn detector_config(args: &TrainArgs, i: usize) -> DetectorTraining {
+    DetectorTraining {
+        steps: args.detector_steps,
+        batch: args.detector_batch,
+        learning_rate: args.detector_lr,
+        seed: args.seed ^ 0xDE7 ^ ((i as u64) << 8),
+        first_index: 0,
+        reconstructed_share: args.reconstructed_share,
+        location_weight: args.location_weight,
+        distinct_pairs: None,
+    }
+}
+
+fn identity_config(args: &TrainArgs) -> IdentityTraining {
+    IdentityTraining {
+        steps: args.identity_steps,
+        identities: args.identity_batch,
+        learning_rate: args.identity_lr,
+        seed: args.seed ^ 0x1D,
+        image_size: args.size,
+        temperature: 0.1,
+    }
+}
+
+impl Recipe<'_> {
+    /// Where the inverter came from, for what is made through it (the pool, the detectors).
+    fn inverter_origin(&self) -> Value {
+        self.args.inverter_from.as_ref().map_or(json!("trained"), |p| json!(p.display().to_string()))
+    }
+
+    /// Stage 1: the generator and the encoder, trained or taken from a zoo.
+    fn inverter(&mut self) -> Result<Reconstructor> {
+        let (args, spec) = (self.args, &self.spec);
+        let (g, e) = match &args.inverter_from {
+            Some(zoo) => {
+                let (g, e) = inverter_from(zoo, spec)?;
+                self.report.insert("inverter".into(), json!({ "from": zoo.display().to_string() }));
+                (g, e)
+            }
+            None => {
+                let cfg = InverterTraining {
+                    steps: args.inverter_steps,
+                    batch: args.inverter_batch,
+                    learning_rate: args.inverter_lr,
+                    seed: args.seed,
+                    first_index: 0,
+                    delta_weight: 0.1,
+                };
+                let settings = json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed });
+                let ckpt = Checkpoint::new(&self.dir, "inverter", settings, cfg.steps, args.checkpoint_every);
+                let (joined, log, seconds) = ckpt.stage(|resume, log| {
+                    let (g, e) = train_inverter(&spec.generator(), &spec.encoder(), &cfg, resume, |s, snapshot| {
+                        let line =
+                            format!("pixel {:.4}  multiscale {:.4}  delta {:.4}", s.pixel, s.multiscale, s.delta);
+                        ckpt.record(s.step, log, json!([s.pixel, s.multiscale, s.delta]), line, snapshot)
+                    })?;
+                    Ok(join_inverter(&g, &e))
+                })?;
+                let entry = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seconds": seconds, "losses": log });
+                self.report.insert("inverter".into(), entry);
+                split_inverter(joined)
+            }
+        };
+        self.files.insert("generator.safetensors".into(), g.to_safetensors(StoredPrecision::F16));
+        self.files.insert("encoder.safetensors".into(), e.to_safetensors(StoredPrecision::F16));
+        Reconstructor::new((&spec.generator(), g), (&spec.encoder(), e))
+    }
+
+    /// Stage 2, when asked for: the pool of tuned reconstructions the detectors see. A stage like
+    /// the others: a step per pair, saved every tenth of `--checkpoint-every` pairs (a pair is
+    /// about as long as a hundred training steps).
+    fn tuned_pool(&mut self, reconstructor: &Reconstructor, tuning: &PivotalTuning) -> Result<Option<TunedPool>> {
+        let args = self.args;
+        if args.tuned_pairs == 0 {
+            return Ok(None);
+        }
+        let settings = json!({ "pairs": args.tuned_pairs, "size": args.size, "tuning": tuning, "inverter": self.inverter_origin() });
+        let ckpt =
+            Checkpoint::new(&self.dir, "tuned-pool", settings, args.tuned_pairs, (args.checkpoint_every / 10).max(1));
+        let (file, _, seconds) = ckpt.stage(|resume, log| {
+            let line = format!("{} tuning steps per image", tuning.steps);
+            let pool =
+                TunedPool::make(reconstructor, 0, args.tuned_pairs, args.size, tuning, resume, |p, snapshot| {
+                    ckpt.record(p, log, Value::Null, line.clone(), snapshot)
+                })?;
+            Ok(pool.to_file())
+        })?;
+        let entry = json!({ "pairs": args.tuned_pairs, "tuning_steps": tuning.steps, "seconds": seconds });
+        self.report.insert("tuned_pool".into(), entry);
+        Ok(Some(TunedPool::from_file(&file)?))
+    }
+
+    /// Stage 3: the `i`-th detector of the recipe, on raw and reconstructed pairs.
+    fn detector(
+        &mut self,
+        i: usize,
+        entry: &NetworkEntry,
+        reconstructions: Reconstructions,
+        pooled: bool,
+    ) -> Result<()> {
+        let args = self.args;
+        let cfg = detector_config(args, i);
         let mut settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "reconstructed_share": cfg.reconstructed_share, "location_weight": cfg.location_weight });
-        if pool.is_some() {
+        if pooled {
             settings["tuned_pairs"] = json!(args.tuned_pairs);
             settings["tuned_pool_steps"] = json!(args.tuned_pool_steps);
         }
         if args.inverter_from.is_some() {
-            settings["inverter"] = inverter.clone();
+            settings["inverter"] = self.inverter_origin();
         }
-        let ckpt = Checkpoint::new(&dir, &entry.name, settings, cfg.steps, args.checkpoint_every);
+        let ckpt = Checkpoint::new(&self.dir, &entry.name, settings, cfg.steps, args.checkpoint_every);
         let (weights, log, seconds) = ckpt.stage(|resume, log| {
-            train_detector(&entry, &cfg, resume, Some(reconstructions), |s, snapshot| {
-                ckpt.record(s.step, log, json!([s.loss, s.accuracy]), format!("loss {:.4}  accuracy {:.2}", s.loss, s.accuracy), snapshot)
+            train_detector(entry, &cfg, resume, Some(reconstructions), |s, snapshot| {
+                let line = format!("loss {:.4}  accuracy {:.2}", s.loss, s.accuracy);
+                ckpt.record(s.step, log, json!([s.loss, s.accuracy]), line, snapshot)
             })
         })?;
         let family = match entry.architecture {
@@ -345,42 +465,66 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             Architecture::Resnet(_) => "resnet",
             _ => "other",
         };
-        report.insert(entry.name.clone(), json!({ "family": family, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seconds": seconds, "losses": log }));
-        files.insert(entry.file.clone(), weights.to_safetensors(StoredPrecision::F16));
+        let report = json!({ "family": family, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seconds": seconds, "losses": log });
+        self.report.insert(entry.name.clone(), report);
+        self.files.insert(entry.file.clone(), weights.to_safetensors(StoredPrecision::F16));
+        Ok(())
     }
-    if args.identity_steps > 0 {
-        let ckpt = Checkpoint::new(&dir, "arcface", json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seed": identity.seed, "size": identity.image_size }), identity.steps, args.checkpoint_every);
+
+    /// Stage 4: the identity network, on shots of the same people.
+    fn identity(&mut self) -> Result<()> {
+        let identity = identity_config(self.args);
+        let settings = json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seed": identity.seed, "size": identity.image_size });
+        let ckpt = Checkpoint::new(&self.dir, "arcface", settings, identity.steps, self.args.checkpoint_every);
         let (weights, log, seconds) = ckpt.stage(|resume, log| {
-            train_identity(&spec.arcface(), &identity, resume, |s, snapshot| {
-                ckpt.record(s.step, log, json!([s.loss, s.accuracy]), format!("loss {:.4}  accuracy {:.2}", s.loss, s.accuracy), snapshot)
+            train_identity(&self.spec.arcface(), &identity, resume, |s, snapshot| {
+                let line = format!("loss {:.4}  accuracy {:.2}", s.loss, s.accuracy);
+                ckpt.record(s.step, log, json!([s.loss, s.accuracy]), line, snapshot)
             })
         })?;
-        report.insert("arcface".into(), json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seconds": seconds, "losses": log }));
-        files.insert(spec.identity_entry().file, weights.to_safetensors(StoredPrecision::F16));
+        let report = json!({ "steps": identity.steps, "people": identity.identities, "lr": identity.learning_rate, "seconds": seconds, "losses": log });
+        self.report.insert("arcface".into(), report);
+        self.files.insert(self.spec.identity_entry().file, weights.to_safetensors(StoredPrecision::F16));
+        Ok(())
     }
-    for (name, bytes) in &files {
-        write(&out.join(name), bytes)?;
+
+    /// The zoo, its test scores, the report and the card.
+    fn finish(mut self, manifest: Manifest, started: Instant) -> Result<()> {
+        let (args, out) = (self.args, &self.args.out);
+        for (name, bytes) in &self.files {
+            write(&out.join(name), bytes)?;
+        }
+        write(&out.join("zoo.json"), manifest.to_json().as_bytes())?;
+        let device = burn::tensor::Device::flex();
+        let zoo = Zoo::load(manifest, &self.files, &device)?;
+        let scores = unforge::train::test_scores(&zoo, args.size, args.test_images)?;
+        self.report.insert("test".into(), serde_json::to_value(&scores).expect("json"));
+        // Measured on the network as the zoo ships it (f16), like the detectors' scores.
+        let identity_scores = zoo
+            .identity
+            .as_ref()
+            .map(|net| IdentityScores::measure(net, args.test_images.max(2), args.size, &device))
+            .transpose()?;
+        if let (Some(s), Some(entry)) = (&identity_scores, self.report.get_mut("arcface")) {
+            entry["test"] = serde_json::to_value(s).expect("json");
+        }
+        self.report.insert("seconds_this_session".into(), json!(started.elapsed().as_secs_f64()));
+        write(&out.join("train-report.json"), serde_json::to_string_pretty(&self.report).expect("json").as_bytes())?;
+        // The card's reference scores: what loading this zoo must reproduce on the first test images.
+        let card = unforge::train::test_scores(&zoo, args.size, CARD_IMAGES.min(args.test_images))?;
+        write(&out.join("card.json"), serde_json::to_string_pretty(&card).expect("json").as_bytes())?;
+        print!("{}", unforge::eval::markdown(&scores.tables()));
+        if let Some(s) = identity_scores {
+            println!(
+                "\n### Identity network\n\nTwo shots each of {} test-split people: cosine similarity of one person's shots against two people's.\n",
+                s.people
+            );
+            println!(
+                "| same person (mean) | different people (mean) | verification AUC |\n|---|---|---|\n| {:.3} | {:.3} | {:.3} |",
+                s.genuine_mean, s.impostor_mean, s.verification_auc
+            );
+        }
+        eprintln!("trained in {:.1} min; zoo in {}", started.elapsed().as_secs_f64() / 60.0, out.display());
+        Ok(())
     }
-    write(&out.join("zoo.json"), manifest.to_json().as_bytes())?;
-    let device = burn::tensor::Device::flex();
-    let zoo = Zoo::load(manifest, &files, &device)?;
-    let scores = unforge::train::test_scores(&zoo, args.size, args.test_images, &device)?;
-    report.insert("test".into(), serde_json::to_value(&scores).expect("json"));
-    // Measured on the network as the zoo ships it (f16), like the detectors' scores.
-    let identity_scores = zoo.identity.as_ref().map(|net| IdentityScores::measure(net, args.test_images.max(2), args.size, &device)).transpose()?;
-    if let (Some(s), Some(entry)) = (&identity_scores, report.get_mut("arcface")) {
-        entry["test"] = serde_json::to_value(s).expect("json");
-    }
-    report.insert("seconds_this_session".into(), json!(started.elapsed().as_secs_f64()));
-    write(&out.join("train-report.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
-    // The card's reference scores: what loading this zoo must reproduce on the first test images.
-    let card = unforge::train::test_scores(&zoo, args.size, CARD_IMAGES.min(args.test_images), &device)?;
-    write(&out.join("card.json"), serde_json::to_string_pretty(&card).expect("json").as_bytes())?;
-    print!("{}", unforge::eval::markdown(&scores.tables()));
-    if let Some(s) = identity_scores {
-        println!("\n### Identity network\n\nTwo shots each of {} test-split people: cosine similarity of one person's shots against two people's.\n", s.people);
-        println!("| same person (mean) | different people (mean) | verification AUC |\n|---|---|---|\n| {:.3} | {:.3} | {:.3} |", s.genuine_mean, s.impostor_mean, s.verification_auc);
-    }
-    eprintln!("trained in {:.1} min; zoo in {}", started.elapsed().as_secs_f64() / 60.0, out.display());
-    Ok(())
 }

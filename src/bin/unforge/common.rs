@@ -1,0 +1,66 @@
+//! What every subcommand shares: the compute device, files in and out, the zoo from a folder.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use unforge::error::{Error, Result};
+use unforge::image::RgbaImage;
+use unforge::zoo::{Zoo, read_dir};
+
+/// The compute device a subcommand runs on.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// flex (CPU) or wgpu (GPU; needs a build with `--features wgpu`).
+    #[arg(long, default_value = "flex")]
+    pub backend: String,
+}
+
+impl DeviceArgs {
+    pub fn open(&self) -> Result<Device> {
+        open_backend(&self.backend)
+    }
+}
+
+/// The compute device a `--backend` names.
+pub fn open_backend(name: &str) -> Result<Device> {
+    match name {
+        "flex" | "cpu" => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" | "gpu" => Device::wgpu_options().init().map_err(|e| Error::Backend(format!("no wgpu device: {e:?}"))),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" | "gpu" => Err(Error::config(
+            "this unforge was built without the wgpu backend; build it with `cargo build --release --features wgpu`",
+        )),
+        other => Err(Error::config(format!("--backend `{other}`: use flex or wgpu"))),
+    }
+}
+
+pub fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Io { path: path.display().to_string(), reason: e.to_string() }
+}
+
+pub fn read_image(path: &Path) -> Result<RgbaImage> {
+    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    RgbaImage::decode_png(&bytes, &path.display().to_string())
+}
+
+pub fn load_zoo(dir: &Path, device: &Device) -> Result<Zoo> {
+    let (manifest, files) = read_dir(dir)?;
+    Zoo::load(manifest, &files, device)
+}
+
+pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| io_err(path, e))
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file. The
+/// temporary file is this process's own: shards of one run write into one folder at once.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+pub fn mkdir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| io_err(path, e))
+}

@@ -1,0 +1,60 @@
+//! `unforge`: the command-line front of the core, for batch work. One file per subcommand,
+//! each owning its arguments.
+
+mod bench;
+mod common;
+mod convert;
+mod eval;
+mod init_zoo;
+mod run;
+mod samples;
+mod synth;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "unforge", version, about = "Counterfactual explanations for face-forgery detectors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    InitZoo(init_zoo::InitZooArgs),
+    Samples(samples::SamplesArgs),
+    Synth(synth::SynthArgs),
+    /// Trains a zoo on the synthetic world on the CPU: the generator and encoder as an
+    /// autoencoder through W+ (real and fake images), then each detector (Xception,
+    /// EfficientNet, ResNet) on real vs fake, raw and reconstructed, then an identity network
+    /// (ArcFace IR-SE) on shots of the same people. Writes zoo.json, the weights (f16),
+    /// train-report.json (losses, test-split scores) and resumable checkpoints.
+    Train(train::TrainArgs),
+    Convert(convert::ConvertArgs),
+    Bench(bench::BenchArgs),
+    Run(run::RunArgs),
+    Eval(eval::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        Command::InitZoo(args) => init_zoo::run(&args),
+        Command::Samples(args) => samples::run(&args),
+        Command::Synth(args) => synth::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Convert(args) => convert::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Eval(args) => eval::run(&args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

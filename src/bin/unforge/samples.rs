@@ -1,0 +1,54 @@
+//! `unforge samples`: the demo's sample images.
+
+use std::path::PathBuf;
+
+use unforge::error::{Error, Result};
+use unforge::image::RgbaImage;
+use unforge::synth::{Sample, Split};
+
+use crate::common::{mkdir, read_image, write};
+
+/// Writes the demo's sample images: a face crop of a photograph and seeded synthetic faces.
+#[derive(clap::Args)]
+pub struct SamplesArgs {
+    /// The photograph (the public-domain astronaut portrait).
+    photo: PathBuf,
+    /// Face box in the photograph: x,y,side.
+    #[arg(long, default_value = "140,15,170", value_delimiter = ',')]
+    face: Vec<usize>,
+    #[arg(long, default_value = "www/samples")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// How many seeded blob images (synthetic-N.png) to write besides.
+    #[arg(long, default_value_t = 0)]
+    synthetic: usize,
+}
+
+pub fn run(args: &SamplesArgs) -> Result<()> {
+    let SamplesArgs { photo, face, out, size, synthetic } = args;
+    let (size, synthetic) = (*size, *synthetic);
+    let [x, y, side] = face.as_slice() else {
+        return Err(Error::config(format!("--face takes x,y,side, got {face:?}")));
+    };
+    let img = read_image(photo)?;
+    mkdir(out)?;
+    write(&out.join("photo-face.png"), &img.crop(*x, *y, *side, *side)?.resize(size, size).encode_png())?;
+    let mut rng = unforge::rng::SeededRng::new(11);
+    for i in 1..=synthetic {
+        write(
+            &out.join(format!("synthetic-{i}.png")),
+            &unforge::zoo_init::seeded_blob_image(&mut rng, size).encode_png(),
+        )?;
+    }
+    // Fakes of the synthetic world with the real image they were made from and the mask of
+    // what changed: a face swap, asymmetric eyes and upsampling traces (test split).
+    for (i, index) in [1u64, 3, 7].into_iter().enumerate() {
+        let s = Sample::generate(Split::Test, index, size);
+        write(&out.join(format!("synth-fake-{}.png", i + 1)), &s.image.encode_png())?;
+        write(&out.join(format!("synth-real-{}.png", i + 1)), &s.pristine.encode_png())?;
+        write(&out.join(format!("synth-mask-{}.png", i + 1)), &RgbaImage::encode_gray_png(size, size, &s.mask))?;
+    }
+    println!("wrote {} samples to {}", synthetic + 10, out.display());
+    Ok(())
+}

@@ -1,0 +1,24 @@
+// The page ↔ worker protocol, in one place. The page posts requests; the worker answers each
+// with one reply and, while it works, with news. Every message is `{ type, ...fields }`.
+//
+// Requests (page → worker)
+//   load        { backend: 'auto'|'webgpu'|'cpu', base: 'models/' | null, files: File[] | null }
+//   run         { image: { data, width, height }, options }   options: the core's ExplainOptions,
+//               plus `truth` ({ data, width, height, name }) and `imageName`
+//   residual    { before, after, size, gain }                  the residual drawn at a new gain
+//   cache-info  {}
+//   cache-clear {}
+//
+// Replies and news (worker → page)
+//   progress    { index, file, loaded, total, cached }   a weight file arriving (during load)
+//   loaded      { backend, fallbackReason, detectors, nLatent, imageSize, presets, tuneSteps,
+//                 zoo, source, zooKey, loadMs, bytes }    reply to load
+//   stage       { stage }                                a stage of the explanation begins
+//   tuning      { step, steps, loss }                    a pivotal tuning step (during run)
+//   step        { step, pFake, pFakeAll, thumbnail, loss, ms }   a search step (during run)
+//   done        { result, totalMs }                      reply to run: pictures and `report`
+//   residual    { signed, magnitude, size }              reply to residual
+//   cache       { bytes, files, available }              reply to cache-info and cache-clear
+//   error       { during, message }                      any request that failed
+export const REQUESTS = ['load', 'run', 'residual', 'cache-info', 'cache-clear'];
+export const REPLIES = ['progress', 'loaded', 'stage', 'tuning', 'step', 'done', 'residual', 'cache', 'error'];

@@ -1,0 +1,53 @@
+// The search settings on the page: presets from the core, and the options a run sends (the
+// core's ExplainOptions, so the page never restates a default).
+import { $ } from './ui.js';
+
+// The controls a preset sets, from the core's own settings.
+export function applyPreset(presets, name) {
+  const p = presets[name];
+  if (!p) return;
+  // The core's settings are f32: show them at the precision they were written with.
+  const short = (v) => Number(v.toPrecision(6));
+  $('alpha').value = short(p.alpha);
+  $('steps').value = p.max_steps;
+  $('kappa').value = short(p.kappa);
+  $('refine').value = p.refine;
+  $('method').value = p.method.name;
+}
+
+// Editing a setting by hand leaves the preset.
+export function watchPreset(presets) {
+  $('preset').addEventListener('change', () => applyPreset(presets(), $('preset').value));
+  for (const id of ['alpha', 'steps', 'kappa', 'refine', 'method']) $(id).addEventListener('input', () => { $('preset').value = 'custom'; });
+}
+
+// The run's ExplainOptions from the controls; throws a message a person can act on.
+export function readOptions({ presets, detectors }) {
+  const rowsText = $('rows').value.trim();
+  const rows = rowsText ? rowsText.split(/[\s,]+/).map(Number) : null;
+  if (rows && rows.some((r) => !Number.isInteger(r) || r < 0)) {
+    throw new Error(`Rows: “${rowsText}” is not a list of row numbers (e.g. 0,3,7).`);
+  }
+  const steps = Number($('steps').value);
+  const preset = $('preset').value;
+  return {
+    detector: $('detector').value,
+    search: {
+      // A named preset also brings what the controls do not show (the fast preset's ID
+      // regulariser, where the zoo has an identity network); the controls override the rest.
+      ...(preset in presets ? { preset } : {}),
+      refine: Number($('refine').value),
+      seed: Number($('seed').value),
+      tuneSteps: Number($('tune-steps').value),
+      mu: 1.0,
+      method: $('method').value,
+      beta: Number($('beta').value),
+      levels: $('levels').value,
+      alpha: Number($('alpha').value),
+      steps,
+      kappa: Number($('kappa').value),
+      ...(rows ? { rows } : {}),
+    },
+    live: { allDetectors: detectors.length > 1, thumbnailEvery: Math.max(1, Math.ceil(steps / 8)) },
+  };
+}

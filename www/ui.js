@@ -1,0 +1,33 @@
+// Small pieces of the page every module uses: element lookup, the page's state and messages,
+// and drawing RGBA pixels on a canvas.
+export const $ = (id) => document.getElementById(id);
+
+// The page's state (`data-state` on <body>, which the tests and the styles read) and status line.
+export function setState(s, message) {
+  document.body.dataset.state = s;
+  if (message !== undefined) $('status').textContent = message;
+  $('run').disabled = !['ready', 'done', 'error', 'cancelled'].includes(s);
+  $('cancel').disabled = s !== 'running';
+}
+
+export function showBanner(text) {
+  $('banner').textContent = text;
+  $('banner').hidden = !text;
+}
+
+export function showInputError(text) {
+  $('input-error').textContent = text;
+  $('input-error').hidden = !text;
+}
+
+export function formatBytes(n) {
+  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${(n / 1024).toFixed(0)} kB`;
+}
+
+// RGBA bytes of a `size` × `size` image onto the canvas `id`.
+export function draw(id, rgba, size) {
+  const canvas = $(id);
+  canvas.width = size;
+  canvas.height = size;
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), size, size), 0, 0);
+}
