@@ -55,7 +55,8 @@ build_wasm() {
   cargo build --lib --release --target wasm32-unknown-unknown
   wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/pkg \
     "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/unforge.wasm"
-  say "www/pkg/unforge_bg.wasm: $(du -h www/pkg/unforge_bg.wasm | cut -f1)"
+  say "precompressing the core for the demo server"
+  node tools/compress.mjs www/pkg/unforge_bg.wasm www/pkg/unforge.js
 }
 
 case "${1:-}" in

@@ -91,6 +91,8 @@ pub struct StepView {
 pub enum Stage {
     Inverting,
     Tuning,
+    /// A front reuses an inversion it kept (the same face, the same tuning): no inverting.
+    Reusing,
     Searching,
     Rendering,
     Explaining,
@@ -204,6 +206,18 @@ pub async fn explain(
     observer: &mut dyn Observer,
 ) -> Result<Explanation> {
     let face = crop(zoo, image, request)?;
+    let inversion = invert(zoo, &face, request, observer).await?;
+    explain_inverted(zoo, &face, &inversion, request, observer).await
+}
+
+/// Steps 2 and 3, invert and tune: the face's place in W+, and the generator tuned around it
+/// when the request asks for pivotal tuning.
+pub async fn invert(
+    zoo: &Zoo,
+    face: &Face,
+    request: &ExplainRequest,
+    observer: &mut dyn Observer,
+) -> Result<Inversion> {
     observer.observe(Progress::Stage(Stage::Inverting));
     let inverter = zoo.inverter();
     let inversion = inverter.invert(&face.crop, &zoo.device);
@@ -212,8 +226,7 @@ pub async fn explain(
         observer.observe(Progress::Stage(Stage::Tuning));
     }
     let on_tuning = &mut |t: &TuningStep| observer.observe(Progress::Tuning(t));
-    let inversion = inverter.tune(inversion, &face.crop, tuning, on_tuning).await?;
-    explain_inverted(zoo, &face, &inversion, request, observer).await
+    inverter.tune(inversion, &face.crop, tuning, on_tuning).await
 }
 
 /// Step 1, crop: the face square of `image` at the generator's size, and the truth mask cut by

@@ -99,6 +99,29 @@ pub struct Manifest {
     /// drops the forgeries' traces needs it, or its searches have nothing to remove.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pivotal_tuning: Option<PivotalTuning>,
+    /// What the networks were trained on: the page says it where an image is chosen, and warns
+    /// when an image is not of it (a photograph against the synthetic zoo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Domain>,
+}
+
+/// The images a zoo's networks know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Domain {
+    pub kind: DomainKind,
+    /// In words, for people ("synthetic faces of the project's procedural world, 64 px").
+    pub trained_on: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DomainKind {
+    /// The synthetic face world of `unforge synth`: its scores mean nothing on photographs.
+    Synthetic,
+    /// Photographs of real faces (the official checkpoints: FFHQ, FaceForensics++).
+    Photographs,
+    /// Seeded random weights: only the mechanics mean anything.
+    Untrained,
 }
 
 impl Manifest {

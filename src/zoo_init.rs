@@ -17,7 +17,7 @@ use crate::networks::xception::XceptionConfig;
 use crate::rng::SeededRng;
 use crate::search::RowBands;
 use crate::weights::{StoredPrecision, TensorFile, WeightSource};
-use crate::zoo::{Architecture, Manifest, NetworkEntry, Role, Zoo, ZooFiles, bind_only};
+use crate::zoo::{Architecture, Domain, DomainKind, Manifest, NetworkEntry, Role, Zoo, ZooFiles, bind_only};
 
 /// Sizes of the seeded zoo.
 #[derive(Debug, Clone)]
@@ -124,6 +124,10 @@ impl TinyZooSpec {
             n_latent,
             levels: RowBands::thirds(n_latent),
             pivotal_tuning: None,
+            domain: Some(Domain {
+                kind: DomainKind::Untrained,
+                trained_on: "nothing: seeded random weights, for testing the mechanics".into(),
+            }),
             networks: [
                 entry(
                     "stylegan2",

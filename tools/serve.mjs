@@ -21,6 +21,20 @@ export const SECURITY_HEADERS = {
   'Permissions-Policy': 'camera=(self), microphone=(), geolocation=(), usb=(), payment=(), display-capture=(), midi=(), accelerometer=(), gyroscope=(), magnetometer=()',
 };
 
+// The precompressed copy of `file` the client accepts (brotli first), when one exists.
+async function precompressed(file, accept) {
+  for (const [name, ext] of [['br', 'br'], ['gzip', 'gz']]) {
+    if (!new RegExp(`\\b${name}\\b`).test(accept)) continue;
+    try {
+      await stat(`${file}.${ext}`);
+      return { name, ext };
+    } catch {
+      // Not precompressed in this encoding.
+    }
+  }
+  return null;
+}
+
 export function startServer(port = 8080, host = '127.0.0.1') {
   const server = createServer(async (req, res) => {
     try {
@@ -31,8 +45,18 @@ export function startServer(port = 8080, host = '127.0.0.1') {
       if (!file.startsWith(base)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
       const info = await stat(file);
       const target = info.isDirectory() ? join(file, 'index.html') : file;
+      const headers = { ...SECURITY_HEADERS, 'Content-Type': TYPES[extname(target)] ?? 'application/octet-stream', 'Cache-Control': 'no-cache' };
+      // A file precompressed at build time (the core: tools/compress.mjs) goes out compressed
+      // to a client that takes it; the decoded size rides along for the page's progress bar.
+      const encoding = await precompressed(target, req.headers['accept-encoding'] ?? '');
+      if (encoding) {
+        const body = await readFile(`${target}.${encoding.ext}`);
+        res.writeHead(200, { ...headers, 'Content-Encoding': encoding.name, 'Content-Length': body.length, 'X-Decoded-Length': (await stat(target)).size, Vary: 'Accept-Encoding' });
+        res.end(body);
+        return;
+      }
       const body = await readFile(target);
-      res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': TYPES[extname(target)] ?? 'application/octet-stream', 'Content-Length': body.length, 'Cache-Control': 'no-cache' });
+      res.writeHead(200, { ...headers, 'Content-Length': body.length, Vary: 'Accept-Encoding' });
       res.end(body);
     } catch (e) {
       // A malformed target (bad %-escape, unparsable URL) is the client's error.

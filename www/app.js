@@ -5,7 +5,7 @@
 import { decodeFile, startCamera, grabFrame } from './input.js';
 import { SquareCrop } from './crop.js';
 import { REPLIES } from './protocol.js';
-import { $, setState, showBanner, showInputError, formatBytes, draw } from './ui.js';
+import { $, setState, refreshRun, whenImage, showBanner, showInputError, showInputWarning, formatBytes, draw } from './ui.js';
 import { applyPreset, watchPreset, readOptions } from './settings.js';
 import { startRun, searchStarts, addStep, drawChart } from './progress.js';
 import { showResult, drawCams, drawCompare } from './results.js';
@@ -20,18 +20,24 @@ const state = {
   presets: {},
   detectors: [],
   zooKey: null,
+  // What the zoo was trained on (its manifest's `domain`), and the generator's side.
+  domain: null,
+  imageSize: null,
   // Which zoo to load: a folder on this site, or local files.
   zoo: { base: 'models/', files: null },
   // The image's ground-truth mask, when it is a sample with one: { bitmap, name }.
   truth: null,
-  // The name of the image, sent with it into the report.
+  // The name of the image, sent with it into the report, and what it is: `synthetic` (a
+  // sample of the synthetic world) or `photographs` (a sample photograph, a file, the webcam).
   imageName: null,
+  imageDomain: null,
   stopCamera: null,
   // The result on screen, and whether the last reload was a Cancel.
   result: null,
   cancelled: false,
 };
 const crop = new SquareCrop($('crop'), $('zoom'));
+whenImage(() => crop.bitmap !== null);
 let worker = null;
 
 // ---- the worker ----------------------------------------------------------------------------
@@ -77,6 +83,10 @@ const handlers = {
     state.backend = data.backend;
     state.presets = data.presets ?? {};
     state.detectors = data.detectors;
+    state.domain = data.domain ?? null;
+    state.imageSize = data.imageSize;
+    showDomain();
+    checkImage();
     const name = data.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
     $('backend').textContent = `Backend: ${name} · zoo ${data.zoo} (${data.source}, ${formatBytes(data.bytes)}) · loaded in ${(data.loadMs / 1000).toFixed(1)} s${data.tuneSteps ? ` · recommends ${data.tuneSteps} steps of pivotal tuning` : ''}`;
     $('backend').dataset.backend = data.backend;
@@ -88,12 +98,13 @@ const handlers = {
     if (data.zooKey !== state.zooKey) $('tune-steps').value = data.tuneSteps ?? 0;
     state.zooKey = data.zooKey;
     if (state.cancelled) setState('cancelled', 'Cancelled.');
-    else setState('ready', 'Ready. Pick an image and press Explain.');
+    else setState('ready', crop.bitmap ? 'Ready. Press Explain.' : 'Ready. Pick an image, then press Explain.');
     state.cancelled = false;
     worker.postMessage({ type: 'cache-info' });
   },
   stage({ stage }) {
     if (stage === 'searching') searchStarts();
+    if (stage === 'reusing') setState('running', 'The same face and tuning as the last run: its inversion is reused; searching…');
   },
   tuning({ step, steps, loss }) {
     $('run-progress').max = steps;
@@ -105,7 +116,7 @@ const handlers = {
   },
   done({ result }) {
     state.result = result;
-    showResult(result, state.backend, drawResidual);
+    showResult(result, state.backend, drawResidual, domainCaveat());
     setState('done', 'Done.');
   },
   residual({ signed, magnitude, size }) {
@@ -134,20 +145,72 @@ if (Object.keys(handlers).sort().join() !== [...REPLIES].sort().join()) throw ne
 
 // ---- input ---------------------------------------------------------------------------------
 
-// `truth`: a sample's ground-truth mask, `{ bitmap, name }`.
-async function useBitmap(bitmap, name, truth = null) {
+// What the zoo knows, where the image is chosen.
+function showDomain() {
+  const d = state.domain;
+  $('domain').textContent = d ? `This zoo was trained on ${d.trained_on}.` : 'This zoo does not say what it was trained on.';
+}
+
+// The warning for an image the zoo was not trained on, or null.
+function domainCaveat() {
+  const d = state.domain;
+  if (!d || !state.imageDomain || d.kind === 'photographs') return null;
+  if (d.kind === 'synthetic' && state.imageDomain !== 'synthetic') {
+    return 'This zoo knows only synthetic faces: on a photograph its scores mean nothing.';
+  }
+  if (d.kind === 'untrained') return 'This zoo is untrained (seeded random weights): only the mechanics mean anything.';
+  return null;
+}
+
+// The warnings an image deserves before it is explained: outside the zoo's domain, or so small
+// that the networks see it upscaled.
+function checkImage() {
+  const caveat = domainCaveat();
+  const warning = $('domain-warning');
+  warning.hidden = !caveat;
+  warning.replaceChildren();
+  if (caveat) {
+    const link = document.createElement('a');
+    link.href = 'real-checkpoints.html';
+    link.textContent = 'How to use real checkpoints';
+    warning.append(`${caveat} `, link, '.');
+  }
+  if (!crop.bitmap) return showInputWarning('');
+  const size = state.imageSize ?? CROP_SIZE;
+  const factor = crop.upscale(size);
+  const { width, height } = crop.bitmap;
+  showInputWarning(factor > 1.5 ? `${width}×${height}: the face is upscaled ${factor.toFixed(1)}× to the networks’ ${size} px; results will be blurred.` : '');
+}
+
+// `truth`: a sample's ground-truth mask, `{ bitmap, name }`; `domain`: what the image is.
+async function useBitmap(bitmap, name, domain, truth = null) {
   showInputError('');
   crop.set(bitmap);
   state.truth = truth;
   state.imageName = name;
+  state.imageDomain = domain;
+  checkImage();
+  refreshRun();
+  if (document.body.dataset.state === 'ready') setState('ready', 'Ready. Press Explain.');
+}
+
+// A refused file leaves nothing behind: no crop of the image before it, no Explain.
+function refuse(message) {
+  crop.clear();
+  state.truth = null;
+  state.imageName = null;
+  state.imageDomain = null;
+  showInputError(message);
+  checkImage();
+  refreshRun();
 }
 
 async function useFile(file) {
+  document.querySelectorAll('input[name=sample]').forEach((r) => { r.checked = false; });
   try {
-    await useBitmap(await decodeFile(file), file.name);
-    document.querySelectorAll('input[name=sample]').forEach((r) => { r.checked = false; });
+    await useBitmap(await decodeFile(file), file.name, 'photographs');
   } catch (e) {
-    showInputError(e.message);
+    refuse(e.message);
   }
 }
 
@@ -158,7 +221,7 @@ async function useSample(radio) {
   if (radio.dataset.mask) {
     truth = { bitmap: await createImageBitmap(await (await fetch(radio.dataset.mask)).blob()), name: radio.dataset.mask };
   }
-  await useBitmap(bitmap, radio.value, truth);
+  await useBitmap(bitmap, radio.value, radio.dataset.domain, truth);
 }
 
 document.querySelectorAll('input[name=sample]').forEach((r) => r.addEventListener('change', () => useSample(r)));
@@ -171,7 +234,7 @@ zone.addEventListener('drop', (e) => {
   zone.classList.remove('over');
   const file = e.dataTransfer.files[0];
   if (file) useFile(file);
-  else showInputError('The drop held no file.');
+  else refuse('The drop held no file.');
 });
 document.addEventListener('paste', (e) => {
   const item = [...(e.clipboardData?.items ?? [])].find((i) => i.kind === 'file');
@@ -187,7 +250,7 @@ $('camera').addEventListener('click', async () => {
   }
 });
 $('snap').addEventListener('click', async () => {
-  await useBitmap(await grabFrame($('video')), 'webcam.png');
+  await useBitmap(await grabFrame($('video')), 'webcam.png', 'photographs');
   state.stopCamera?.();
   $('video').hidden = true;
   $('snap').hidden = true;
@@ -224,6 +287,9 @@ function run() {
 // one; the weights come back from the cache.
 function cancel() {
   state.cancelled = true;
+  // The cancelled run's progress, chart, thumbnails and log go; the last result stays.
+  startRun();
+  drawChart(state.detectors);
   load();
   setState('loading', 'Cancelled; reloading the models…');
 }
@@ -236,6 +302,8 @@ function drawResidual() {
 }
 
 for (const id of ['gain', 'residual-kind']) $(id).addEventListener('input', drawResidual);
+// A zoom changes how much the face is upscaled.
+$('zoom').addEventListener('input', checkImage);
 $('opacity').addEventListener('input', () => drawCams(state.result));
 $('compare-slider').addEventListener('input', () => drawCompare(state.result));
 wireDownloads(() => state.result.report);

@@ -1,6 +1,9 @@
 // A square crop with zoom: the canvas always shows the square that will be used; drag or the
 // arrow keys move it, the slider or the wheel zooms.
 
+// What transparent pixels become: mid grey, the networks' zero.
+const BACKGROUND = 'rgb(128, 128, 128)';
+
 export class SquareCrop {
   constructor(canvas, zoomInput) {
     this.canvas = canvas;
@@ -45,6 +48,17 @@ export class SquareCrop {
     this.move(bitmap.width / 2, bitmap.height / 2);
   }
 
+  // No image: the canvas is blank and nothing can be explained.
+  clear() {
+    this.bitmap = null;
+    this.canvas.getContext('2d').clearRect(0, 0, this.canvas.width, this.canvas.height);
+  }
+
+  // How many times the selected square is enlarged to `size` pixels (1 or less: no upscaling).
+  upscale(size) {
+    return size / this.side();
+  }
+
   move(cx, cy) {
     this.cx = cx;
     this.cy = cy;
@@ -58,6 +72,9 @@ export class SquareCrop {
     this.cx = Math.min(this.bitmap.width - s / 2, Math.max(s / 2, this.cx));
     this.cy = Math.min(this.bitmap.height - s / 2, Math.max(s / 2, this.cy));
     const ctx = this.canvas.getContext('2d');
+    // Transparent pixels show the neutral grey the networks will see, not what was drawn before.
+    ctx.fillStyle = BACKGROUND;
+    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
     ctx.drawImage(this.bitmap, this.cx - s / 2, this.cy - s / 2, s, s, 0, 0, this.canvas.width, this.canvas.height);
   }
 
@@ -69,6 +86,10 @@ export class SquareCrop {
     const off = new OffscreenCanvas(size, size);
     const ctx = off.getContext('2d');
     ctx.imageSmoothingQuality = 'high';
+    // An image with transparency is composited on neutral grey (a mask, fully opaque, is not
+    // changed by it).
+    ctx.fillStyle = BACKGROUND;
+    ctx.fillRect(0, 0, size, size);
     ctx.drawImage(source, (this.cx - s / 2) * kx, (this.cy - s / 2) * ky, s * kx, s * ky, 0, 0, size, size);
     const { data } = ctx.getImageData(0, 0, size, size);
     return { data: data.buffer, width: size, height: size };

@@ -48,6 +48,22 @@ export function sniff(bytes) {
   return null;
 }
 
+// Formats the picker offers that the page cannot take as they are, recognised by their bytes
+// or their name, with what to do instead.
+function unsupported(head, name) {
+  const text = new TextDecoder().decode(head.subarray(0, 512)).trimStart().toLowerCase();
+  if (text.startsWith('<svg') || (text.startsWith('<?xml') && text.includes('<svg')) || /\.svgz?$/i.test(name)) {
+    return `${name}: an SVG is a vector drawing, not a photograph of a face; export it as PNG or JPEG first`;
+  }
+  return null;
+}
+
+// HEIC / HEIF (what phones save): an ISO-BMFF `ftyp` box with a HEIF brand.
+function isHeic(head) {
+  if (head.length < 12 || String.fromCharCode(...head.subarray(4, 8)) !== 'ftyp') return false;
+  return ['heic', 'heix', 'hevc', 'heim', 'heis', 'mif1', 'msf1', 'avif'].includes(String.fromCharCode(...head.subarray(8, 12)));
+}
+
 // Checks a file before decoding it; throws an Error whose message names the file and the
 // problem.
 export async function checkFile(file) {
@@ -55,8 +71,13 @@ export async function checkFile(file) {
   if (file.size > MAX_BYTES) throw new Error(`${name}: ${(file.size / 1048576).toFixed(1)} MB is over the ${MAX_BYTES / 1048576} MB limit`);
   if (file.size === 0) throw new Error(`${name}: the file is empty`);
   const head = new Uint8Array(await file.slice(0, 65536).arrayBuffer());
+  const refused = unsupported(head, name);
+  if (refused) throw new Error(refused);
+  // HEIC has no size in its first bytes that is cheap to read: the browser decodes it where it
+  // can, and the decoded size is checked then.
+  if (isHeic(head)) return { format: 'HEIC', width: 0, height: 0 };
   const info = sniff(head);
-  if (!info) throw new Error(`${name}: not an image (PNG, JPEG, GIF, WebP or BMP)`);
+  if (!info) throw new Error(`${name}: not an image (PNG, JPEG, GIF, WebP, BMP or HEIC)`);
   if (info.width * info.height > MAX_PIXELS) {
     throw new Error(`${name}: ${info.width}×${info.height} is over the ${MAX_PIXELS / 1e6} megapixel limit`);
   }
@@ -66,11 +87,21 @@ export async function checkFile(file) {
 // Decodes a checked file to an ImageBitmap; a corrupt file is an error that says so.
 export async function decodeFile(file) {
   const info = await checkFile(file);
+  const name = file.name || 'pasted image';
+  let bitmap;
   try {
-    return await createImageBitmap(file);
+    bitmap = await createImageBitmap(file);
   } catch {
-    throw new Error(`${file.name || 'pasted image'}: the ${info.format} data is corrupt or truncated`);
+    if (info.format === 'HEIC') {
+      throw new Error(`${name}: this browser cannot decode HEIC photos; convert it to JPEG or PNG first (on an iPhone: Settings → Camera → Formats → Most Compatible)`);
+    }
+    throw new Error(`${name}: the ${info.format} data is corrupt or truncated`);
   }
+  if (bitmap.width * bitmap.height > MAX_PIXELS) {
+    bitmap.close();
+    throw new Error(`${name}: ${bitmap.width}×${bitmap.height} is over the ${MAX_PIXELS / 1e6} megapixel limit`);
+  }
+  return bitmap;
 }
 
 // Starts the webcam into `video`; resolves with a function that stops it.

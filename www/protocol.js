@@ -10,10 +10,12 @@
 //   cache-clear {}
 //
 // Replies and news (worker → page)
-//   progress    { index, file, loaded, total, cached }   a weight file arriving (during load)
-//   loaded      { backend, fallbackReason, detectors, nLatent, imageSize, presets, tuneSteps,
+//   progress    { index, file, loaded, total, cached }   a weight file arriving (during load;
+//               index -1: the WebAssembly core)
+//   loaded      { backend, fallbackReason, detectors, nLatent, imageSize, presets, tuneSteps, domain,
 //                 zoo, source, zooKey, loadMs, bytes }    reply to load
 //   stage       { stage }                                a stage of the explanation begins
+//               (inverting, tuning, reusing: a kept inversion, searching, rendering, explaining)
 //   tuning      { step, steps, loss }                    a pivotal tuning step (during run)
 //   step        { step, pFake, pFakeAll, thumbnail, loss, ms }   a search step (during run)
 //   done        { result, totalMs }                      reply to run: pictures and `report`

@@ -43,15 +43,40 @@ function fillTable(id, rows) {
 }
 
 const num = (v, d) => (v == null ? 'n/a' : v.toFixed(d));
+// PSNR of two identical images is infinite, which JSON writes as null.
+const db = (v, d) => (v == null ? '∞' : v.toFixed(d));
+
+const called = (p) => (p >= 0.5 ? 'fake' : 'real');
+
+// The victim's verdicts in order: on the image itself, on its reconstruction (what the search
+// starts from), on the counterfactual. The image's own verdict leads: a face already called
+// real has nothing to explain, and the page says so rather than explain the reconstruction as
+// if it were the image.
+export function verdict(report) {
+  const r = report.result;
+  const v = r.scores.find((s) => s.detector === r.detector);
+  const p = (x) => x.toFixed(2);
+  let text = `${r.detector} calls the input ${called(v.input)} (P(fake) ${p(v.input)}); its reconstruction ${called(v.reconstruction)} (${p(v.reconstruction)})`;
+  if (v.reconstruction < 0.5) {
+    text += '; the reconstruction is already called real, so the search had nothing to remove.';
+  } else if (r.success) {
+    text += `; the counterfactual ${called(v.counterfactual)} (${p(v.counterfactual)}) after ${r.steps} steps — the detector now calls it real.`;
+  } else {
+    text += `; after ${r.steps} steps the counterfactual is still called ${called(v.counterfactual)} (${p(v.counterfactual)}) — goal not reached.`;
+  }
+  if (v.input < 0.5 && v.reconstruction >= 0.5) {
+    text += ' The input itself is called real: there is nothing to explain in it. What follows explains the reconstruction’s verdict (inversion made the face look generated), not the image’s.';
+  }
+  return { text, input: v.input, reconstruction: v.reconstruction, counterfactual: v.counterfactual };
+}
 
 function summary(report, backend) {
   const r = report.result;
   const tuning = report.search.pivotal_tuning?.steps;
   const mean = meanStepMs() ?? 0;
   const q = r.quality;
-  let text = `${r.detector}: P(fake) ${r.p_fake_reconstruction.toFixed(4)} → ${r.p_fake_counterfactual.toFixed(4)} in ${r.steps} steps — ${r.success ? 'the detector now calls it real' : 'goal not reached'}.`;
-  text += ` Preparation ${preparationMs().toFixed(0)} ms (includes inversion${tuning > 0 ? ` and ${tuning} steps of pivotal tuning` : ''}), then ${mean.toFixed(0)} ms per step on ${backend}.`;
-  text += ` Quality vs reconstruction: PSNR ${q.psnr_db.toFixed(1)} dB, TV ${q.tv_reference.toFixed(2)} → ${q.tv_changed.toFixed(2)}, ESNLE ${num(q.esnle_reference, 2)} → ${num(q.esnle_changed, 2)}.`;
+  let text = ` Preparation ${preparationMs().toFixed(0)} ms (includes inversion${tuning > 0 ? ` and ${tuning} steps of pivotal tuning` : ''}), then ${mean.toFixed(0)} ms per step on ${backend}.`;
+  text += ` Quality vs reconstruction: PSNR ${db(q.psnr_db, 1)} dB, TV ${num(q.tv_reference, 2)} → ${num(q.tv_changed, 2)}, ESNLE ${num(q.esnle_reference, 2)} → ${num(q.esnle_changed, 2)}.`;
   if (report.truth) {
     const { change_auroc: residual, cam_auroc: cam } = report.truth.localisation;
     text += ` Against the ground-truth mask (AUROC, 0.5 is chance): residual ${num(residual, 3)}, Grad-CAM drop ${num(cam, 3)}.`;
@@ -60,7 +85,8 @@ function summary(report, backend) {
 }
 
 // `redrawResidual`: asks the worker for the residual at the slider's gain.
-export function showResult(r, backend, redrawResidual) {
+// `caveat`: what the page warns of before the numbers (an image outside the zoo's domain).
+export function showResult(r, backend, redrawResidual, caveat) {
   const report = r.report;
   $('empty').hidden = true;
   draw('input', r.input, r.size);
@@ -74,7 +100,12 @@ export function showResult(r, backend, redrawResidual) {
   $('truth-figure').hidden = !r.truthMask;
   if (r.truthMask) draw('truth', r.truthMask, r.size);
   const s = $('summary');
-  s.textContent = summary(report, backend);
+  const v = verdict(report);
+  $('verdict').textContent = caveat ? `${caveat} ${v.text}` : v.text;
+  $('verdict').hidden = false;
+  $('verdict').dataset.inputCalled = called(v.input);
+  $('verdict').dataset.caveat = caveat ? 'domain' : '';
+  s.textContent = summary(report, backend).trim();
   delete s.dataset.residualAuroc;
   const residual = report.truth?.localisation.change_auroc;
   if (residual != null) s.dataset.residualAuroc = residual;
@@ -84,14 +115,14 @@ export function showResult(r, backend, redrawResidual) {
   fillTable('scores', report.result.scores.map((d) => [d.detector === victim ? `${d.detector} (victim)` : d.detector, d.input.toFixed(4), d.reconstruction.toFixed(4), d.counterfactual.toFixed(4)]));
   const q = report.result.quality;
   fillTable('quality', [
-    ['PSNR (dB)', num(q.psnr_db, 2)],
+    ['PSNR (dB)', db(q.psnr_db, 2)],
     ['SSIM', num(q.ssim, 4)],
     ['LPIPS', num(q.lpips, 4)],
     ['ID (ArcFace cosine)', num(q.id_similarity, 3)],
     ['TV, Artifact-Eraser (reconstruction → counterfactual)', `${num(q.tv_reference, 2)} → ${num(q.tv_changed, 2)}`],
     ['TV, torchmetrics L1', `${num(q.tv_l1_reference, 1)} → ${num(q.tv_l1_changed, 1)}`],
     ['ESNLE × 255', `${num(q.esnle_reference, 3)} → ${num(q.esnle_changed, 3)}`],
-    ['Inversion PSNR (input vs reconstruction, dB)', num(report.result.inversion_psnr_db, 2)],
+    ['Inversion PSNR (input vs reconstruction, dB)', db(report.result.inversion_psnr_db, 2)],
   ]);
   for (const id of ['download-zip', 'download-json', 'download-png']) $(id).disabled = false;
 }

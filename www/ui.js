@@ -2,12 +2,29 @@
 // and drawing RGBA pixels on a canvas.
 export const $ = (id) => document.getElementById(id);
 
+// Whether there is an image to explain (the page says, once it has its crop).
+let hasImage = () => false;
+export function whenImage(test) {
+  hasImage = test;
+}
+
 // The page's state (`data-state` on <body>, which the tests and the styles read) and status line.
 export function setState(s, message) {
   document.body.dataset.state = s;
   if (message !== undefined) $('status').textContent = message;
-  $('run').disabled = !['ready', 'done', 'error', 'cancelled'].includes(s);
+  refreshRun();
+}
+
+// Explain is enabled when the models are idle and there is an image.
+export function refreshRun() {
+  const s = document.body.dataset.state;
+  $('run').disabled = !['ready', 'done', 'error', 'cancelled'].includes(s) || !hasImage();
   $('cancel').disabled = s !== 'running';
+}
+
+export function showInputWarning(text) {
+  $('input-warning').textContent = text;
+  $('input-warning').hidden = !text;
 }
 
 export function showBanner(text) {

@@ -15,6 +15,30 @@ function manifestKey(text) {
   return h.toString(16);
 }
 
+// Fetches `url` whole, reporting `(loaded, total)` as the bytes arrive.
+async function download(url, onProgress) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  // A compressed response's length is not the bytes read: the server says the decoded size.
+  const decoded = Number(res.headers.get('x-decoded-length'));
+  const total = decoded || (res.headers.get('content-encoding') ? 0 : Number(res.headers.get('content-length')) || 0);
+  const chunks = [];
+  let loaded = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    onProgress(loaded, total);
+  }
+  const bytes = new Uint8Array(loaded);
+  let o = 0;
+  for (const c of chunks) { bytes.set(c, o); o += c.length; }
+  onProgress(loaded, loaded);
+  return bytes;
+}
+
 // Fetches `url` (or takes it from the cache), reporting bytes as they arrive.
 async function fetchBytes(url, key, onProgress) {
   const cache = 'caches' in self ? await caches.open(CACHE) : null;
@@ -24,23 +48,7 @@ async function fetchBytes(url, key, onProgress) {
     onProgress(bytes.length, bytes.length, true);
     return bytes;
   }
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  const total = Number(res.headers.get('content-length')) || 0;
-  const chunks = [];
-  let loaded = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    onProgress(loaded, total, false);
-  }
-  const bytes = new Uint8Array(loaded);
-  let o = 0;
-  for (const c of chunks) { bytes.set(c, o); o += c.length; }
-  onProgress(loaded, loaded, false);
+  const bytes = await download(url, (loaded, total) => onProgress(loaded, total, false));
   if (cache) await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) } }));
   return bytes;
 }
@@ -76,6 +84,16 @@ async function chooseBackend(preference, manifest) {
   return { backend: preference, note: null };
 }
 
+// The WebAssembly core, fetched with its progress shown like a weight file's (row -1): it is
+// the largest file the page loads.
+async function initCore() {
+  const file = 'the core (unforge_bg.wasm)';
+  const bytes = await download(new URL('./pkg/unforge_bg.wasm', import.meta.url).href, (loaded, total) => {
+    postMessage({ type: 'progress', index: -1, file, loaded, total, cached: false });
+  });
+  await init({ module_or_path: bytes });
+}
+
 // The manifest text and a way to get each weight file, from a URL folder or local files.
 async function zooSource({ base, files }) {
   if (files) {
@@ -109,7 +127,7 @@ async function zooSource({ base, files }) {
 
 async function load({ backend: preference, base = 'models/', files = null }) {
   const t0 = performance.now();
-  await init();
+  await initCore();
   const source = await zooSource({ base, files });
   let manifest;
   try {
@@ -133,7 +151,7 @@ async function load({ backend: preference, base = 'models/', files = null }) {
   return {
     type: 'loaded', backend: session.backend, fallbackReason: session.fallbackReason ?? note,
     detectors: session.detectors, nLatent: session.nLatent, imageSize: session.imageSize, presets: Session.presets(),
-    tuneSteps: session.recommendedTuneSteps,
+    tuneSteps: session.recommendedTuneSteps, domain: session.domain,
     zoo: manifest.name, source: source.name, zooKey: `${source.name} ${manifestKey(source.text)}`, loadMs: performance.now() - t0,
     bytes,
   };

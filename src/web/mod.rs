@@ -2,6 +2,7 @@
 //! Every fallible call returns a rejected promise with a message, never a panic, because a
 //! panic would kill the worker and lose the user's work.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::tensor::Device;
@@ -10,8 +11,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::explain::ResidualMap;
-use crate::explanation::{ExplainRequest, Explanation, Observer, Progress, TruthMask, explain};
+use crate::explanation::{
+    ExplainRequest, Explanation, Observer, Progress, Stage, TruthMask, crop, explain_inverted, invert,
+};
 use crate::image::RgbaImage;
+use crate::inversion::{Inversion, PivotalTuning};
 use crate::options::ExplainOptions;
 use crate::readback::read_vec;
 use crate::report::{Provenance, Report};
@@ -50,6 +54,17 @@ struct Inner {
     device: Device,
     backend: String,
     fallback_reason: Option<String>,
+    /// The last explanation's inversion, kept so that another search of the same face with the
+    /// same pivotal tuning (a presenter trying other settings) starts at once instead of tuning
+    /// again.
+    last: RefCell<Option<KeptInversion>>,
+}
+
+/// An inversion and what it was made from: the face crop's pixels and the tuning.
+struct KeptInversion {
+    crop: RgbaImage,
+    tuning: PivotalTuning,
+    inversion: Inversion,
 }
 
 /// A loaded zoo on one device.
@@ -216,7 +231,7 @@ impl Session {
         }
         let (device, backend, fallback_reason) = open_device(&backend).await?;
         let zoo = Zoo::load(manifest, &bytes, &device).map_err(js_err)?;
-        Ok(Session { inner: Rc::new(Inner { zoo, device, backend, fallback_reason }) })
+        Ok(Session { inner: Rc::new(Inner { zoo, device, backend, fallback_reason, last: RefCell::new(None) }) })
     }
 
     /// `webgpu` or `cpu`: the backend that really runs.
@@ -273,6 +288,13 @@ impl Session {
         self.inner.zoo.generator.size as u32
     }
 
+    /// What the zoo's networks were trained on (its manifest's `domain`: `{ kind: "synthetic" |
+    /// "photographs" | "untrained", trained_on }`), or null when the manifest does not say.
+    #[wasm_bindgen(getter)]
+    pub fn domain(&self) -> JsValue {
+        to_js(&self.inner.zoo.manifest.domain)
+    }
+
     /// The pivotal tuning steps the zoo recommends (its manifest's `pivotal_tuning`; 0: none),
     /// what a search without a `tuneSteps` option uses.
     #[wasm_bindgen(getter, js_name = recommendedTuneSteps)]
@@ -303,8 +325,20 @@ impl Session {
             let deserializer = serde_wasm_bindgen::Deserializer::from(extras.options);
             let options = ExplainOptions::deserialize_named(deserializer).map_err(js_err)?;
             let request = ExplainRequest { truth: extras.truth, ..options.resolve(&inner.zoo).map_err(js_err)? };
-            let result =
-                explain(&inner.zoo, &image, &request, &mut PageObserver(&on_progress)).await.map_err(js_err)?;
+            let observer = &mut PageObserver(&on_progress);
+            let face = crop(&inner.zoo, &image, &request).map_err(js_err)?;
+            let tuning = request.search.pivotal_tuning;
+            let kept = inner.last.borrow_mut().take().filter(|k| k.crop == face.crop && k.tuning == tuning);
+            let inversion = match kept {
+                Some(kept) => {
+                    observer.observe(Progress::Stage(Stage::Reusing));
+                    kept.inversion
+                }
+                None => invert(&inner.zoo, &face, &request, observer).await.map_err(js_err)?,
+            };
+            let result = explain_inverted(&inner.zoo, &face, &inversion, &request, observer).await;
+            *inner.last.borrow_mut() = Some(KeptInversion { crop: face.crop.clone(), tuning, inversion });
+            let result = result.map_err(js_err)?;
             let from = Provenance {
                 zoo: &inner.zoo,
                 backend: &inner.backend,

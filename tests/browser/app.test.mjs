@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { withPage, waitState, canvasSpread, ARTIFACTS } from './harness.mjs';
+import { withPage, waitState, canvasSpread, pngOf, ARTIFACTS } from './harness.mjs';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const RUN_TIMEOUT = 300_000;
@@ -145,7 +145,8 @@ test('the default zoo explains a synthetic fake out of the box, scored against i
     const before = Number(await page.getAttribute('#summary', 'data-p-fake-before'));
     const after = Number(await page.getAttribute('#summary', 'data-p-fake-after'));
     assert.ok(before >= 0.5 && after < 0.5, `P(fake) ${before} → ${after}: ${summary}`);
-    assert.match(summary, new RegExp(`and ${tune} steps of pivotal tuning.*the detector now calls it real|the detector now calls it real.*and ${tune} steps of pivotal tuning`));
+    assert.match(summary, new RegExp(`and ${tune} steps of pivotal tuning`));
+    assert.match(await page.textContent('#verdict'), /the detector now calls it real\.$/);
     // The explanation is scored against the forgery's mask by the core, as `unforge eval` does.
     assert.match(summary, /Against the ground-truth mask \(AUROC, 0\.5 is chance\): residual 0\.\d{3}, Grad-CAM drop (0|1)\.\d{3}\./);
     const auroc = Number(await page.getAttribute('#summary', 'data-residual-auroc'));
@@ -230,6 +231,18 @@ test('results download as PNG, JSON and one ZIP; sliders redraw', async () => {
     const tuned = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
     assert.equal(tuned.search.pivotal_tuning.steps, 10);
     assert.ok(tuned.result.inversion_psnr_db > fast.result.inversion_psnr_db, `inversion PSNR ${fast.result.inversion_psnr_db} → ${tuned.result.inversion_psnr_db}`);
+    // The same face with the same tuning again (other search settings): the tuned inversion is
+    // reused, not tuned again, and the reconstruction is the same to the bit.
+    await page.evaluate(() => { window.statuses = []; });
+    await page.fill('#steps', '2');
+    await page.click('#run');
+    assert.equal(await waitState(page, ['done', 'error'], RUN_TIMEOUT), 'done', await page.textContent('#status'));
+    const again = await page.evaluate(() => window.statuses);
+    assert.ok(again.some((t) => /its inversion is reused/.test(t)), again.join(' / '));
+    assert.ok(!again.some((t) => /^Tuning the generator/.test(t)), again.join(' / '));
+    const reused = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
+    assert.equal(reused.result.inversion_psnr_db, tuned.result.inversion_psnr_db);
+    assert.equal(reused.result.p_fake_reconstruction, tuned.result.p_fake_reconstruction);
   });
 });
 
@@ -273,13 +286,103 @@ test('labelled controls, keyboard use, and layouts for a projector and a phone',
     await page.focus('#run');
     await page.keyboard.press('Enter');
     assert.equal(await waitState(page, ['done', 'error'], RUN_TIMEOUT), 'done');
+    const box = (id) => page.evaluate((id) => {
+      const r = document.getElementById(id).getBoundingClientRect();
+      return { top: r.top, bottom: r.bottom, left: r.left, right: r.right };
+    }, id);
     for (const [name, viewport] of [['projector', { width: 1280, height: 720 }], ['phone', { width: 390, height: 844 }]]) {
       await page.setViewportSize(viewport);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 1, `${name}: the page is ${overflow}px wider than the screen`);
       await page.evaluate(() => window.scrollTo(0, 0));
+      if (name === 'projector') {
+        // A presenter's screen after a run: the verdict, the summary and the four main panels at once.
+        for (const id of ['verdict', 'summary', 'input', 'reconstruction', 'counterfactual', 'residual']) {
+          const b = await box(id);
+          assert.ok(b.top >= 0 && b.bottom <= viewport.height && b.right <= viewport.width, `${name}: #${id} is not on screen: ${JSON.stringify(b)}`);
+        }
+      } else {
+        // A phone: Explain is within reach from the top of the page; no column of the scores is cut.
+        const run = await box('run');
+        assert.ok(run.top >= 0 && run.bottom <= viewport.height, `phone: Explain is off screen: ${JSON.stringify(run)}`);
+        const table = await page.evaluate(() => { const t = document.getElementById('scores'); return t.scrollWidth - t.clientWidth; });
+        assert.ok(table <= 1, `phone: the scores table is ${table}px wider than its box`);
+        const scores = await box('scores');
+        assert.ok(scores.right <= viewport.width, `phone: the scores table runs off the screen: ${JSON.stringify(scores)}`);
+      }
       await page.screenshot({ path: `${ARTIFACTS}/app-${name}.png` });
     }
+  });
+});
+
+test('the page says what the zoo knows and warns when an image is not of it', async () => {
+  await withPage({ webgpu: false }, async ({ page, base }) => {
+    await ready(page, base);
+    assert.match(await page.textContent('#domain'), /^This zoo was trained on synthetic faces of Unforge’s procedural world|^This zoo was trained on synthetic faces of Unforge's procedural world/);
+    // The opening sample is of the synthetic world: no warning.
+    assert.equal(await page.isVisible('#domain-warning'), false);
+    // The photograph is not: a warning with a way to real checkpoints, before and in the results.
+    await page.check('input[value="samples/photo-face.png"]', { force: true });
+    await page.waitForSelector('#domain-warning:not([hidden])');
+    assert.match(await page.textContent('#domain-warning'), /knows only synthetic faces: on a photograph its scores mean nothing/);
+    assert.equal(await page.getAttribute('#domain-warning a', 'href'), 'real-checkpoints.html');
+    await page.fill('#tune-steps', '0');
+    await explain(page, { steps: 2 });
+    assert.equal(await page.getAttribute('#verdict', 'data-caveat'), 'domain');
+    assert.match(await page.textContent('#verdict'), /^This zoo knows only synthetic faces/);
+    // The verdict leads with the image's own score, the one the scores table shows for the input.
+    const inputScore = Number((await page.textContent('#scores tbody tr:first-child td:nth-child(2)')).trim());
+    assert.match(await page.textContent('#verdict'), new RegExp(`calls the input ${inputScore >= 0.5 ? 'fake' : 'real'} \\(P\\(fake\\) ${inputScore.toFixed(2)}\\)`));
+    // A synthetic sample again: the warning goes.
+    await page.check('input[value="samples/synth-real-1.png"]', { force: true });
+    await page.waitForSelector('#domain-warning', { state: 'hidden' });
+    const res = await page.goto(`${base}real-checkpoints.html`);
+    assert.equal(res.status(), 200);
+    assert.match(await page.textContent('main'), /unforge convert/);
+  });
+});
+
+test('refused, transparent, tiny, HEIC and SVG files, and a cancelled run, leave clean states', async () => {
+  await withPage({ webgpu: false }, async ({ page, base }) => {
+    await ready(page, `${base}?zoo=models/tiny-seeded/`);
+    const centre = () => page.evaluate(() => Array.from(document.getElementById('crop').getContext('2d').getImageData(128, 128, 1, 1).data).join());
+    // A refused file clears the crop of the image before it and disables Explain.
+    await page.setInputFiles('#file', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not an image') });
+    await page.waitForSelector('#input-error:not([hidden])');
+    assert.equal(await centre(), '0,0,0,0', 'the previous image is gone from the crop');
+    assert.equal(await page.isDisabled('#run'), true);
+    // A transparent image is composited on neutral grey, not on what was there before.
+    await page.setInputFiles('#file', { name: 'sample.png', mimeType: 'image/png', buffer: readFileSync(`${ROOT}www/samples/synth-fake-1.png`) });
+    await page.waitForSelector('#input-error', { state: 'hidden' });
+    assert.equal(await page.isDisabled('#run'), false);
+    await page.setInputFiles('#file', { name: 'clear.png', mimeType: 'image/png', buffer: await pngOf(64, 64, () => [255, 0, 0, 0]) });
+    await page.waitForFunction(() => Array.from(document.getElementById('crop').getContext('2d').getImageData(128, 128, 1, 1).data).join() === '128,128,128,255');
+    assert.equal(await page.isVisible('#input-warning'), false, 'a 64 px image at the seeded zoo\'s 32 px is not upscaled');
+    // A strip is upscaled, and the page says how much.
+    await page.setInputFiles('#file', { name: 'strip.png', mimeType: 'image/png', buffer: await pngOf(17, 300, (x, y) => [x * 10, y % 256, 90, 255]) });
+    await page.waitForSelector('#input-warning:not([hidden])');
+    assert.match(await page.textContent('#input-warning'), /^17×300: the face is upscaled \d+\.\d× to the networks’ \d+ px; results will be blurred\.$/);
+    // HEIC (phones) where the browser cannot decode it, and SVG, are refused with what to do.
+    const heic = Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from('ftypheic'), Buffer.alloc(64, 1)]);
+    await page.setInputFiles('#file', { name: 'IMG_0001.HEIC', mimeType: 'image/heic', buffer: heic });
+    await page.waitForSelector('#input-error:not([hidden])');
+    assert.match(await page.textContent('#input-error'), /IMG_0001\.HEIC: (this browser cannot decode HEIC photos; convert it to JPEG or PNG first|the HEIC data is corrupt)/);
+    await page.setInputFiles('#file', { name: 'drawing.svg', mimeType: 'image/svg+xml', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>') });
+    await page.waitForFunction(() => /drawing\.svg/.test(document.getElementById('input-error').textContent));
+    assert.match(await page.textContent('#input-error'), /drawing\.svg: an SVG is a vector drawing, not a photograph of a face; export it as PNG or JPEG first/);
+    assert.equal(await page.isDisabled('#run'), true);
+    // Cancel: the cancelled run's progress, chart, thumbnails and log are cleared.
+    await page.setInputFiles('#file', { name: 'sample.png', mimeType: 'image/png', buffer: readFileSync(`${ROOT}www/samples/synth-fake-1.png`) });
+    await page.waitForSelector('#input-error', { state: 'hidden' });
+    await page.fill('#steps', '400');
+    await page.fill('#kappa', '0.99');
+    await page.click('#run');
+    await page.waitForFunction(() => document.querySelectorAll('#steps-log li').length >= 2, null, { timeout: RUN_TIMEOUT });
+    await page.click('#cancel');
+    assert.equal(await waitState(page, ['cancelled', 'failed'], 120_000), 'cancelled');
+    assert.equal(await page.$$eval('#steps-log li', (l) => l.length), 0);
+    assert.equal(await page.$$eval('#thumbnails canvas', (c) => c.length), 0);
+    assert.equal(await page.$eval('#run-progress', (p) => p.value), 0);
   });
 });
 

@@ -55,3 +55,35 @@ export async function withPage(options, body, { ignore } = {}) {
     await close();
   }
 }
+
+const CRC = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function chunk(type, data) {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  let c = 0xffffffff;
+  for (const b of body) c = CRC[(c ^ b) & 0xff] ^ (c >>> 8);
+  const out = Buffer.alloc(8 + data.length + 4);
+  out.writeUInt32BE(data.length, 0);
+  body.copy(out, 4);
+  out.writeUInt32BE((c ^ 0xffffffff) >>> 0, 8 + data.length);
+  return out;
+}
+
+/// An RGBA PNG of `w × h` whose pixel (x, y) is `pixel(x, y)` → [r, g, b, a].
+export async function pngOf(w, h, pixel) {
+  const { deflateSync } = await import('node:zlib');
+  const raw = Buffer.alloc(h * (1 + 4 * w));
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) Buffer.from(pixel(x, y)).copy(raw, y * (1 + 4 * w) + 1 + 4 * x);
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 6;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}

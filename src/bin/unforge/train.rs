@@ -20,7 +20,7 @@ use unforge::train::{
     split_inverter, train_detector, train_inverter,
 };
 use unforge::weights::{StoredPrecision, TensorFile};
-use unforge::zoo::{Architecture, Manifest, NetworkEntry, Role, Zoo, ZooFiles};
+use unforge::zoo::{Architecture, Domain, DomainKind, Manifest, NetworkEntry, Role, Zoo, ZooFiles};
 use unforge::zoo_init::TinyZooSpec;
 
 use crate::common::{mkdir, write, write_atomic};
@@ -289,6 +289,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     manifest.pivotal_tuning = recommended.active();
     manifest.description =
         format!("Trained by `unforge train` on the synthetic face world ({} px, seed {}).", args.size, args.seed);
+    manifest.domain = Some(Domain {
+        kind: DomainKind::Synthetic,
+        trained_on: format!("synthetic faces of Unforge's procedural world ({} px), never photographs", args.size),
+    });
     let started = Instant::now();
     let mut recipe = Recipe { args, dir, spec, report: serde_json::Map::new(), files: ZooFiles::new() };
 
