@@ -126,176 +126,195 @@ pub struct ConvertOptions {
 
 /// Infers the configuration of a network in `all`, then binds it strictly.
 pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
-    let (role, input_size) = (opts.role, opts.input_size);
-    let device = burn::tensor::Device::flex();
-    let (architecture, tensors, size) = match role {
-        Role::Generator => {
-            let p = find_prefix(&all, "conv1.conv.weight", &["g_ema.", "decoder.", "state_dict.decoder.", "module.", ""])
-                .ok_or_else(|| Error::config("no StyleGAN2 generator in this checkpoint (looked for `conv1.conv.weight` under g_ema., decoder., …)"))?;
-            let t = all.select_prefix(&p);
-            let n_up = count(&t, |k| format!("to_rgbs.{k}.conv.weight"));
-            let style_dim = shape(&t, "style.1.weight")?[1];
-            let mut channels = vec![shape(&t, "conv1.conv.weight")?[1]];
-            for k in 0..n_up {
-                channels.push(shape(&t, &format!("convs.{}.conv.weight", 2 * k))?[1]);
-            }
-            let cfg = GeneratorConfig {
-                size: 4 << n_up,
-                style_dim,
-                n_mlp: count(&t, |i| format!("style.{}.weight", i + 1)),
-                channels,
-                lr_mlp: 0.01,
-            };
-            let size = cfg.size;
-            (Architecture::Stylegan2(cfg), t, size)
-        }
-        Role::Encoder => {
-            let p = find_prefix(&all, "encoder.input_layer.0.weight", &["state_dict.", "module.", ""]).ok_or_else(
-                || Error::config("no e4e encoder in this checkpoint (looked for `encoder.input_layer.0.weight`)"),
-            )?;
-            let mut t = all.clone().select_prefix(&p);
-            t.tensors.retain(|k, _| k.starts_with("encoder."));
-            let n_latent = count(&t, |i| format!("encoder.styles.{i}.linear.weight"));
-            let style_dim = shape(&t, "encoder.styles.0.linear.weight")?[0];
-            let avg = all
-                .tensors
-                .get("latent_avg")
-                .cloned()
-                .ok_or_else(|| Error::config("the e4e checkpoint has no top-level `latent_avg`"))?;
-            // rosinality checkpoints keep a [512] average; e4e repeats it per row.
-            let avg = match avg.shape.as_slice() {
-                [n, d] if *n == n_latent && *d == style_dim => avg,
-                [d] if *d == style_dim => HostTensor::new(vec![n_latent, style_dim], avg.data.repeat(n_latent)),
-                other => {
-                    return Err(Error::config(format!(
-                        "`latent_avg` has shape {other:?}, expected [{n_latent}, {style_dim}]"
-                    )));
-                }
-            };
-            t.tensors.insert("latent_avg".into(), avg);
-            let cfg = EncoderConfig {
-                variant: opts.encoder_variant,
-                backbone: infer_irse(&t, "encoder.")?,
-                n_latent,
-                style_dim,
-                input_size: input_size.unwrap_or(256),
-                ..EncoderConfig::e4e(1024)
-            };
-            let size = cfg.input_size;
-            (Architecture::E4e(cfg), t, size)
-        }
-        Role::Identity => {
-            let p = find_prefix(&all, "output_layer.3.weight", &["facenet.", "state_dict.", "module.", ""])
-                .ok_or_else(|| Error::config("no ArcFace in this checkpoint (looked for `output_layer.3.weight`)"))?;
-            let t = all.select_prefix(&p);
-            let backbone = infer_irse(&t, "")?;
-            let [embedding, flat] = shape(&t, "output_layer.3.weight")?[..] else {
-                return Err(Error::config("`output_layer.3.weight` is not a matrix"));
-            };
-            let side = ((flat / backbone.stages[3].0) as f64).sqrt().round() as usize;
-            let cfg = ArcFaceConfig { backbone, input_size: side * 16, embedding };
-            (Architecture::Arcface(cfg), t, input_size.unwrap_or(side * 16))
-        }
-        Role::Perceptual => {
-            let p = find_prefix(&all, "lin0.model.1.weight", &["state_dict.", "module.", ""]).ok_or_else(|| {
-                Error::config(
-                    "no LPIPS in this checkpoint (looked for `lin0.model.1.weight` beside `net.slice1.0.weight`)",
-                )
-            })?;
-            (Architecture::Lpips, all.select_prefix(&p), input_size.unwrap_or(256))
-        }
-        Role::Detector if find_prefix(&all, "layer1.0.conv1.weight", DETECTOR_PREFIXES).is_some() => {
-            let p = find_prefix(&all, "layer1.0.conv1.weight", DETECTOR_PREFIXES).expect("checked by the guard");
-            let t = all.select_prefix(&p);
-            let blocks =
-                |l: usize| (0..).take_while(|b| t.tensors.contains_key(&format!("layer{l}.{b}.conv1.weight"))).count();
-            let cfg = ResnetConfig {
-                block: if t.tensors.contains_key("layer1.0.conv3.weight") {
-                    ResnetBlock::Bottleneck
-                } else {
-                    ResnetBlock::Basic
-                },
-                layers: [blocks(1), blocks(2), blocks(3), blocks(4)],
-                width: shape(&t, "conv1.weight")?[0],
-                num_classes: shape(&t, "fc.weight")?[0],
-            };
-            (Architecture::Resnet(cfg), t, input_size.unwrap_or(256))
-        }
-        Role::Detector if find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).is_none() => {
-            let (p, layout, stem) = if let Some(p) =
-                find_prefix(&all, "efficientnet._conv_stem.weight", DETECTOR_PREFIXES)
-            {
-                (p, EfficientNetLayout::DeepfakeBench, "efficientnet._conv_stem.weight")
-            } else if let Some(p) = find_prefix(&all, "encoder.conv_stem.weight", DETECTOR_PREFIXES) {
-                (p, EfficientNetLayout::ArtifactEraserTimm, "encoder.conv_stem.weight")
-            } else {
-                return Err(Error::config(
-                    "no detector in this checkpoint: looked for Xception (`block1.rep.0.conv1.weight`), torchvision ResNet \
-                     (`layer1.0.conv1.weight`), DeepfakeBench EfficientNet (`efficientnet._conv_stem.weight`) and Artifact-Eraser timm EfficientNet (`encoder.conv_stem.weight`)",
-                ));
-            };
-            let t = all.select_prefix(&p);
-            let mut cfg = match shape(&t, stem)?[0] {
-                48 => EfficientNetConfig::b4(layout),
-                64 => EfficientNetConfig::b7(layout),
-                other => {
-                    return Err(Error::config(format!(
-                        "EfficientNet stem of {other} channels: only B4 (48) and B7 (64) are known"
-                    )));
-                }
-            };
-            cfg.num_classes =
-                shape(&t, if layout == EfficientNetLayout::DeepfakeBench { "last_layer.weight" } else { "fc.weight" })?
-                    [0];
-            (Architecture::Efficientnet(cfg), t, input_size.unwrap_or(256))
-        }
-        Role::Detector => {
-            let p =
-                find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).expect("checked by the arm above");
-            let t = all.select_prefix(&p);
-            if t.tensors.contains_key("last_linear.1.weight") {
-                return Err(Error::config(
-                    "this Xception has a dropout head (`last_linear.1.weight`); re-save it without dropout",
-                ));
-            }
-            let layout = if t.tensors.contains_key("adjust_channel.0.weight") {
-                XceptionLayout::DeepfakeBench
-            } else {
-                XceptionLayout::ArtifactEraser
-            };
-            let blocks = (1..).take_while(|n| t.tensors.keys().any(|k| k.starts_with(&format!("block{n}.")))).count();
-            if blocks < 4 {
-                return Err(Error::config(format!("this Xception has {blocks} blocks; at least 4 expected")));
-            }
-            let out = |key: &str| shape(&t, key).map(|s| s[0]);
-            let widths = [
-                out("conv1.weight")?,
-                out("conv2.weight")?,
-                out("block1.skip.weight")?,
-                out("block2.skip.weight")?,
-                out("block3.skip.weight")?,
-                out(&format!("block{blocks}.skip.weight"))?,
-                out("conv3.pointwise.weight")?,
-                out("conv4.pointwise.weight")?,
-            ];
-            let cfg =
-                XceptionConfig { widths, middle_blocks: blocks - 4, num_classes: out("last_linear.weight")?, layout };
-            (Architecture::Xception(cfg), t, input_size.unwrap_or(256))
-        }
+    let input_size = opts.input_size;
+    let has = |key: &str| find_prefix(&all, key, DETECTOR_PREFIXES).is_some();
+    let (resnet_keys, xception_keys) = (has("layer1.0.conv1.weight"), has("block1.rep.0.conv1.weight"));
+    let (architecture, tensors, size) = match opts.role {
+        Role::Generator => generator(all)?,
+        Role::Encoder => encoder(all, opts)?,
+        Role::Identity => identity(all, input_size)?,
+        Role::Perceptual => perceptual(all, input_size)?,
+        Role::Detector if resnet_keys => resnet(all, input_size)?,
+        Role::Detector if !xception_keys => efficientnet(all, input_size)?,
+        Role::Detector => xception(all, input_size)?,
     };
     let source = WeightSource::checkpoint(tensors, opts.file.clone());
     let entry = NetworkEntry {
         name: opts.name.clone(),
-        role,
+        role: opts.role,
         architecture,
         file: opts.file.clone(),
         input_size: size,
         normalization: opts.normalization,
         prefix: String::new(),
     };
-    crate::zoo::bind_only(&entry, &source.root(&device))?;
+    crate::zoo::bind_only(&entry, &source.root(&burn::tensor::Device::flex()))?;
     let tensors = source.finish()?;
     Ok(Converted { tensors, entry })
+}
+
+/// What a checkpoint holds for one role: the architecture, its tensors (prefix stripped) and
+/// the side of its square input or output.
+type Inferred = (Architecture, TensorFile, usize);
+
+/// rosinality's StyleGAN2 generator (or e4e's `decoder.`): size, widths and mapping depth from the shapes.
+fn generator(all: TensorFile) -> Result<Inferred> {
+    let p = find_prefix(&all, "conv1.conv.weight", &["g_ema.", "decoder.", "state_dict.decoder.", "module.", ""])
+        .ok_or_else(|| {
+            Error::config(
+                "no StyleGAN2 generator in this checkpoint (looked for `conv1.conv.weight` under g_ema., decoder., …)",
+            )
+        })?;
+    let t = all.select_prefix(&p);
+    let n_up = count(&t, |k| format!("to_rgbs.{k}.conv.weight"));
+    let style_dim = shape(&t, "style.1.weight")?[1];
+    let mut channels = vec![shape(&t, "conv1.conv.weight")?[1]];
+    for k in 0..n_up {
+        channels.push(shape(&t, &format!("convs.{}.conv.weight", 2 * k))?[1]);
+    }
+    let cfg = GeneratorConfig {
+        size: 4 << n_up,
+        style_dim,
+        n_mlp: count(&t, |i| format!("style.{}.weight", i + 1)),
+        channels,
+        lr_mlp: 0.01,
+    };
+    let size = cfg.size;
+    Ok((Architecture::Stylegan2(cfg), t, size))
+}
+
+/// e4e / pSp's encoder with its `latent_avg`: W+ rows, IR-SE stages and width from the shapes.
+fn encoder(all: TensorFile, opts: &ConvertOptions) -> Result<Inferred> {
+    let p = find_prefix(&all, "encoder.input_layer.0.weight", &["state_dict.", "module.", ""]).ok_or_else(|| {
+        Error::config("no e4e encoder in this checkpoint (looked for `encoder.input_layer.0.weight`)")
+    })?;
+    // Taken before the prefix is: it sits at the top level, beside the prefixed keys (and the
+    // checkpoint is not copied, a full-size e4e being a gigabyte).
+    let avg = all.tensors.get("latent_avg").cloned();
+    let mut t = all.select_prefix(&p);
+    t.tensors.retain(|k, _| k.starts_with("encoder."));
+    let n_latent = count(&t, |i| format!("encoder.styles.{i}.linear.weight"));
+    let style_dim = shape(&t, "encoder.styles.0.linear.weight")?[0];
+    let avg = avg.ok_or_else(|| Error::config("the e4e checkpoint has no top-level `latent_avg`"))?;
+    // rosinality checkpoints keep a [512] average; e4e repeats it per row.
+    let avg = match avg.shape.as_slice() {
+        [n, d] if *n == n_latent && *d == style_dim => avg,
+        [d] if *d == style_dim => HostTensor::new(vec![n_latent, style_dim], avg.data.repeat(n_latent)),
+        other => {
+            return Err(Error::config(format!("`latent_avg` has shape {other:?}, expected [{n_latent}, {style_dim}]")));
+        }
+    };
+    t.tensors.insert("latent_avg".into(), avg);
+    let cfg = EncoderConfig {
+        variant: opts.encoder_variant,
+        backbone: infer_irse(&t, "encoder.")?,
+        n_latent,
+        style_dim,
+        input_size: opts.input_size.unwrap_or(256),
+        ..EncoderConfig::e4e(1024)
+    };
+    let size = cfg.input_size;
+    Ok((Architecture::E4e(cfg), t, size))
+}
+
+/// ArcFace IR-SE: stages, embedding and input side from the shapes.
+fn identity(all: TensorFile, input_size: Option<usize>) -> Result<Inferred> {
+    let p = find_prefix(&all, "output_layer.3.weight", &["facenet.", "state_dict.", "module.", ""])
+        .ok_or_else(|| Error::config("no ArcFace in this checkpoint (looked for `output_layer.3.weight`)"))?;
+    let t = all.select_prefix(&p);
+    let backbone = infer_irse(&t, "")?;
+    let [embedding, flat] = shape(&t, "output_layer.3.weight")?[..] else {
+        return Err(Error::config("`output_layer.3.weight` is not a matrix"));
+    };
+    let side = ((flat / backbone.stages[3].0) as f64).sqrt().round() as usize;
+    let cfg = ArcFaceConfig { backbone, input_size: side * 16, embedding };
+    Ok((Architecture::Arcface(cfg), t, input_size.unwrap_or(side * 16)))
+}
+
+/// LPIPS v0.1 (AlexNet): no configuration to infer.
+fn perceptual(all: TensorFile, input_size: Option<usize>) -> Result<Inferred> {
+    let p = find_prefix(&all, "lin0.model.1.weight", &["state_dict.", "module.", ""]).ok_or_else(|| {
+        Error::config("no LPIPS in this checkpoint (looked for `lin0.model.1.weight` beside `net.slice1.0.weight`)")
+    })?;
+    Ok((Architecture::Lpips, all.select_prefix(&p), input_size.unwrap_or(256)))
+}
+
+/// A torchvision ResNet detector: block kind, depth per stage, width and classes.
+fn resnet(all: TensorFile, input_size: Option<usize>) -> Result<Inferred> {
+    let p = find_prefix(&all, "layer1.0.conv1.weight", DETECTOR_PREFIXES).expect("checked by the guard");
+    let t = all.select_prefix(&p);
+    let blocks = |l: usize| (0..).take_while(|b| t.tensors.contains_key(&format!("layer{l}.{b}.conv1.weight"))).count();
+    let cfg = ResnetConfig {
+        block: if t.tensors.contains_key("layer1.0.conv3.weight") {
+            ResnetBlock::Bottleneck
+        } else {
+            ResnetBlock::Basic
+        },
+        layers: [blocks(1), blocks(2), blocks(3), blocks(4)],
+        width: shape(&t, "conv1.weight")?[0],
+        num_classes: shape(&t, "fc.weight")?[0],
+    };
+    Ok((Architecture::Resnet(cfg), t, input_size.unwrap_or(256)))
+}
+
+/// An EfficientNet detector, DeepfakeBench's or Artifact-Eraser's timm layout: B4 or B7 by the stem.
+fn efficientnet(all: TensorFile, input_size: Option<usize>) -> Result<Inferred> {
+    let (p, layout, stem) = if let Some(p) = find_prefix(&all, "efficientnet._conv_stem.weight", DETECTOR_PREFIXES) {
+        (p, EfficientNetLayout::DeepfakeBench, "efficientnet._conv_stem.weight")
+    } else if let Some(p) = find_prefix(&all, "encoder.conv_stem.weight", DETECTOR_PREFIXES) {
+        (p, EfficientNetLayout::ArtifactEraserTimm, "encoder.conv_stem.weight")
+    } else {
+        return Err(Error::config(
+            "no detector in this checkpoint: looked for Xception (`block1.rep.0.conv1.weight`), torchvision ResNet \
+                 (`layer1.0.conv1.weight`), DeepfakeBench EfficientNet (`efficientnet._conv_stem.weight`) and Artifact-Eraser timm EfficientNet (`encoder.conv_stem.weight`)",
+        ));
+    };
+    let t = all.select_prefix(&p);
+    let mut cfg = match shape(&t, stem)?[0] {
+        48 => EfficientNetConfig::b4(layout),
+        64 => EfficientNetConfig::b7(layout),
+        other => {
+            return Err(Error::config(format!(
+                "EfficientNet stem of {other} channels: only B4 (48) and B7 (64) are known"
+            )));
+        }
+    };
+    cfg.num_classes =
+        shape(&t, if layout == EfficientNetLayout::DeepfakeBench { "last_layer.weight" } else { "fc.weight" })?[0];
+    Ok((Architecture::Efficientnet(cfg), t, input_size.unwrap_or(256)))
+}
+
+/// An Xception detector, Artifact-Eraser's or DeepfakeBench's layout: widths and middle blocks.
+fn xception(all: TensorFile, input_size: Option<usize>) -> Result<Inferred> {
+    let p = find_prefix(&all, "block1.rep.0.conv1.weight", DETECTOR_PREFIXES).expect("checked by the arm above");
+    let t = all.select_prefix(&p);
+    if t.tensors.contains_key("last_linear.1.weight") {
+        return Err(Error::config(
+            "this Xception has a dropout head (`last_linear.1.weight`); re-save it without dropout",
+        ));
+    }
+    let layout = if t.tensors.contains_key("adjust_channel.0.weight") {
+        XceptionLayout::DeepfakeBench
+    } else {
+        XceptionLayout::ArtifactEraser
+    };
+    let blocks = (1..).take_while(|n| t.tensors.keys().any(|k| k.starts_with(&format!("block{n}.")))).count();
+    if blocks < 4 {
+        return Err(Error::config(format!("this Xception has {blocks} blocks; at least 4 expected")));
+    }
+    let out = |key: &str| shape(&t, key).map(|s| s[0]);
+    let widths = [
+        out("conv1.weight")?,
+        out("conv2.weight")?,
+        out("block1.skip.weight")?,
+        out("block2.skip.weight")?,
+        out("block3.skip.weight")?,
+        out(&format!("block{blocks}.skip.weight"))?,
+        out("conv3.pointwise.weight")?,
+        out("conv4.pointwise.weight")?,
+    ];
+    let cfg = XceptionConfig { widths, middle_blocks: blocks - 4, num_classes: out("last_linear.weight")?, layout };
+    Ok((Architecture::Xception(cfg), t, input_size.unwrap_or(256)))
 }
 
 /// Whether a file looks like a PyTorch checkpoint (by extension).

@@ -175,7 +175,9 @@ pub struct Explanation {
     pub quality: Quality,
     /// PSNR of the reconstruction against the input (inversion fidelity).
     pub inversion_psnr_db: f64,
-    /// How well the residual and the Grad-CAM drop find the truth mask, when there is one.
+    /// How well the residual and the Grad-CAM drop find the truth mask, when there is one (a
+    /// report keeps it under `truth`, beside the mask's name).
+    #[serde(skip)]
     pub localisation: Option<Localisation>,
     pub history: Vec<StepReport>,
 }
@@ -234,6 +236,8 @@ pub async fn invert(
 pub fn crop(zoo: &Zoo, image: &RgbaImage, request: &ExplainRequest) -> Result<Face> {
     validate(zoo, request)?;
     let square = request.crop.unwrap_or_else(|| Square::centred(image.width, image.height));
+    // The image's own crop is checked first: a bad square is the crop's fault, not the mask's.
+    square.fits(image.width, image.height)?;
     let truth = match &request.truth {
         Some(mask) => Some(
             GroundTruth::for_image(&mask.image, image, &square)
@@ -254,8 +258,17 @@ fn validate(zoo: &Zoo, request: &ExplainRequest) -> Result<()> {
             zoo.manifest.n_latent
         )));
     }
-    if let Some(CamChoice { target: CamTarget { layer: Some(layer), .. }, .. }) = &request.cam {
-        victim.layer_index(layer)?;
+    if let Some(CamChoice { target, .. }) = &request.cam {
+        if let Some(layer) = &target.layer {
+            victim.layer_index(layer)?;
+        }
+        let entry = zoo.manifest.detectors().find(|d| d.name == request.detector);
+        if let Some(classes) = entry.and_then(|d| d.architecture.classes()).filter(|&n| target.class >= n) {
+            return Err(Error::config(format!(
+                "CAM class {} is outside the detector's {classes} classes",
+                target.class
+            )));
+        }
     }
     Ok(())
 }

@@ -25,6 +25,20 @@ impl Square {
         let side = width.min(height);
         Self { x: (width - side) / 2, y: (height - side) / 2, side }
     }
+
+    /// Whether the square lies inside a `width × height` image (any numbers: a crop comes
+    /// from a person).
+    pub fn fits(&self, width: usize, height: usize) -> Result<()> {
+        let Square { x, y, side } = *self;
+        let inside = |at: usize, extent: usize| at.checked_add(side).is_some_and(|end| end <= extent);
+        if side == 0 || !inside(x, width) || !inside(y, height) {
+            return Err(Error::Image {
+                origin: "crop".into(),
+                reason: format!("the square {side}×{side} at ({x}, {y}) is not inside the {width}×{height} image"),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl std::str::FromStr for Square {
@@ -151,17 +165,8 @@ impl RgbaImage {
 
     /// The square region `square`, which must lie inside the image.
     pub fn crop_square(&self, square: &Square) -> Result<Self> {
-        let Square { x, y, side } = *square;
-        if side == 0 || x + side > self.width || y + side > self.height {
-            return Err(Error::Image {
-                origin: "crop".into(),
-                reason: format!(
-                    "the square {side}×{side} at ({x}, {y}) is not inside the {}×{} image",
-                    self.width, self.height
-                ),
-            });
-        }
-        self.crop(x, y, side, side)
+        square.fits(self.width, self.height)?;
+        self.crop(square.x, square.y, square.side, square.side)
     }
 
     /// Area (box-filter) resampling to `w × h`: exact means when shrinking by an integer

@@ -136,6 +136,7 @@ impl SearchOptions {
         // Checked even where the method does not use them: a bad number is a bad number.
         SearchConfig { method: Method::Pgd { beta }, ..defaults.clone() }.validate()?;
         SearchConfig { method: Method::Mifgsm { mu: self.mu() }, ..defaults.clone() }.validate()?;
+        SearchConfig { method: Method::Rprop { max_scale }, ..defaults.clone() }.validate()?;
         let tuning = zoo.pivotal_tuning.unwrap_or_else(PivotalTuning::off);
         let regularisers = Regularisers {
             pixel: self.lambda_pixel.unwrap_or(defaults.regularisers.pixel),
@@ -209,7 +210,9 @@ impl ExplainOptions {
                 serde_path_to_error::Segment::Map { key } => Some(key.clone()),
                 _ => None,
             });
-            let reason = e.inner().to_string();
+            // serde-wasm-bindgen shows its errors as JavaScript shows an Error ("Error: …").
+            let shown = e.inner().to_string();
+            let reason = shown.strip_prefix("Error: ").unwrap_or(&shown);
             Error::config(match key {
                 Some(key) if reason.starts_with("must ") => format!("option `{key}` {reason}"),
                 Some(key) => format!("option `{key}`: {reason}"),
@@ -242,18 +245,14 @@ impl ExplainOptions {
     }
 
     /// The one way from options to a request: every default filled from the preset and the
-    /// zoo, every value checked against the zoo (the victim, the rows, the CAM's layer).
+    /// zoo, the rows checked against its W+. The victim and the CAM (layer, class) are checked
+    /// against the zoo by the explanation's first step, before any work.
     pub fn resolve(&self, zoo: &Zoo) -> Result<ExplainRequest> {
         let search = self.search.config(ZooDefaults::of(zoo))?;
         let mask = self.search.mask(&zoo.manifest.levels, zoo.manifest.n_latent)?;
         let detector = self.detector.clone().unwrap_or_else(|| zoo.detectors[0].0.clone());
-        let victim = zoo.detector(&detector)?;
-        let cam = self.cam()?;
-        if let Some(layer) = &cam.target.layer {
-            victim.layer_index(layer)?;
-        }
         Ok(ExplainRequest {
-            cam: Some(cam),
+            cam: Some(self.cam()?),
             crop: self.crop,
             live: self.live,
             ..ExplainRequest::new(detector, mask, search)

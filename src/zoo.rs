@@ -52,6 +52,16 @@ pub enum Architecture {
 }
 
 impl Architecture {
+    /// A detector's number of classes (`None` for the other roles).
+    pub fn classes(&self) -> Option<usize> {
+        match self {
+            Architecture::Xception(cfg) => Some(cfg.num_classes),
+            Architecture::Efficientnet(cfg) => Some(cfg.num_classes),
+            Architecture::Resnet(cfg) => Some(cfg.num_classes),
+            _ => None,
+        }
+    }
+
     fn role(&self) -> Role {
         match self {
             Architecture::Stylegan2(_) => Role::Generator,

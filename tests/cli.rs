@@ -860,7 +860,7 @@ fn eval_errors_name_the_problem() {
     std::fs::create_dir_all(&empty).unwrap();
     let labelled = sample_folder("eval-labels", 1);
     std::fs::write(labelled.join("labels.json"), r#"{"synthetic-1.png": "maybe"}"#).unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["eval", d, "--zoo", zoo, "--attacks", "latent,cw"], "unknown pixel attack `cw`"),
         (&["eval", d, "--zoo", zoo, "--victims", "nope"], "no detector named `nope`"),
         (&["eval", d, "--zoo", zoo, "--preset", "slow"], "unknown preset `slow`"),
@@ -868,6 +868,7 @@ fn eval_errors_name_the_problem() {
         (&["eval", empty.to_str().unwrap(), "--zoo", zoo], "no PNG images"),
         (&["eval", labelled.to_str().unwrap(), "--zoo", zoo], "labelled `maybe`"),
         (&["eval", d, "--zoo", zoo, "--backend", "tpu"], "--backend `tpu`"),
+        (&["eval", d, "--zoo", zoo, "--rows", "0,1"], "--rows: eval's experiments move levels"),
     ];
     for (args, needle) in cases {
         let (ok, _, err) = unforge(args);
@@ -888,7 +889,10 @@ fn bad_input_is_a_one_line_error() {
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png");
     let not_png = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 15] = [
+        (&["run", sample, "--zoo", zoo, "--cam-class", "5"], "CAM class 5 is outside the detector's 2 classes"),
+        (&["run", sample, "--zoo", zoo, "--crop", "0,0,999"], "the square 999×999 at (0, 0) is not inside"),
+        (&["run", sample, "--zoo", zoo, "--crop", "18446744073709551615,0,2"], "is not inside"),
         (&["run", sample, "--zoo", zoo, "--cam-layer", "block99"], "no layer `block99`"),
         (&["run", sample, "--zoo", zoo, "--tune-steps", "9000"], "pivotal tuning takes at most 5000 steps"),
         (
@@ -914,6 +918,8 @@ fn bad_input_is_a_one_line_error() {
     }
     let (ok, _, err) = unforge(&["run", sample, "--zoo", zoo, "--alpha=-1"]);
     assert!(!ok && err.contains("alpha"), "{err}");
+    let (ok, _, err) = unforge(&["run", sample, "--zoo", zoo, "--crop", "1,2"]);
+    assert!(!ok && err.contains("crop `1,2`: use x,y,side"), "{err}");
 }
 
 #[test]

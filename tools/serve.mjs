@@ -2,7 +2,7 @@
 // Usage: node tools/serve.mjs [port] [host]
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
-import { extname, join, normalize, resolve } from 'node:path';
+import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(fileURLToPath(import.meta.url), '../..');
@@ -26,8 +26,9 @@ async function precompressed(file, accept) {
   for (const [name, ext] of [['br', 'br'], ['gzip', 'gz']]) {
     if (!new RegExp(`\\b${name}\\b`).test(accept)) continue;
     try {
-      await stat(`${file}.${ext}`);
-      return { name, ext };
+      // A copy older than the file (a build that skipped compress.mjs) is not served.
+      const [copy, original] = await Promise.all([stat(`${file}.${ext}`), stat(file)]);
+      if (copy.mtimeMs >= original.mtimeMs) return { name, ext };
     } catch {
       // Not precompressed in this encoding.
     }
@@ -42,7 +43,7 @@ export function startServer(port = 8080, host = '127.0.0.1') {
       const path = decodeURIComponent(new URL(`http://x${req.url}`).pathname);
       const [base, rel] = path.startsWith('/models/') ? [join(root, 'models'), path.slice('/models/'.length)] : [join(root, 'www'), path.slice(1) || 'index.html'];
       const file = normalize(join(base, rel));
-      if (!file.startsWith(base)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
+      if (file !== base && !file.startsWith(base + sep)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
       const info = await stat(file);
       const target = info.isDirectory() ? join(file, 'index.html') : file;
       const headers = { ...SECURITY_HEADERS, 'Content-Type': TYPES[extname(target)] ?? 'application/octet-stream', 'Cache-Control': 'no-cache' };

@@ -7,7 +7,7 @@ import { SquareCrop } from './crop.js';
 import { REPLIES } from './protocol.js';
 import { $, setState, refreshRun, whenImage, showBanner, showInputError, showInputWarning, formatBytes, draw } from './ui.js';
 import { applyPreset, watchPreset, readOptions } from './settings.js';
-import { startRun, searchStarts, addStep, drawChart } from './progress.js';
+import { startRun, searchStarts, markReused, addStep, drawChart } from './progress.js';
 import { showResult, drawCams, drawCompare } from './results.js';
 import { wireDownloads } from './downloads.js';
 
@@ -104,7 +104,10 @@ const handlers = {
   },
   stage({ stage }) {
     if (stage === 'searching') searchStarts();
-    if (stage === 'reusing') setState('running', 'The same face and tuning as the last run: its inversion is reused; searching…');
+    if (stage === 'reusing') {
+      markReused();
+      setState('running', 'The same face and tuning as the last run: its inversion is reused; searching…');
+    }
   },
   tuning({ step, steps, loss }) {
     $('run-progress').max = steps;
@@ -176,7 +179,8 @@ function checkImage() {
     warning.append(`${caveat} `, link, '.');
   }
   if (!crop.bitmap) return showInputWarning('');
-  const size = state.imageSize ?? CROP_SIZE;
+  // What the networks see of the crop: the page sends at most CROP_SIZE px.
+  const size = Math.min(state.imageSize ?? CROP_SIZE, CROP_SIZE);
   const factor = crop.upscale(size);
   const { width, height } = crop.bitmap;
   showInputWarning(factor > 1.5 ? `${width}×${height}: the face is upscaled ${factor.toFixed(1)}× to the networks’ ${size} px; results will be blurred.` : '');

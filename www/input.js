@@ -61,7 +61,7 @@ function unsupported(head, name) {
 // HEIC / HEIF (what phones save): an ISO-BMFF `ftyp` box with a HEIF brand.
 function isHeic(head) {
   if (head.length < 12 || String.fromCharCode(...head.subarray(4, 8)) !== 'ftyp') return false;
-  return ['heic', 'heix', 'hevc', 'heim', 'heis', 'mif1', 'msf1', 'avif'].includes(String.fromCharCode(...head.subarray(8, 12)));
+  return ['heic', 'heix', 'hevc', 'heim', 'heis', 'mif1', 'msf1'].includes(String.fromCharCode(...head.subarray(8, 12)));
 }
 
 // Checks a file before decoding it; throws an Error whose message names the file and the

@@ -3,10 +3,10 @@
 import { $ } from './ui.js';
 
 const COLORS = ['#f28b50', '#8ab4f8', '#81c995', '#fdd663', '#c58af9', '#ff8bcb'];
-const run = { steps: [], stepMs: [], all: [], started: 0, searchStarted: null };
+const run = { steps: [], stepMs: [], all: [], started: 0, searchStarted: null, reused: false };
 
 export function startRun() {
-  Object.assign(run, { steps: [], stepMs: [], all: [], started: performance.now(), searchStarted: null });
+  Object.assign(run, { steps: [], stepMs: [], all: [], started: performance.now(), searchStarted: null, reused: false });
   $('steps-log').replaceChildren();
   $('thumbnails').replaceChildren();
   $('run-progress').value = 0;
@@ -15,6 +15,15 @@ export function startRun() {
 // Time from Explain to the first search step: the inversion and any pivotal tuning.
 export function searchStarts() {
   run.searchStarted ??= performance.now();
+}
+
+// The worker reused the face's kept inversion: no inverting, no tuning this run.
+export function markReused() {
+  run.reused = true;
+}
+
+export function reused() {
+  return run.reused;
 }
 
 export function preparationMs() {

@@ -1,7 +1,7 @@
 // The results of one explanation: the pictures, the overlays at the page's opacity, the
 // comparison slider, the summary and the tables. Every number comes from the core's report.
 import { $, draw } from './ui.js';
-import { meanStepMs, preparationMs } from './progress.js';
+import { meanStepMs, preparationMs, reused } from './progress.js';
 
 // An image with a heat map over it at the page's opacity.
 function drawOverlay(id, base, heat, size) {
@@ -57,8 +57,8 @@ export function verdict(report) {
   const v = r.scores.find((s) => s.detector === r.detector);
   const p = (x) => x.toFixed(2);
   let text = `${r.detector} calls the input ${called(v.input)} (P(fake) ${p(v.input)}); its reconstruction ${called(v.reconstruction)} (${p(v.reconstruction)})`;
-  if (v.reconstruction < 0.5) {
-    text += '; the reconstruction is already called real, so the search had nothing to remove.';
+  if (r.first_success_step === 0) {
+    text += '; the reconstruction already meets the goal, so the search had nothing to remove.';
   } else if (r.success) {
     text += `; the counterfactual ${called(v.counterfactual)} (${p(v.counterfactual)}) after ${r.steps} steps — the detector now calls it real.`;
   } else {
@@ -75,7 +75,8 @@ function summary(report, backend) {
   const tuning = report.search.pivotal_tuning?.steps;
   const mean = meanStepMs() ?? 0;
   const q = r.quality;
-  let text = ` Preparation ${preparationMs().toFixed(0)} ms (includes inversion${tuning > 0 ? ` and ${tuning} steps of pivotal tuning` : ''}), then ${mean.toFixed(0)} ms per step on ${backend}.`;
+  const prepared = reused() ? 'the kept inversion of this face was reused' : `includes inversion${tuning > 0 ? ` and ${tuning} steps of pivotal tuning` : ''}`;
+  let text = ` Preparation ${preparationMs().toFixed(0)} ms (${prepared}), then ${mean.toFixed(0)} ms per step on ${backend}.`;
   text += ` Quality vs reconstruction: PSNR ${db(q.psnr_db, 1)} dB, TV ${num(q.tv_reference, 2)} → ${num(q.tv_changed, 2)}, ESNLE ${num(q.esnle_reference, 2)} → ${num(q.esnle_changed, 2)}.`;
   if (report.truth) {
     const { change_auroc: residual, cam_auroc: cam } = report.truth.localisation;

@@ -28,26 +28,28 @@ export function readOptions({ presets, detectors }) {
   if (rows && rows.some((r) => !Number.isInteger(r) || r < 0)) {
     throw new Error(`Rows: “${rowsText}” is not a list of row numbers (e.g. 0,3,7).`);
   }
-  const steps = Number($('steps').value);
+  // An empty field is left out (the preset's or the core's default), not sent as 0.
+  const number = (id) => ($(id).value.trim() === '' ? undefined : Number($(id).value));
+  const steps = number('steps');
   const preset = $('preset').value;
+  const search = {
+    // A named preset also brings what the controls do not show (the fast preset's ID
+    // regulariser, where the zoo has an identity network); the controls override the rest.
+    ...(preset in presets ? { preset } : {}),
+    refine: number('refine'),
+    seed: number('seed'),
+    tuneSteps: number('tune-steps'),
+    method: $('method').value,
+    beta: number('beta'),
+    levels: $('levels').value,
+    alpha: number('alpha'),
+    steps,
+    kappa: number('kappa'),
+    ...(rows ? { rows } : {}),
+  };
   return {
     detector: $('detector').value,
-    search: {
-      // A named preset also brings what the controls do not show (the fast preset's ID
-      // regulariser, where the zoo has an identity network); the controls override the rest.
-      ...(preset in presets ? { preset } : {}),
-      refine: Number($('refine').value),
-      seed: Number($('seed').value),
-      tuneSteps: Number($('tune-steps').value),
-      mu: 1.0,
-      method: $('method').value,
-      beta: Number($('beta').value),
-      levels: $('levels').value,
-      alpha: Number($('alpha').value),
-      steps,
-      kappa: Number($('kappa').value),
-      ...(rows ? { rows } : {}),
-    },
-    live: { allDetectors: detectors.length > 1, thumbnailEvery: Math.max(1, Math.ceil(steps / 8)) },
+    search,
+    live: { allDetectors: detectors.length > 1, thumbnailEvery: Math.max(1, Math.ceil((steps ?? 200) / 8)) },
   };
 }

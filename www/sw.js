@@ -14,7 +14,8 @@ self.addEventListener('fetch', (event) => {
     const cache = await caches.open(CACHE);
     try {
       const res = await fetch(req);
-      if (res.ok) await cache.put(req, res.clone());
+      // Kept alongside, not before: the page reads the body as it arrives (the core's progress).
+      if (res.ok) event.waitUntil(cache.put(req, res.clone()));
       return res;
     } catch (err) {
       const kept = await cache.match(req);

@@ -93,7 +93,7 @@ impl EvalPlan {
         }
         if self.curve {
             for preset in [Preset::Paper, Preset::Fast] {
-                let tag = format!("preset-{}", serde_json::to_value(preset).expect("preset").as_str().expect("name"));
+                let tag = format!("preset-{}", preset.name());
                 // Both presets start from the plan's inversion (its pivotal tuning included).
                 let config = SearchConfig {
                     pivotal_tuning: self.search.pivotal_tuning,

@@ -293,6 +293,15 @@ pub enum Preset {
 impl Preset {
     pub const ALL: [Preset; 3] = [Preset::Paper, Preset::Readme, Preset::Fast];
 
+    /// Its name, as the CLI, the page and the reports write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Paper => "paper",
+            Preset::Readme => "readme",
+            Preset::Fast => "fast",
+        }
+    }
+
     pub fn config(self) -> SearchConfig {
         let base = SearchConfig {
             method: Method::Ifgsm,

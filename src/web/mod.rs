@@ -257,12 +257,7 @@ impl Session {
     pub fn presets() -> JsValue {
         let map: serde_json::Map<String, serde_json::Value> = Preset::ALL
             .iter()
-            .map(|p| {
-                (
-                    serde_json::to_value(p).expect("name").as_str().expect("name").to_string(),
-                    serde_json::to_value(p.config()).expect("config"),
-                )
-            })
+            .map(|p| (p.name().to_string(), serde_json::to_value(p.config()).expect("config")))
             .collect();
         to_js(&map)
     }

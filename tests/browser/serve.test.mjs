@@ -5,13 +5,15 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { startServer, SECURITY_HEADERS } from '../../tools/serve.mjs';
 
-function status(port, path) {
+function headers(port, path) {
   return new Promise((ok, fail) => {
-    const req = request({ host: '127.0.0.1', port, path }, (res) => { res.resume(); ok(res.statusCode); });
+    const req = request({ host: '127.0.0.1', port, path }, (res) => { res.resume(); ok({ status: res.statusCode, headers: res.headers }); });
     req.on('error', fail);
     req.end();
   });
 }
+
+const status = (port, path) => headers(port, path).then((r) => r.status);
 
 test('the server answers odd request targets with the right status', async () => {
   const server = await startServer(0);
@@ -24,14 +26,6 @@ test('the server answers odd request targets with the right status', async () =>
     server.close();
   }
 });
-
-function headers(port, path) {
-  return new Promise((ok, fail) => {
-    const req = request({ host: '127.0.0.1', port, path }, (res) => { res.resume(); ok({ status: res.statusCode, headers: res.headers }); });
-    req.on('error', fail);
-    req.end();
-  });
-}
 
 test('every response, errors included, carries the locked-down headers', async () => {
   const server = await startServer(0);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { verdict } from '../../www/results.js';
 
 const report = (input, reconstruction, counterfactual, success, steps = 12) => ({
-  result: { detector: 'xception', success, steps, scores: [{ detector: 'xception', input, reconstruction, counterfactual }, { detector: 'resnet', input: 0.9, reconstruction: 0.9, counterfactual: 0.9 }] },
+  result: { detector: 'xception', success, steps, first_success_step: success ? steps : null, scores: [{ detector: 'xception', input, reconstruction, counterfactual }, { detector: 'resnet', input: 0.9, reconstruction: 0.9, counterfactual: 0.9 }] },
 });
 
 test('the verdict leads with the image, then inversion, then the search', () => {
@@ -20,6 +20,9 @@ test('the verdict leads with the image, then inversion, then the search', () => 
   assert.match(missed.text, /after 200 steps the counterfactual is still called fake \(0\.70\) — goal not reached\.$/);
   assert.doesNotMatch(missed.text, /now calls it real/);
   const nothing = verdict(report(0.2, 0.3, 0.3, true, 0));
-  assert.match(nothing.text, /the reconstruction is already called real, so the search had nothing to remove\.$/);
+  assert.match(nothing.text, /the reconstruction already meets the goal, so the search had nothing to remove\.$/);
+  // Called real but short of the goal's margin (κ): the search runs, and the page says what it did.
+  const margin = verdict(report(0.2, 0.45, 0.39, true, 7));
+  assert.match(margin.text, /the counterfactual real \(0\.39\) after 7 steps — the detector now calls it real\.$/);
   assert.doesNotMatch(nothing.text, /nothing to explain in it/, 'only a flagged reconstruction of a real input gets that note');
 });

@@ -375,6 +375,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     // Every flag is checked before any work starts.
     let (data, out) = (args.data.as_path(), args.out.as_path());
     let config = args.search.config(ZooDefaults::default())?;
+    if args.search.rows.is_some() {
+        return Err(Error::config(
+            "--rows: eval's experiments move levels (--levels, --level-ablation); explicit rows are for `unforge run`",
+        ));
+    }
     let levels: Vec<Level> =
         args.search.levels.as_deref().unwrap_or("full").split(',').map(|l| l.trim().parse()).collect::<Result<_>>()?;
     let (latent, pixel) = attacks(args, config.seed)?;
@@ -408,25 +413,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         id_threshold: plan.id_threshold,
         kinds: &kinds,
     };
-    let record_path = |image: &Path, victim: &str, tag: &str| {
-        let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-        out.join("records").join(victim).join(tag).join(format!("{stem}.json"))
-    };
-    let read_record =
-        |path: &Path| std::fs::read_to_string(path).ok().and_then(|text| serde_json::from_str::<Record>(&text).ok());
+    let trials = Trials { args, zoo: &zoo, victims: &victims, experiments: &experiments, tuning };
     if args.tables_only {
-        // The records in the order one run makes them: the same tables, to the last digit.
-        let (mut records, mut missing) = (Vec::new(), 0);
-        for image_path in &images {
-            for victim in &victims {
-                for experiment in &experiments {
-                    match read_record(&record_path(image_path, victim, experiment.tag())) {
-                        Some(record) => records.push(record),
-                        None => missing += 1,
-                    }
-                }
-            }
-        }
+        let (records, missing) = trials.saved(&images);
         if let Some(s) = scoring.as_mut() {
             context.zoo_tables = s.join_shards(&zoo, &tuning)?;
         }
@@ -437,72 +426,117 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     let mine: Vec<&PathBuf> =
         images.iter().enumerate().filter(|(i, _)| args.shard.is_none_or(|s| s.takes(*i))).map(|(_, p)| p).collect();
-    let total = mine.len() * victims.len() * experiments.len();
-    let mut tally = Tally { total, done: 0, skipped: 0, ran: 0, started: Instant::now() };
-    let mut records: Vec<Record> = Vec::new();
-    for image_path in mine {
-        let mut face: Option<(RgbaImage, Face)> = None;
-        // One inversion (and pivotal tuning) per image, made when a latent search first needs
-        // it and shared by the image's searches.
-        let mut inversion: Option<Inversion> = None;
-        for victim in &victims {
-            for experiment in &experiments {
-                let path = record_path(image_path, victim, experiment.tag());
-                if let Some(record) = read_record(&path) {
-                    records.push(record);
-                    tally.done += 1;
-                    tally.skipped += 1;
-                    continue;
-                }
-                let name = image_path.file_name().and_then(|n| n.to_str()).unwrap_or("image").to_string();
-                tally.show(&format!("{name} · {victim} · {}", experiment.tag()));
-                if face.is_none() {
-                    let img = read_image(image_path)?;
-                    let cut = face_in(data, &name, &img, &zoo)?;
-                    face = Some((img, cut));
-                }
-                let (img, cut) = face.as_ref().expect("just read");
-                if experiment.is_latent() && inversion.is_none() {
-                    let made = block_on(zoo.inverter().invert_tuned(&cut.crop, &tuning, &zoo.device, &mut |_| {}))?;
-                    if let Some(s) = scoring.as_mut().filter(|s| s.wants(&name)) {
-                        s.add(&zoo, &name, img, &made)?;
-                    }
-                    inversion = Some(made);
-                }
-                let trial = Trial { image: &name, victim, experiment };
-                let record = block_on(run_one(&zoo, cut, inversion.as_ref(), &trial))?;
-                mkdir(path.parent().expect("record folder"))?;
-                write_atomic(&path, serde_json::to_string_pretty(&record).expect("json").as_bytes())?;
-                records.push(record);
-                tally.done += 1;
-                tally.ran += 1;
-                if args.shard.is_none() {
-                    write_tables(out, &context, &records)?;
-                }
-            }
-        }
-    }
-    tally.show("done");
-    eprintln!();
+    let (records, tally) = trials.run(&mine, &mut scoring, &context)?;
     if let Some(s) = scoring.as_mut() {
         context.zoo_tables = s.finish(data, &zoo, &tuning)?;
     }
+    let (ran, skipped) = (tally.ran, tally.skipped);
     if let Some(shard) = args.shard {
         // The tables are the whole run's: `--tables-only` makes them once every shard is done.
-        eprintln!(
-            "{}: {} runs, {} resumed; then `--tables-only` into {}",
-            shard.name(),
-            tally.ran,
-            tally.skipped,
-            out.display()
-        );
+        eprintln!("{}: {ran} runs, {skipped} resumed; then `--tables-only` into {}", shard.name(), out.display());
         return Ok(());
     }
     write_tables(out, &context, &records)?;
     print!("{}", std::fs::read_to_string(out.join("tables.md")).map_err(|e| io_err(out, e))?);
-    let (ran, skipped) = (tally.ran, tally.skipped);
     eprintln!("{ran} runs, {skipped} resumed from {}; tables in {}", out.join("records").display(), out.display());
     Ok(())
+}
+
+/// The (image, victim, experiment) trials of a run, and where their records live.
+struct Trials<'a> {
+    args: &'a EvalArgs,
+    zoo: &'a Zoo,
+    victims: &'a [String],
+    experiments: &'a [Experiment],
+    tuning: PivotalTuning,
+}
+
+impl Trials<'_> {
+    fn record_path(&self, image: &Path, victim: &str, tag: &str) -> PathBuf {
+        let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+        self.args.out.join("records").join(victim).join(tag).join(format!("{stem}.json"))
+    }
+
+    fn read_record(path: &Path) -> Option<Record> {
+        std::fs::read_to_string(path).ok().and_then(|text| serde_json::from_str::<Record>(&text).ok())
+    }
+
+    /// The records already written for `images`, in the order one run makes them (the same
+    /// tables, to the last digit), and how many are missing.
+    fn saved(&self, images: &[PathBuf]) -> (Vec<Record>, usize) {
+        let (mut records, mut missing) = (Vec::new(), 0);
+        for image_path in images {
+            for victim in self.victims {
+                for experiment in self.experiments {
+                    match Self::read_record(&self.record_path(image_path, victim, experiment.tag())) {
+                        Some(record) => records.push(record),
+                        None => missing += 1,
+                    }
+                }
+            }
+        }
+        (records, missing)
+    }
+
+    /// Runs every trial of `images` that has no record yet (and takes up those that have),
+    /// rewriting the tables after each unless this is a shard.
+    fn run(
+        &self,
+        images: &[&PathBuf],
+        scoring: &mut Option<ZooScoring>,
+        context: &TableContext,
+    ) -> Result<(Vec<Record>, Tally)> {
+        let (zoo, args) = (self.zoo, self.args);
+        let total = images.len() * self.victims.len() * self.experiments.len();
+        let mut tally = Tally { total, done: 0, skipped: 0, ran: 0, started: Instant::now() };
+        let mut records: Vec<Record> = Vec::new();
+        for image_path in images {
+            let mut face: Option<(RgbaImage, Face)> = None;
+            // One inversion (and pivotal tuning) per image, made when a latent search first needs
+            // it and shared by the image's searches.
+            let mut inversion: Option<Inversion> = None;
+            for victim in self.victims {
+                for experiment in self.experiments {
+                    let path = self.record_path(image_path, victim, experiment.tag());
+                    if let Some(record) = Self::read_record(&path) {
+                        records.push(record);
+                        tally.done += 1;
+                        tally.skipped += 1;
+                        continue;
+                    }
+                    let name = image_path.file_name().and_then(|n| n.to_str()).unwrap_or("image").to_string();
+                    tally.show(&format!("{name} · {victim} · {}", experiment.tag()));
+                    if face.is_none() {
+                        let img = read_image(image_path)?;
+                        let cut = face_in(&args.data, &name, &img, zoo)?;
+                        face = Some((img, cut));
+                    }
+                    let (img, cut) = face.as_ref().expect("just read");
+                    if experiment.is_latent() && inversion.is_none() {
+                        let inverter = zoo.inverter();
+                        let made = block_on(inverter.invert_tuned(&cut.crop, &self.tuning, &zoo.device, &mut |_| {}))?;
+                        if let Some(s) = scoring.as_mut().filter(|s| s.wants(&name)) {
+                            s.add(zoo, &name, img, &made)?;
+                        }
+                        inversion = Some(made);
+                    }
+                    let trial = Trial { image: &name, victim, experiment };
+                    let record = block_on(run_one(zoo, cut, inversion.as_ref(), &trial))?;
+                    mkdir(path.parent().expect("record folder"))?;
+                    write_atomic(&path, serde_json::to_string_pretty(&record).expect("json").as_bytes())?;
+                    records.push(record);
+                    tally.done += 1;
+                    tally.ran += 1;
+                    if args.shard.is_none() {
+                        write_tables(&args.out, context, &records)?;
+                    }
+                }
+            }
+        }
+        tally.show("done");
+        eprintln!();
+        Ok((records, tally))
+    }
 }
 
 /// Whether `--attacks` asks for the latent search, and its pixel baselines.
