@@ -151,6 +151,26 @@ fn extras(options: &JsValue) -> Result<Extras, JsValue> {
     Ok(Extras { truth: Some(truth), mask_name, image_name, options: rest.into() })
 }
 
+/// Refuses a key the options do not have (a misspelt `tuneStep` would otherwise be ignored:
+/// serde-wasm-bindgen reads a struct's fields by name and never sees the others). `known`: the
+/// options' own keys, as `ExplainOptions::default()` serialises them; `within`: the key of the
+/// object being checked.
+fn unknown_keys(given: &JsValue, known: &serde_json::Value, within: Option<&str>) -> Result<(), JsValue> {
+    let (serde_json::Value::Object(known), true) = (known, given.is_object() && !Array::is_array(given)) else {
+        return Ok(());
+    };
+    for key in Object::keys(given.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()) {
+        let Some(inner) = known.get(&key) else {
+            let expected = known.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+            let place = within.map_or("options".to_string(), |w| format!("option `{w}`"));
+            return Err(js_err(format!("{place}: unknown field `{key}`, expected one of {expected}")));
+        };
+        let value = Reflect::get(given, &JsValue::from_str(&key)).unwrap_or(JsValue::UNDEFINED);
+        unknown_keys(&value, inner, Some(&key))?;
+    }
+    Ok(())
+}
+
 fn image_from(data: &[u8], width: usize, height: usize) -> Result<RgbaImage, JsValue> {
     RgbaImage::new(width, height, data.to_vec()).map_err(js_err)
 }
@@ -317,6 +337,8 @@ impl Session {
         future_to_promise(async move {
             let image = image_from(&data, width, height)?;
             let extras = extras(&options)?;
+            let known = serde_json::to_value(ExplainOptions::default()).expect("options serialise");
+            unknown_keys(&extras.options, &known, None)?;
             let deserializer = serde_wasm_bindgen::Deserializer::from(extras.options);
             let options = ExplainOptions::deserialize_named(deserializer).map_err(js_err)?;
             let request = ExplainRequest { truth: extras.truth, ..options.resolve(&inner.zoo).map_err(js_err)? };
