@@ -193,6 +193,20 @@ pub struct Face {
 }
 
 impl Face {
+    /// `square` of `image` at `size` px, with a mask picture at the image's size cut by the same
+    /// square. The square is checked first: a bad one is the crop's fault, not the mask's.
+    pub fn with_mask(image: &RgbaImage, square: &Square, mask: Option<&TruthMask>, size: usize) -> Result<Self> {
+        square.fits(image.width, image.height)?;
+        let truth = match mask {
+            Some(mask) => Some(
+                GroundTruth::for_image(&mask.image, image, square)
+                    .map_err(|e| Error::config(format!("{}: {e}", mask.origin)))?,
+            ),
+            None => None,
+        };
+        Self::cut(image, square, truth.as_ref(), size)
+    }
+
     /// `square` of `image` at `size` px, with the truth mask already cut by the same square.
     pub fn cut(image: &RgbaImage, square: &Square, truth: Option<&GroundTruth>, size: usize) -> Result<Self> {
         let crop = image.crop_square(square)?;
@@ -236,16 +250,7 @@ pub async fn invert(
 pub fn crop(zoo: &Zoo, image: &RgbaImage, request: &ExplainRequest) -> Result<Face> {
     validate(zoo, request)?;
     let square = request.crop.unwrap_or_else(|| Square::centred(image.width, image.height));
-    // The image's own crop is checked first: a bad square is the crop's fault, not the mask's.
-    square.fits(image.width, image.height)?;
-    let truth = match &request.truth {
-        Some(mask) => Some(
-            GroundTruth::for_image(&mask.image, image, &square)
-                .map_err(|e| Error::config(format!("{}: {e}", mask.origin)))?,
-        ),
-        None => None,
-    };
-    Face::cut(image, &square, truth.as_ref(), zoo.generator.size)
+    Face::with_mask(image, &square, request.truth.as_ref(), zoo.generator.size)
 }
 
 fn validate(zoo: &Zoo, request: &ExplainRequest) -> Result<()> {

@@ -14,8 +14,7 @@ use unforge::error::{Error, Result};
 use unforge::eval::{
     EvalPlan, Experiment, ImageScore, Record, Table, Trial, ZooScores, markdown, pixel_attacks, run_one, tables,
 };
-use unforge::explain::GroundTruth;
-use unforge::explanation::Face;
+use unforge::explanation::{Face, TruthMask};
 use unforge::image::{RgbaImage, Square};
 use unforge::inversion::{Inversion, PivotalTuning};
 use unforge::options::{SearchOptions, ZooDefaults};
@@ -317,16 +316,12 @@ fn read_kinds(data: &Path) -> BTreeMap<String, String> {
 /// The face of `image` (its centred square) with its ground-truth mask, when DATA has one in
 /// `masks/` (as `unforge synth` writes).
 fn face_in(data: &Path, name: &str, image: &RgbaImage, zoo: &Zoo) -> Result<Face> {
-    let square = Square::centred(image.width, image.height);
     let path = data.join("masks").join(name);
-    let truth = match path.exists() {
-        true => Some(
-            GroundTruth::for_image(&read_image(&path)?, image, &square)
-                .map_err(|e| Error::config(format!("{}: {e}", path.display())))?,
-        ),
+    let mask = match path.exists() {
+        true => Some(TruthMask { image: read_image(&path)?, origin: path.display().to_string() }),
         false => None,
     };
-    Face::cut(image, &square, truth.as_ref(), zoo.generator.size)
+    Face::with_mask(image, &Square::centred(image.width, image.height), mask.as_ref(), zoo.generator.size)
 }
 
 fn eta(seconds: f64) -> String {
