@@ -51,7 +51,6 @@ pub fn start() {
 
 struct Inner {
     zoo: Zoo,
-    device: Device,
     backend: String,
     fallback_reason: Option<String>,
     /// The last explanation's inversion, kept so that another search of the same face with the
@@ -251,7 +250,7 @@ impl Session {
         }
         let (device, backend, fallback_reason) = open_device(&backend).await?;
         let zoo = Zoo::load(manifest, &bytes, &device).map_err(js_err)?;
-        Ok(Session { inner: Rc::new(Inner { zoo, device, backend, fallback_reason, last: RefCell::new(None) }) })
+        Ok(Session { inner: Rc::new(Inner { zoo, backend, fallback_reason, last: RefCell::new(None) }) })
     }
 
     /// `webgpu` or `cpu`: the backend that really runs.
@@ -373,7 +372,8 @@ impl Session {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let image = image_from(&data, width, height)?;
-            let latent = read_vec(inner.zoo.inverter().invert(&image, &inner.device).latent).await.map_err(js_err)?;
+            let latent =
+                read_vec(inner.zoo.inverter().invert(&image, &inner.zoo.device).latent).await.map_err(js_err)?;
             Ok(Float32Array::from(latent.as_slice()).into())
         })
     }
@@ -390,8 +390,10 @@ impl Session {
                 return Err(js_err(format!("a latent of {} values is not [{n} × style_dim]", latent.len())));
             }
             let sd = latent.len() / n;
-            let w =
-                burn::tensor::Tensor::<3>::from_data(burn::tensor::TensorData::new(latent, [1, n, sd]), &inner.device);
+            let w = burn::tensor::Tensor::<3>::from_data(
+                burn::tensor::TensorData::new(latent, [1, n, sd]),
+                &inner.zoo.device,
+            );
             let objective = Objective::new(&inner.zoo.generator, det, 0.0, Loss::Mse);
             let (_, _, grad) = objective.gradient(&w);
             let grad = read_vec(grad).await.map_err(js_err)?;
