@@ -117,7 +117,7 @@ pub struct ConvertOptions {
     pub name: String,
     /// Weight file name in the manifest.
     pub file: String,
-    /// Input side of encoders and detectors (default 256).
+    /// Input side of detectors (default 256); an encoder's is inferred (and checked when given).
     pub input_size: Option<usize>,
     pub normalization: Normalization,
     /// e4e and pSp encoders have the same keys; only the forward differs.
@@ -205,12 +205,23 @@ fn encoder(all: TensorFile, opts: &ConvertOptions) -> Result<Inferred> {
         }
     };
     t.tensors.insert("latent_avg".into(), avg);
+    // The first style head halves the coarsest features (a sixteenth of the input) down to
+    // 1 × 1, one stride-2 convolution per halving: its depth gives the input side.
+    let halvings = count(&t, |k| format!("encoder.styles.0.convs.{}.weight", 2 * k));
+    let inferred = 16 << halvings;
+    let input_size = opts.input_size.unwrap_or(inferred);
+    if input_size != inferred {
+        return Err(Error::config(format!(
+            "the encoder takes {inferred} px images (its first style head has {halvings} stride-2 convolutions), \
+             not the {input_size} px asked for"
+        )));
+    }
     let cfg = EncoderConfig {
         variant: opts.encoder_variant,
         backbone: infer_irse(&t, "encoder.")?,
         n_latent,
         style_dim,
-        input_size: opts.input_size.unwrap_or(256),
+        input_size,
         ..EncoderConfig::e4e(1024)
     };
     let size = cfg.input_size;

@@ -11,10 +11,11 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::explain::{Cam, CamMethod, CamTarget, GroundTruth, Localisation, ResidualMap, class_activation};
 use crate::image::{RgbaImage, Square};
-use crate::inversion::{Inversion, TuningStep};
+use crate::inversion::{Inversion, LatentCodes, TuningStep};
 use crate::metrics::{Quality, psnr, to_unit_range};
-use crate::readback::read_planar;
+use crate::readback::{read_planar, read_vec};
 use crate::search::{LatentSearch, RowMask, SearchConfig, StepReport};
+use crate::weights::HostTensor;
 use crate::zoo::Zoo;
 
 /// One explanation, resolved against a zoo: every choice made, every value checked.
@@ -33,6 +34,8 @@ pub struct ExplainRequest {
     pub live: Live,
     /// The ground-truth mask of the forgery, when it is known.
     pub truth: Option<TruthMask>,
+    /// A saved inversion to start from instead of the encoder's (`unforge run --latent`).
+    pub start: Option<LatentCodes>,
 }
 
 /// A ground-truth mask as a front gives it: a picture at the image's size, white where the
@@ -47,7 +50,8 @@ pub struct TruthMask {
 impl ExplainRequest {
     /// A search against `detector` with no pictures, the centred crop and no truth.
     pub fn new(detector: impl Into<String>, mask: RowMask, search: SearchConfig) -> Self {
-        Self { detector: detector.into(), mask, search, cam: None, crop: None, live: Live::default(), truth: None }
+        let live = Live::default();
+        Self { detector: detector.into(), mask, search, cam: None, crop: None, live, truth: None, start: None }
     }
 }
 
@@ -180,6 +184,9 @@ pub struct Explanation {
     #[serde(skip)]
     pub localisation: Option<Localisation>,
     pub history: Vec<StepReport>,
+    /// The inversion's and the counterfactual's W+, for `latents.safetensors`.
+    #[serde(skip)]
+    pub codes: LatentCodes,
 }
 
 /// The face an explanation works on: the crop at the generator's size, and the truth mask cut
@@ -236,7 +243,10 @@ pub async fn invert(
 ) -> Result<Inversion> {
     observer.observe(Progress::Stage(Stage::Inverting));
     let inverter = zoo.inverter();
-    let inversion = inverter.invert(&face.crop, &zoo.device);
+    let inversion = match &request.start {
+        Some(codes) => inverter.from_codes(codes, &zoo.device),
+        None => inverter.invert(&face.crop, &zoo.device),
+    };
     let tuning = &request.search.pivotal_tuning;
     if tuning.active().is_some() {
         observer.observe(Progress::Stage(Stage::Tuning));
@@ -256,6 +266,10 @@ pub fn crop(zoo: &Zoo, image: &RgbaImage, request: &ExplainRequest) -> Result<Fa
 fn validate(zoo: &Zoo, request: &ExplainRequest) -> Result<()> {
     request.search.validate()?;
     let victim = zoo.detector(&request.detector)?;
+    if let Some(codes) = &request.start {
+        let (rows, width) = (zoo.manifest.n_latent, zoo.generator.style_dim);
+        codes.check_fits(&zoo.manifest.name, &zoo.generator_fingerprint, rows, width)?;
+    }
     if request.mask.n_latent() != zoo.manifest.n_latent {
         return Err(Error::config(format!(
             "the row mask has {} rows, the zoo's W+ {}",
@@ -309,6 +323,7 @@ pub async fn explain_inverted(
     // Render: the counterfactual through the same generator as the reconstruction.
     observer.observe(Progress::Stage(Stage::Rendering));
     let size = zoo.generator.size;
+    let codes = latent_codes(zoo, inversion, Some(search.latent()), Some(&request.detector)).await?;
     let counterfactual = generator.synthesize(search.latent());
     let input = face.image.to_tensor(size, &zoo.device);
     let scores = score(zoo, [input, inversion.reconstruction.clone(), counterfactual.clone()]).await?;
@@ -358,6 +373,39 @@ pub async fn explain_inverted(
         quality,
         localisation,
         history,
+        codes,
+    })
+}
+
+/// The W+ of an inversion (and of its counterfactual, after a search against `detector`),
+/// with what they need to be read again: `latents.safetensors`.
+pub async fn latent_codes(
+    zoo: &Zoo,
+    inversion: &Inversion,
+    counterfactual: Option<burn::tensor::Tensor<3>>,
+    detector: Option<&str>,
+) -> Result<LatentCodes> {
+    let shape = inversion.latent.dims().to_vec();
+    let start = read_vec(inversion.latent.clone()).await?;
+    let end = match counterfactual {
+        Some(latent) => Some(HostTensor::new(shape.clone(), read_vec(latent).await?)),
+        None => None,
+    };
+    let mut metadata = vec![
+        ("zoo", zoo.manifest.name.clone()),
+        ("generator", zoo.manifest.generator()?.name.clone()),
+        ("generator_fingerprint", zoo.generator_fingerprint.clone()),
+        ("pivotal_tuning_steps", inversion.tuning.map_or(0, |t| t.steps).to_string()),
+        ("noise", "the generator's fixed buffers (noises.noise_*)".into()),
+    ];
+    if let Some(detector) = detector {
+        metadata.push(("detector", detector.into()));
+    }
+    Ok(LatentCodes {
+        inversion: HostTensor::new(shape, start),
+        counterfactual: end,
+        metadata: metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        origin: String::new(),
     })
 }
 

@@ -6,11 +6,14 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Result};
 use crate::image::RgbaImage;
 use crate::networks::e4e::Encoder4Editing;
 use crate::networks::stylegan2::Generator;
 use crate::readback::read_vec;
+use crate::weights::{HostTensor, StoredPrecision, TensorFile};
 
 /// An image's place in W+ and the generator's rendering of it.
 pub struct Inversion {
@@ -154,6 +157,15 @@ impl Inverter<'_> {
         Inversion { latent, reconstruction, tuned: None, tuning: None }
     }
 
+    /// The inversion a saved W+ code stands for: no encoder, the generator renders it.
+    pub fn from_codes(&self, codes: &LatentCodes, device: &Device) -> Inversion {
+        let [rows, width] = [codes.inversion.shape[1], codes.inversion.shape[2]];
+        let data = burn::tensor::TensorData::new(codes.inversion.data.clone(), [1, rows, width]);
+        let latent = Tensor::<3>::from_data(data, device);
+        let reconstruction = self.generator.synthesize(latent.clone());
+        Inversion { latent, reconstruction, tuned: None, tuning: None }
+    }
+
     /// [`Inverter::invert`], then [`Inverter::tune`] when `tuning` asks for steps.
     pub async fn invert_tuned(
         &self,
@@ -181,5 +193,82 @@ impl Inverter<'_> {
         let tuned = tuning.tune(self.generator, inversion.latent.clone(), target, on_step).await?;
         let reconstruction = tuned.synthesize(inversion.latent.clone());
         Ok(Inversion { latent: inversion.latent, reconstruction, tuned: Some(tuned), tuning: Some(tuning) })
+    }
+}
+
+/// W+ codes as a file a researcher keeps: the inversion (and, after a search, the
+/// counterfactual), `[1, rows, width]` in f32 safetensors, with the zoo they belong to in the
+/// header's metadata. The generator's noise is its fixed buffers (`noises.noise_*`), so a code
+/// and its zoo render the same image anywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatentCodes {
+    pub inversion: HostTensor,
+    pub counterfactual: Option<HostTensor>,
+    /// `zoo` (the manifest's name), `generator`, `generator_fingerprint`, `detector`,
+    /// `pivotal_tuning_steps`, `noise`.
+    pub metadata: BTreeMap<String, String>,
+    /// Where the codes came from (a file path), named in errors; not stored.
+    pub origin: String,
+}
+
+impl LatentCodes {
+    pub const FORMAT: &'static str = "unforge-latents/1";
+
+    pub fn to_safetensors(&self) -> Vec<u8> {
+        let mut file = TensorFile::default();
+        file.tensors.insert("inversion".into(), self.inversion.clone());
+        if let Some(cf) = &self.counterfactual {
+            file.tensors.insert("counterfactual".into(), cf.clone());
+        }
+        let mut metadata = self.metadata.clone();
+        metadata.insert("format".into(), Self::FORMAT.into());
+        file.to_safetensors_with(StoredPrecision::F32, Some(&metadata))
+    }
+
+    pub fn from_safetensors(bytes: &[u8], origin: &str) -> Result<Self> {
+        let metadata = TensorFile::metadata_of(bytes, origin)?;
+        if metadata.get("format").map(String::as_str) != Some(Self::FORMAT) {
+            return Err(Error::config(format!(
+                "{origin}: not a W+ code file (its metadata has no `format: {}`; `unforge run` writes latents.safetensors)",
+                Self::FORMAT
+            )));
+        }
+        let mut file = TensorFile::from_safetensors(bytes, origin)?;
+        let inversion = file
+            .tensors
+            .remove("inversion")
+            .ok_or_else(|| Error::config(format!("{origin}: no `inversion` tensor")))?;
+        let counterfactual = file.tensors.remove("counterfactual");
+        for (key, t) in
+            std::iter::once(("inversion", &inversion)).chain(counterfactual.iter().map(|c| ("counterfactual", c)))
+        {
+            if t.shape.len() != 3 || t.shape[0] != 1 {
+                return Err(Error::config(format!(
+                    "{origin}: `{key}` has shape {:?}, expected [1, rows, width]",
+                    t.shape
+                )));
+            }
+        }
+        Ok(Self { inversion, counterfactual, metadata, origin: origin.into() })
+    }
+
+    /// Whether these codes belong to the zoo `zoo`, whose generator's weights have
+    /// `fingerprint`, with W+ of `rows` × `width`.
+    pub fn check_fits(&self, zoo: &str, fingerprint: &str, rows: usize, width: usize) -> Result<()> {
+        let origin = &self.origin;
+        if let Some(made_with) = self.metadata.get("generator_fingerprint").filter(|f| *f != fingerprint) {
+            let made_on = self.metadata.get("zoo").map_or("another zoo", String::as_str);
+            return Err(Error::config(format!(
+                "{origin}: the codes were made with the generator of `{made_on}` (weights {made_with}), not with \
+                 zoo `{zoo}`'s (weights {fingerprint}): a W+ code means something only to its own generator"
+            )));
+        }
+        if self.inversion.shape[1..] != [rows, width] {
+            return Err(Error::config(format!(
+                "{origin}: `inversion` is W+ {:?}, the zoo's is [{rows}, {width}]",
+                &self.inversion.shape[1..]
+            )));
+        }
+        Ok(())
     }
 }

@@ -24,6 +24,9 @@ pub struct Report<'a> {
     /// The rows of W+ the search could move.
     pub rows: Vec<usize>,
     pub cam: Option<&'a CamChoice>,
+    /// The saved inversion the search started from, when not the encoder's (its file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_latent: Option<&'a str>,
     /// The gains the residual pictures were drawn with (1 / the largest change).
     pub residual_gain: f32,
     pub inversion_error_gain: f32,
@@ -60,6 +63,7 @@ impl<'a> Report<'a> {
             search: &from.request.search,
             rows: (0..n_latent).filter(|&r| from.request.mask.contains(r)).collect(),
             cam: from.request.cam.as_ref(),
+            start_latent: from.request.start.as_ref().map(|c| c.origin.as_str()),
             residual_gain: result.residual.auto_gain(),
             inversion_error_gain: result.inversion_error.auto_gain(),
             truth: result.localisation.as_ref().map(|localisation| TruthReport { mask: from.mask, localisation }),

@@ -48,3 +48,8 @@ impl SeededRng {
         lo + self.next_u64() % (hi - lo).max(1)
     }
 }
+
+/// FNV-1a, 64 bit: a cheap, stable fingerprint (of a key, of a weight file).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}

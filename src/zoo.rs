@@ -21,6 +21,7 @@ use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::networks::xception::{Xception, XceptionConfig};
 use crate::networks::{Detector, DetectorNet, Normalization};
 use crate::readback::read_vec;
+use crate::rng::fnv1a;
 use crate::search::RowBands;
 use crate::weights::{TensorFile, WeightSource};
 
@@ -34,6 +35,19 @@ pub enum Role {
     Identity,
     /// LPIPS, for the perceptual metric and regulariser (optional).
     Perceptual,
+}
+
+impl Role {
+    /// The role as the manifest and the command line spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Generator => "generator",
+            Role::Encoder => "encoder",
+            Role::Detector => "detector",
+            Role::Identity => "identity",
+            Role::Perceptual => "perceptual",
+        }
+    }
 }
 
 /// A network's architecture with its configuration.
@@ -59,6 +73,59 @@ impl Architecture {
             Architecture::Efficientnet(cfg) => Some(cfg.num_classes),
             Architecture::Resnet(cfg) => Some(cfg.num_classes),
             _ => None,
+        }
+    }
+
+    /// What the configuration says, in one line for people ("StyleGAN2 1024 px, W+ 18 × 512, …").
+    pub fn summary(&self) -> String {
+        let span = |c: &[usize]| match (c.first(), c.last()) {
+            (Some(a), Some(b)) if a != b => format!("{a}…{b}"),
+            (Some(a), _) => a.to_string(),
+            _ => "none".into(),
+        };
+        match self {
+            Architecture::Stylegan2(g) => format!(
+                "StyleGAN2 {} px, W+ {} × {}, channels {}, {} mapping layers",
+                g.size,
+                g.n_latent(),
+                g.style_dim,
+                span(&g.channels),
+                g.n_mlp
+            ),
+            Architecture::E4e(e) => {
+                let depths: Vec<String> = e.backbone.stages.iter().map(|(_, n)| n.to_string()).collect();
+                format!(
+                    "{:?} {} px in, W+ {} × {}, IR-SE units {} (stem {})",
+                    e.variant,
+                    e.input_size,
+                    e.n_latent,
+                    e.style_dim,
+                    depths.join("-"),
+                    e.backbone.stem
+                )
+            }
+            Architecture::Xception(x) => format!(
+                "Xception ({:?}), {} middle blocks, widths {}, {} classes",
+                x.layout,
+                x.middle_blocks,
+                span(&x.widths),
+                x.num_classes
+            ),
+            Architecture::Efficientnet(e) => {
+                format!("EfficientNet ({:?}), width {} depth {}, {} classes", e.layout, e.width, e.depth, e.num_classes)
+            }
+            Architecture::Resnet(r) => {
+                format!("ResNet ({:?} blocks {:?}), width {}, {} classes", r.block, r.layers, r.width, r.num_classes)
+            }
+            Architecture::Arcface(a) => {
+                format!(
+                    "ArcFace IR-SE ({} stages), {} px in, {}-d embedding",
+                    a.backbone.stages.len(),
+                    a.input_size,
+                    a.embedding
+                )
+            }
+            Architecture::Lpips => "LPIPS v0.1 (AlexNet)".into(),
         }
     }
 
@@ -145,6 +212,55 @@ impl Manifest {
         serde_json::to_string_pretty(self).expect("manifest serialises")
     }
 
+    /// A manifest for `networks` as one set: the W+ rows from the generator, the paper's thirds
+    /// as the levels, and every size checked against the generator's.
+    pub fn for_networks(name: &str, description: &str, networks: Vec<NetworkEntry>) -> Result<Self> {
+        let n_latent = match networks.iter().find(|n| n.role == Role::Generator).map(|n| &n.architecture) {
+            Some(Architecture::Stylegan2(g)) => g.n_latent(),
+            _ => return Err(Error::manifest("a zoo needs a generator (a StyleGAN2, or the e4e file's decoder)")),
+        };
+        let manifest = Self {
+            name: name.into(),
+            description: description.into(),
+            n_latent,
+            levels: RowBands::thirds(n_latent),
+            networks,
+            pivotal_tuning: None,
+            domain: None,
+        };
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// This manifest with `entry` added, or in place of the network of the same name (or of the
+    /// same role, for the roles a zoo has one of). A new generator brings its own W+ rows, and
+    /// the levels become its thirds when the old ones no longer fit. The result is validated as
+    /// one set, so a clash names both sides.
+    pub fn with_network(&self, entry: NetworkEntry) -> Result<Self> {
+        let mut m = self.clone();
+        let single = entry.role != Role::Detector;
+        match m.networks.iter_mut().find(|n| n.name == entry.name || (single && n.role == entry.role)) {
+            Some(slot) => *slot = entry.clone(),
+            None => m.networks.push(entry.clone()),
+        }
+        if let Some(clash) = m.networks.iter().find(|n| n.file == entry.file && n.name != entry.name) {
+            return Err(Error::manifest(format!(
+                "network `{}` would write `{}`, the weight file of network `{}`",
+                entry.name, entry.file, clash.name
+            )));
+        }
+        if let Architecture::Stylegan2(g) = &entry.architecture
+            && g.n_latent() != m.n_latent
+        {
+            m.n_latent = g.n_latent();
+            if m.levels.validate(m.n_latent).is_err() {
+                m.levels = RowBands::thirds(m.n_latent);
+            }
+        }
+        m.validate()?;
+        Ok(m)
+    }
+
     fn one(&self, role: Role) -> Result<&NetworkEntry> {
         let found: Vec<_> = self.networks.iter().filter(|n| n.role == role).collect();
         match found.as_slice() {
@@ -204,36 +320,27 @@ impl Manifest {
             return Err(Error::manifest("needs at least one detector"));
         }
         let Architecture::Stylegan2(g) = &generator.architecture else { unreachable!("role checked") };
-        let Architecture::E4e(e) = &encoder.architecture else { unreachable!("role checked") };
         g.validate()?;
-        e.validate()?;
+        if let Architecture::E4e(e) = &encoder.architecture {
+            e.validate()?;
+        }
         if g.size != generator.input_size {
             return Err(Error::manifest(format!(
                 "generator `{}`: input_size {} differs from its size {}",
                 generator.name, generator.input_size, g.size
             )));
         }
-        if g.n_latent() != self.n_latent || e.n_latent != self.n_latent {
+        if g.n_latent() != self.n_latent {
             return Err(Error::manifest(format!(
-                "W+ rows disagree: manifest {}, generator {}, encoder {}",
+                "n_latent {} differs from the {} W+ rows of generator `{}` ({} px)",
                 self.n_latent,
                 g.n_latent(),
-                e.n_latent
+                generator.name,
+                g.size
             )));
         }
-        if e.style_dim != g.style_dim || e.input_size != encoder.input_size {
-            return Err(Error::manifest(format!(
-                "encoder `{}` does not match the generator's style width or its input_size",
-                encoder.name
-            )));
-        }
-        for d in self.detectors() {
-            if d.input_size == 0 || g.size % d.input_size != 0 {
-                return Err(Error::manifest(format!(
-                    "detector `{}`: input_size {} must divide the generator size {}",
-                    d.name, d.input_size, g.size
-                )));
-            }
+        for other in self.networks.iter().filter(|n| matches!(n.role, Role::Encoder | Role::Detector)) {
+            fits_generator(generator, other)?;
         }
         let mut names: Vec<&str> = self.networks.iter().map(|n| n.name.as_str()).collect();
         names.sort_unstable();
@@ -253,6 +360,61 @@ impl Manifest {
     }
 }
 
+/// Whether an encoder or a detector works with `generator`: the encoder predicts the
+/// generator's W+ (its rows and width), a detector takes the generator's output at a size that
+/// divides it. The message names both networks and both numbers.
+pub fn fits_generator(generator: &NetworkEntry, other: &NetworkEntry) -> Result<()> {
+    let Architecture::Stylegan2(g) = &generator.architecture else {
+        return Err(Error::manifest(format!("network `{}` is not a generator", generator.name)));
+    };
+    let (gen_name, size) = (&generator.name, g.size);
+    match &other.architecture {
+        Architecture::E4e(e) => {
+            if e.n_latent != g.n_latent() {
+                return Err(Error::manifest(format!(
+                    "encoder `{}` predicts {} W+ rows, generator `{gen_name}` ({size} px) takes {}: the encoder was \
+                     trained for another generator",
+                    other.name,
+                    e.n_latent,
+                    g.n_latent()
+                )));
+            }
+            if e.style_dim != g.style_dim {
+                return Err(Error::manifest(format!(
+                    "encoder `{}` predicts W+ rows of {} values, generator `{gen_name}` takes {}",
+                    other.name, e.style_dim, g.style_dim
+                )));
+            }
+            if e.input_size != other.input_size {
+                return Err(Error::manifest(format!(
+                    "encoder `{}`: input_size {} differs from its configuration's {}",
+                    other.name, other.input_size, e.input_size
+                )));
+            }
+        }
+        Architecture::Xception(_) | Architecture::Efficientnet(_) | Architecture::Resnet(_) => {
+            let side = other.input_size;
+            if side > size {
+                return Err(Error::manifest(format!(
+                    "detector `{}` takes {side} px, more than generator `{gen_name}` makes ({size} px): a \
+                     counterfactual cannot be sharper than its generator; give the detector's input size \
+                     (--input-size) at most {size}",
+                    other.name
+                )));
+            }
+            if side == 0 || size % side != 0 {
+                return Err(Error::manifest(format!(
+                    "detector `{}` takes {side} px, which does not divide generator `{gen_name}`'s {size} px: the \
+                     generator's output is reduced to the detector's size by whole-pixel averaging",
+                    other.name
+                )));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Weight files by their manifest name.
 pub type ZooFiles = BTreeMap<String, Vec<u8>>;
 
@@ -270,6 +432,9 @@ pub struct Zoo {
     pub perceptual: Option<Lpips>,
     /// The device every network is bound on.
     pub device: Device,
+    /// FNV-1a of the generator's weight file: a W+ code means something only to the generator
+    /// it was made with, and saved codes carry this to say which.
+    pub generator_fingerprint: String,
 }
 
 fn bind<T>(entry: &NetworkEntry, files: &ZooFiles, build: impl FnOnce(&WeightSource) -> Result<T>) -> Result<T> {
@@ -282,7 +447,7 @@ fn bind<T>(entry: &NetworkEntry, files: &ZooFiles, build: impl FnOnce(&WeightSou
     } else {
         format!("{} (keys under `{}`)", entry.file, entry.prefix)
     };
-    let source = WeightSource::checkpoint(tensors, origin);
+    let source = WeightSource::load(tensors, origin);
     let net = build(&source)?;
     source.finish()?;
     Ok(net)
@@ -292,6 +457,7 @@ impl Zoo {
     pub fn load(manifest: Manifest, files: &ZooFiles, device: &Device) -> Result<Self> {
         manifest.validate()?;
         let g = manifest.generator()?;
+        let generator_fingerprint = files.get(&g.file).map(|b| format!("{:016x}", fnv1a(b))).unwrap_or_default();
         let generator = bind(g, files, |s| match &g.architecture {
             Architecture::Stylegan2(cfg) => Generator::new(&s.root(device), cfg),
             _ => unreachable!("validated"),
@@ -318,7 +484,18 @@ impl Zoo {
             None => None,
         };
         let encoder_size = e.input_size;
-        Ok(Self { manifest, generator, encoder, detectors, encoder_size, identity, perceptual, device: device.clone() })
+        let device = device.clone();
+        Ok(Self {
+            manifest,
+            generator,
+            encoder,
+            detectors,
+            encoder_size,
+            identity,
+            perceptual,
+            device,
+            generator_fingerprint,
+        })
     }
 
     /// The encoder and the generator, as one way into W+.

@@ -16,7 +16,7 @@ use crate::networks::stylegan2::GeneratorConfig;
 use crate::networks::xception::XceptionConfig;
 use crate::rng::SeededRng;
 use crate::search::RowBands;
-use crate::weights::{StoredPrecision, TensorFile, WeightSource};
+use crate::weights::{HostTensor, StoredPrecision, TensorFile, WeightSource};
 use crate::zoo::{Architecture, Domain, DomainKind, Manifest, NetworkEntry, Role, Zoo, ZooFiles, bind_only};
 
 /// Sizes of the seeded zoo.
@@ -250,4 +250,37 @@ pub fn seeded_blob_image(rng: &mut SeededRng, size: usize) -> RgbaImage {
         }
     }
     RgbaImage { width: size, height: size, data }
+}
+
+/// Files shaped like the official checkpoints, with keyed weights (the parity fixtures'): a
+/// rosinality StyleGAN2 (`g_ema.` and a `latent_avg` of one row), an e4e (`encoder.`,
+/// `decoder.`, `latent_avg` of every row) for it, and an Artifact-Eraser Xception. They try the
+/// whole path from the official files to a zoo, at the official sizes, without those files;
+/// their networks are untrained.
+pub fn official_shaped(size: usize, channel_multiplier: usize, seed: u64) -> Result<Vec<(String, TensorFile)>> {
+    let device = Device::flex();
+    let keyed = |i: u64, build: &dyn Fn(&WeightSource) -> Result<()>| -> Result<TensorFile> {
+        let source = WeightSource::keyed(seed.wrapping_mul(1000).wrapping_add(i));
+        build(&source)?;
+        source.finish()
+    };
+    let g_cfg = GeneratorConfig::rosinality(size, channel_multiplier);
+    let generator = keyed(0, &|s| crate::networks::stylegan2::Generator::new(&s.root(&device), &g_cfg).map(drop))?;
+    let e_cfg = EncoderConfig::e4e(size);
+    let encoder = keyed(1, &|s| crate::networks::e4e::Encoder4Editing::new(&s.root(&device), &e_cfg).map(drop))?;
+    let x_cfg = XceptionConfig::original(2);
+    let xception = keyed(2, &|s| crate::networks::xception::Xception::new(&s.root(&device), &x_cfg).map(drop))?;
+    let mut stylegan2 = TensorFile::default();
+    stylegan2.tensors.extend(generator.tensors.iter().map(|(k, v)| (format!("g_ema.{k}"), v.clone())));
+    let avg = &encoder.tensors["latent_avg"];
+    stylegan2
+        .tensors
+        .insert("latent_avg".into(), HostTensor::new(vec![g_cfg.style_dim], avg.data[..g_cfg.style_dim].to_vec()));
+    let mut e4e = encoder;
+    e4e.tensors.extend(generator.tensors.into_iter().map(|(k, v)| (format!("decoder.{k}"), v)));
+    Ok(vec![
+        ("stylegan2-ffhq-config-f.safetensors".into(), stylegan2),
+        ("e4e_ffhq_encode.safetensors".into(), e4e),
+        ("xception.safetensors".into(), xception),
+    ])
 }

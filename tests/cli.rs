@@ -66,6 +66,39 @@ fn run_writes_images_and_report() {
     let scores = report["result"]["scores"].as_array().unwrap();
     assert_eq!(scores.len(), 3, "every detector is scored: {scores:?}");
     assert_eq!(report["search"]["method"]["name"], "mifgsm");
+
+    // The W+ codes: written beside the pictures, and a second run starts from them.
+    let codes = std::fs::read(out.join("latents.safetensors")).unwrap();
+    let saved = unforge::inversion::LatentCodes::from_safetensors(&codes, "latents").unwrap();
+    assert_eq!(saved.inversion.shape, [1, 10, 32]);
+    assert_ne!(saved.counterfactual.as_ref().unwrap().data, saved.inversion.data, "the search moved nothing");
+    assert_eq!(saved.metadata["zoo"], "tiny-seeded");
+    assert_eq!(saved.metadata["generator_fingerprint"].len(), 16);
+    let again = tmp("again");
+    let latent = out.join("latents.safetensors");
+    let args = ["run", sample, "--zoo", zoo.to_str().unwrap(), "--steps", "3", "--alpha", "0.03", "--levels", "S,M"];
+    let args =
+        [&args[..], &["--method", "mifgsm", "--latent", latent.to_str().unwrap(), "--out", again.to_str().unwrap()]];
+    let (ok, _, err) = unforge(&args.concat());
+    assert!(ok, "{err}");
+    let resumed = std::fs::read(again.join("latents.safetensors")).unwrap();
+    // The encoder's W+ read back from its file is the same start, so the same search follows.
+    assert_eq!(resumed, codes, "the same start gave other codes");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(again.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["start_latent"], latent.to_str().unwrap());
+    // Codes of another generator (the same name, other weights) are refused, naming both.
+    let other = tmp("other-zoo");
+    let (ok, _, err) = unforge(&["init-zoo", "--out", other.to_str().unwrap(), "--seed", "6"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) =
+        unforge(&["run", sample, "--zoo", other.to_str().unwrap(), "--latent", latent.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("made with the generator of `tiny-seeded`") && err.contains("latents.safetensors"),
+        "{err}"
+    );
+    let weights = zoo.join("generator.safetensors");
+    let (ok, _, err) = unforge(&["run", sample, "--zoo", zoo.to_str().unwrap(), "--latent", weights.to_str().unwrap()]);
+    assert!(!ok && err.contains("not a W+ code file"), "{err}");
 }
 
 #[test]
@@ -912,8 +945,10 @@ fn bad_input_is_a_one_line_error() {
     for (args, needle) in cases {
         let (ok, _, err) = unforge(args);
         assert!(!ok, "{args:?} succeeded");
-        assert!(err.contains(needle), "{args:?}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        // Progress lines (the zoo loaded) may come first; the error is the last line, and one.
+        let error = err.trim().lines().last().unwrap_or_default();
+        assert!(error.starts_with("error: ") && error.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1, "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
     let (ok, _, err) = unforge(&["run", sample, "--zoo", zoo, "--alpha=-1"]);

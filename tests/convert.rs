@@ -20,10 +20,13 @@ fn converted_zoo_loads_and_matches_the_original_tensors() {
     // Start from the seeded zoo's manifest, then replace every network by its conversion.
     let zoo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/tiny-seeded");
     std::fs::copy(zoo.join("zoo.json"), dir.join("zoo.json")).unwrap();
-    // The other detectors and the identity network are not converted here; they come along as
-    // they are.
-    for file in ["efficientnet.safetensors", "resnet.safetensors", "arcface.safetensors"] {
-        std::fs::copy(zoo.join(file), dir.join(file)).unwrap();
+    // A manifest's weight files sit beside it; the networks not converted here (two detectors
+    // and the identity network) come along as they are.
+    for entry in std::fs::read_dir(&zoo).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
     }
     let manifest = dir.join("zoo.json");
     for (ckpt, role, out, name, extra) in [
@@ -218,4 +221,148 @@ fn metric_networks_convert_with_their_configuration() {
         dir.join("x.safetensors").to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("no LPIPS"), "{err}");
+}
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("unforge-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The folders `unforge zoo` left in `parent` whose name starts with `.{stem}.partial`.
+fn partials(parent: &std::path::Path, stem: &str) -> Vec<String> {
+    std::fs::read_dir(parent)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!(".{stem}.partial")))
+        .collect()
+}
+
+/// A seeded generator of `size` px with rosinality's keys, as a checkpoint file.
+fn generator_checkpoint(size: usize, dir: &std::path::Path) -> PathBuf {
+    let spec = unforge::zoo_init::TinyZooSpec { size, ..Default::default() };
+    let (_, files) = spec.build().unwrap();
+    let path = dir.join(format!("stylegan2-{size}.safetensors"));
+    std::fs::write(&path, &files["generator.safetensors"]).unwrap();
+    path
+}
+
+#[test]
+fn zoo_builds_a_whole_zoo_from_checkpoints_in_one_command() {
+    let out = tmp_dir("zoo-built");
+    let (e4e, xc) = (fixture("e4e.pt"), fixture("xception_deepfakebench.pth"));
+    let detector = format!("xception={},size=64", xc.display());
+    // The generator comes from the e4e file's decoder; the encoder's input side from its layers.
+    let (ok, stdout, err) =
+        unforge(&["zoo", "--out", out.to_str().unwrap(), "--encoder", e4e.to_str().unwrap(), "--detector", &detector]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("3 networks") && stdout.contains("W+ 10 rows") && stdout.contains("(f16)"), "{stdout}");
+    assert!(err.contains("StyleGAN2 64 px, W+ 10 × 32") && err.contains("Encoder4Editing 64 px in"), "{err}");
+    let (m, files) = unforge::zoo::read_dir(&out).unwrap();
+    assert_eq!((m.n_latent, m.levels.clone()), (10, unforge::search::RowBands::thirds(10)));
+    assert_eq!(m.domain.as_ref().map(|d| d.kind), Some(unforge::zoo::DomainKind::Photographs));
+    // Its inversion is the seeded zoo's, whose networks the fixtures hold (f16 either way).
+    let dev = burn::tensor::Device::flex();
+    let built = unforge::zoo::Zoo::load(m, &files, &dev).unwrap();
+    let (m0, f0) =
+        unforge::zoo::read_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/tiny-seeded")).unwrap();
+    let seeded = unforge::zoo::Zoo::load(m0, &f0, &dev).unwrap();
+    let img = unforge::image::RgbaImage::decode_png(
+        &std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/samples/photo-face.png")).unwrap(),
+        "x",
+    )
+    .unwrap();
+    let w = |z: &unforge::zoo::Zoo| z.inverter().invert(&img, &dev).latent.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(w(&built), w(&seeded));
+    // A second build into the same folder is refused without --force, and replaces it with.
+    let args = ["zoo", "--out", out.to_str().unwrap(), "--encoder", e4e.to_str().unwrap(), "--detector", &detector];
+    let (ok, _, err) = unforge(&args);
+    assert!(!ok && err.contains("not empty") && err.contains("--force"), "{err}");
+    let (ok, _, err) = unforge(&[&args[..], &["--force", "--f32", "--name", "ffhq-keyed"]].concat());
+    assert!(ok, "{err}");
+    assert!(std::fs::read_to_string(out.join("zoo.json")).unwrap().contains("\"ffhq-keyed\""));
+    assert!(partials(out.parent().unwrap(), out.file_name().unwrap().to_str().unwrap()).is_empty());
+}
+
+#[test]
+fn zoo_refuses_what_does_not_fit_and_leaves_nothing_behind() {
+    let scratch = tmp_dir("zoo-scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let big = generator_checkpoint(128, &scratch);
+    let (e4e, xc) = (fixture("e4e.pt"), fixture("xception_deepfakebench.pth"));
+    let (e, x, b) = (e4e.to_str().unwrap(), xc.to_str().unwrap(), big.to_str().unwrap());
+    let out = tmp_dir("zoo-refused");
+    let o = out.to_str().unwrap();
+    let d64 = format!("xception={x},size=64");
+    for (args, says) in [
+        // A generator of 12 rows with the encoder of a 10-row one: both named with their numbers.
+        (
+            vec!["--generator", b, "--encoder", e, "--detector", &d64],
+            vec!["encoder `e4e` predicts 10 W+ rows", "generator `stylegan2` (128 px) takes 12"],
+        ),
+        // A detector larger than the generator.
+        (vec!["--encoder", e, "--detector", &format!("xception={x},size=128")], vec!["takes 128 px", "(64 px)"]),
+        // A detector that does not divide the generator's side.
+        (vec!["--encoder", e, "--detector", &format!("xception={x},size=48")], vec!["does not divide"]),
+        // A file of the wrong role.
+        (vec!["--encoder", x, "--generator", e, "--detector", &d64], vec!["as the encoder", "no e4e encoder"]),
+        (vec!["--encoder", e, "--detector", &format!("xception={e}")], vec!["as the detector", "no detector"]),
+        // A missing file is found before any conversion; a name is used once.
+        (vec!["--encoder", e, "--detector", "xception=/no/such.pth"], vec!["/no/such.pth", "no such file"]),
+        (vec!["--encoder", e, "--detector", &d64, "--detector", &d64], vec!["`xception` is taken"]),
+        (vec!["--encoder", e, "--detector", &d64, "--domain", "paintings"], vec!["--domain `paintings`"]),
+    ] {
+        let (ok, _, err) = unforge(&[&["zoo", "--out", o][..], &args].concat());
+        assert!(!ok, "{args:?} was accepted");
+        for s in says {
+            assert!(err.contains(s), "{args:?}: `{s}` not in: {err}");
+        }
+        assert!(!out.exists(), "{args:?}: the failed build left {}", out.display());
+        assert!(partials(out.parent().unwrap(), out.file_name().unwrap().to_str().unwrap()).is_empty());
+    }
+}
+
+#[test]
+fn convert_joins_a_zoo_only_when_the_whole_is_consistent() {
+    let dir = tmp_dir("convert-join");
+    std::fs::create_dir_all(&dir).unwrap();
+    let seeded = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/tiny-seeded");
+    let manifest = dir.join("zoo.json");
+    std::fs::copy(seeded.join("zoo.json"), &manifest).unwrap();
+    let m = manifest.to_str().unwrap().to_string();
+    let convert = |ckpt: &std::path::Path, role: &str, out: &str, extra: &[&str]| {
+        let o = dir.join(out);
+        let mut args = vec!["convert", ckpt.to_str().unwrap(), "--role", role, "--out", o.to_str().unwrap()];
+        args.extend(["--manifest", &m]);
+        args.extend(extra);
+        unforge(&args)
+    };
+    // A copied zoo.json without its weight files fails now, naming the first file it lacks.
+    let xc = fixture("xception_deepfakebench.pth");
+    let (ok, _, err) = convert(&xc, "detector", "x.safetensors", &["--input-size", "64"]);
+    assert!(!ok && err.contains("weight file") && err.contains("is missing"), "{err}");
+    assert!(!dir.join("x.safetensors").exists(), "a refused conversion wrote its weights");
+    for entry in std::fs::read_dir(&seeded).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    // A 128 px generator alone clashes with the zoo's 64 px encoder: named, nothing written.
+    let before = std::fs::read(&manifest).unwrap();
+    let big = generator_checkpoint(128, &dir);
+    let (ok, _, err) = convert(&big, "generator", "g128.safetensors", &[]);
+    assert!(!ok && err.contains("encoder `e4e` predicts 10 W+ rows") && err.contains("takes 12"), "{err}");
+    assert!(!dir.join("g128.safetensors").exists());
+    assert_eq!(std::fs::read(&manifest).unwrap(), before, "a refused conversion changed the manifest");
+    // Weights written elsewhere than beside the manifest would not be found by it.
+    let elsewhere = std::env::temp_dir().join(format!("unforge-elsewhere-{}.safetensors", std::process::id()));
+    let (ok, _, err) = convert(&xc, "detector", elsewhere.to_str().unwrap(), &["--input-size", "64"]);
+    assert!(!ok && err.contains("beside its manifest"), "{err}");
+    // A consistent addition joins: a second detector beside the seeded ones.
+    let (ok, _, err) = convert(&xc, "detector", "xception-dfb.safetensors", &["--input-size", "64"]);
+    assert!(ok, "{err}");
+    let (m, files) = unforge::zoo::read_dir(&dir).unwrap();
+    assert_eq!(m.detectors().count(), 4);
+    unforge::zoo::Zoo::load(m, &files, &burn::tensor::Device::flex()).unwrap();
 }

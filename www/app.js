@@ -310,7 +310,7 @@ for (const id of ['gain', 'residual-kind']) $(id).addEventListener('input', draw
 $('zoom').addEventListener('input', checkImage);
 $('opacity').addEventListener('input', () => drawCams(state.result));
 $('compare-slider').addEventListener('input', () => drawCompare(state.result));
-wireDownloads(() => state.result.report);
+wireDownloads(() => state.result);
 watchPreset(() => state.presets);
 
 // ---- models --------------------------------------------------------------------------------

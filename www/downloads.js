@@ -1,5 +1,6 @@
 // The results as files: the counterfactual as PNG, the core's report as JSON (the same keys
-// as the CLI's report.json), and every picture with the report in one ZIP.
+// as the CLI's report.json), and every picture with the report and the W+ codes
+// (latents.safetensors, as `unforge run` writes them) in one ZIP.
 import { $ } from './ui.js';
 import { zip } from './zip.js';
 
@@ -16,9 +17,9 @@ function save(blob, name) {
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
 
-// `report()`: the report of the result on screen.
-export function wireDownloads(report) {
-  const json = () => JSON.stringify(report(), null, 2);
+// `result()`: the result on screen (its report and its W+ codes).
+export function wireDownloads(result) {
+  const json = () => JSON.stringify(result().report, null, 2);
   $('download-png').addEventListener('click', async () => save(new Blob([await png('counterfactual')], { type: 'image/png' }), 'counterfactual.png'));
   $('download-json').addEventListener('click', () => save(new Blob([json()], { type: 'application/json' }), 'report.json'));
   $('download-zip').addEventListener('click', async () => {
@@ -27,6 +28,7 @@ export function wireDownloads(report) {
     const files = [];
     for (const id of ids) files.push({ name: `${id}.png`, bytes: await png(id) });
     files.push({ name: 'report.json', bytes: new TextEncoder().encode(json()) });
+    files.push({ name: 'latents.safetensors', bytes: result().latents });
     save(zip(files), 'unforge-result.zip');
   });
 }

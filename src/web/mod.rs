@@ -200,6 +200,8 @@ fn result_object(r: &Explanation, report: &Report) -> Result<Object, JsValue> {
         set(&out, "truthMask", rgba(&RgbaImage::new(size, size, pixels).map_err(js_err)?));
     }
     set(&out, "report", to_js(report));
+    // The W+ codes as `unforge run` writes them, for the ZIP (and `unforge run --latent`).
+    set(&out, "latents", Uint8Array::from(r.codes.to_safetensors().as_slice()));
     Ok(out)
 }
 

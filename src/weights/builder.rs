@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::{HostTensor, TensorFile};
 use crate::error::{Error, Result};
-use crate::rng::SeededRng;
+use crate::rng::{SeededRng, fnv1a};
 
 /// How a freshly created tensor is filled.
 #[derive(Debug, Clone)]
@@ -49,6 +49,9 @@ struct State {
     used: BTreeSet<String>,
     problems: Vec<String>,
     bound: TensorFile,
+    /// Whether `bound` keeps a copy of every tensor for `finish` to return. Loading a zoo
+    /// does not need it, and at full size it is a gigabyte.
+    keep_bound: bool,
     /// The key of every trainable parameter and running statistic, for writing a trained
     /// network back.
     params: std::collections::BTreeMap<ParamId, String>,
@@ -64,6 +67,14 @@ impl WeightSource {
     /// Tensors from a checkpoint; `origin` names it in errors.
     pub fn checkpoint(file: TensorFile, origin: impl Into<String>) -> Self {
         Self::with(Mode::Checkpoint(file), origin.into())
+    }
+
+    /// [`WeightSource::checkpoint`] for loading: each tensor moves from the file into the
+    /// network (no copy stays behind), and `finish` checks the binding but returns no tensors.
+    pub fn load(file: TensorFile, origin: impl Into<String>) -> Self {
+        let source = Self::checkpoint(file, origin);
+        source.state.borrow_mut().keep_bound = false;
+        source
     }
 
     /// Fresh tensors drawn from `seed`.
@@ -91,6 +102,7 @@ impl WeightSource {
                 used: BTreeSet::new(),
                 problems: Vec::new(),
                 bound: TensorFile::default(),
+                keep_bound: true,
                 params: Default::default(),
             }),
         }
@@ -125,18 +137,13 @@ impl WeightSource {
     }
 }
 
-/// FNV-1a, 64 bit.
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// Deterministic stand-in weights for a state-dict key: standard normals seeded by
 /// `seed ^ fnv1a(key)`, shaped by a rule on the key so every network stays numerically sane
 /// (variances near 1, BatchNorm variances positive, modulation biases near 1).
 /// `tools/fixtures/keyed.py` implements the same rule for the PyTorch side.
 pub fn keyed_values(seed: u64, key: &str, shape: &[usize]) -> Vec<f32> {
     let numel = shape.iter().product::<usize>();
-    let n = SeededRng::new(seed ^ fnv1a(key)).normals(numel);
+    let n = SeededRng::new(seed ^ fnv1a(key.as_bytes())).normals(numel);
     let name = key.rsplit('.').next().unwrap_or(key);
     let map = |f: &dyn Fn(f32) -> f32| n.iter().map(|v| f(*v)).collect();
     if name == "running_var" {
@@ -191,7 +198,8 @@ impl<'a> VarBuilder<'a> {
             Mode::Checkpoint(file) => match file.tensors.get(&key) {
                 Some(t) if t.shape == shape => {
                     state.used.insert(key.clone());
-                    t.clone()
+                    // Moved, not copied: a key binds once, and what remains are the unused keys.
+                    file.tensors.remove(&key).expect("present")
                 }
                 Some(t) => {
                     state.used.insert(key.clone());
@@ -214,7 +222,9 @@ impl<'a> VarBuilder<'a> {
                 HostTensor::new(shape.to_vec(), data)
             }
         };
-        state.bound.tensors.insert(key, tensor.clone());
+        if state.keep_bound {
+            state.bound.tensors.insert(key, tensor.clone());
+        }
         tensor
     }
 
@@ -269,7 +279,9 @@ impl<'a> VarBuilder<'a> {
                 state.problems.push(format!("key `{key}`: differs from the fixed value this architecture uses"));
             }
         }
-        state.bound.tensors.insert(key, HostTensor::new(shape.to_vec(), values.clone()));
+        if state.keep_bound {
+            state.bound.tensors.insert(key, HostTensor::new(shape.to_vec(), values.clone()));
+        }
         Tensor::from_data(TensorData::new(values, shape), &self.device)
     }
 }

@@ -84,9 +84,40 @@ impl TensorFile {
         Self { tensors }
     }
 
+    /// Whether every value survives storage at `precision`: f16 holds magnitudes up to 65504,
+    /// and a larger one would be stored as infinite (and refused at load).
+    pub fn check_storable(&self, precision: StoredPrecision, origin: &str) -> Result<()> {
+        if precision == StoredPrecision::F32 {
+            return Ok(());
+        }
+        let too_large = |t: &HostTensor| t.data.iter().copied().find(|v| v.abs() > f16::MAX.to_f32());
+        match self.tensors.iter().find_map(|(name, t)| too_large(t).map(|v| (name, v))) {
+            Some((name, v)) => Err(Error::config(format!(
+                "{origin}: tensor `{name}` holds {v:e}, beyond f16's range (±65504): store it as f32"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Writes safetensors bytes with the keys in sorted order, so the same tensors give
     /// the same bytes.
     pub fn to_safetensors(&self, precision: StoredPrecision) -> Vec<u8> {
+        self.to_safetensors_with(precision, None)
+    }
+
+    /// The header's free-form `__metadata__` of safetensors bytes (empty when it has none).
+    pub fn metadata_of(bytes: &[u8], origin: &str) -> Result<BTreeMap<String, String>> {
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| Error::WeightFile { origin: origin.to_string(), reason: e.to_string() })?;
+        Ok(meta.metadata().clone().unwrap_or_default().into_iter().collect())
+    }
+
+    /// [`TensorFile::to_safetensors`] with the header's `__metadata__`.
+    pub fn to_safetensors_with(
+        &self,
+        precision: StoredPrecision,
+        metadata: Option<&BTreeMap<String, String>>,
+    ) -> Vec<u8> {
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
             .tensors
             .iter()
@@ -106,6 +137,22 @@ impl TensorFile {
             let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), raw).expect("consistent tensor view");
             (name.as_str(), view)
         });
-        safetensors::tensor::serialize(views, None).expect("serialising in-memory tensors")
+        let metadata = metadata.map(|m| m.clone().into_iter().collect());
+        let mut bytes = safetensors::tensor::serialize(views, metadata).expect("serialising in-memory tensors");
+        sort_header(&mut bytes);
+        bytes
     }
+}
+
+/// Rewrites a safetensors header with its keys in sorted order. The writer keeps the metadata
+/// in a hash map, whose order changes from run to run; the same tensors and metadata must give
+/// the same bytes. Only the order changes, so the header keeps its length and padding.
+fn sort_header(bytes: &mut [u8]) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes of header length")) as usize;
+    let text = std::str::from_utf8(&bytes[8..8 + n]).expect("a JSON header");
+    let json = text.trim_end();
+    let value: serde_json::Value = serde_json::from_str(json).expect("the writer's own header");
+    let sorted = serde_json::to_string(&value).expect("a JSON value serialises");
+    assert_eq!(sorted.len(), json.len(), "sorting keys keeps a compact header's length");
+    bytes[8..8 + sorted.len()].copy_from_slice(sorted.as_bytes());
 }

@@ -199,7 +199,9 @@ test('results download as PNG, JSON and one ZIP; sliders redraw', async () => {
     const zipFile = await download('#download-zip');
     assert.equal(zipFile.name, 'unforge-result.zip');
     assert.equal(zipFile.bytes.readUInt32LE(0), 0x04034b50);
-    for (const name of ['counterfactual.png', 'residual.png', 'cam-after.png', 'truth.png', 'report.json']) assert.ok(zipFile.bytes.includes(Buffer.from(name)), `${name} missing from the ZIP`);
+    for (const name of ['counterfactual.png', 'residual.png', 'cam-after.png', 'truth.png', 'report.json', 'latents.safetensors']) assert.ok(zipFile.bytes.includes(Buffer.from(name)), `${name} missing from the ZIP`);
+    // The W+ codes as `unforge run` writes them (stored, not deflated: their header is readable).
+    assert.ok(zipFile.bytes.includes(Buffer.from('"format":"unforge-latents/1"')), 'the ZIP has no W+ code file');
     const json = JSON.parse((await download('#download-json')).bytes.toString('utf8'));
     assert.equal(json.result.detector, await page.inputValue('#detector'));
     assert.equal(json.result.scores.length, 3, "every detector is scored");

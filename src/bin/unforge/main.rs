@@ -6,10 +6,12 @@ mod common;
 mod convert;
 mod eval;
 mod init_zoo;
+mod invert;
 mod run;
 mod samples;
 mod synth;
 mod train;
+mod zoo;
 
 use std::process::ExitCode;
 
@@ -34,7 +36,9 @@ enum Command {
     /// train-report.json (losses, test-split scores) and resumable checkpoints.
     Train(train::TrainArgs),
     Convert(convert::ConvertArgs),
+    Zoo(zoo::ZooArgs),
     Bench(bench::BenchArgs),
+    Invert(invert::InvertArgs),
     Run(run::RunArgs),
     Eval(eval::EvalArgs),
 }
@@ -46,7 +50,9 @@ fn main() -> ExitCode {
         Command::Synth(args) => synth::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Zoo(args) => zoo::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Invert(args) => invert::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Eval(args) => eval::run(&args),
     };

@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use unforge::error::{Error, Result};
 use unforge::explanation::{ExplainRequest, Explanation, Progress, TruthMask, explain, observer};
+use unforge::inversion::LatentCodes;
 use unforge::options::ExplainOptions;
 use unforge::readback::block_on;
 use unforge::report::{Provenance, Report};
 
-use crate::common::{DeviceArgs, load_zoo, mkdir, read_image, write};
+use crate::common::{DeviceArgs, io_err, load_zoo, mkdir, read_image, write};
 
 /// Explains one image: inversion, latent search, counterfactual, residual maps, CAMs and a
 /// JSON report with every detector's scores and the quality metrics.
@@ -27,8 +28,15 @@ pub struct RunArgs {
     /// Grad-CAM for "fake"), printed and kept in the report.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// Start from a saved inversion instead of the encoder's: the `latents.safetensors` an
+    /// earlier run on this zoo wrote (its `inversion`). Pivotal tuning, when asked for, tunes
+    /// the generator around it.
+    #[arg(long)]
+    latent: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArgs,
+    /// The folder for the pictures, report.json and latents.safetensors (the W+ codes of the
+    /// inversion and the counterfactual).
     #[arg(long, default_value = "out")]
     out: PathBuf,
 }
@@ -37,7 +45,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // Every flag is checked before any work starts.
     args.options.validate()?;
     let device = args.device.open()?;
+    let loading = Instant::now();
     let zoo = load_zoo(&args.zoo, &device)?;
+    eprintln!("loaded zoo `{}` in {:.1}s", zoo.manifest.name, loading.elapsed().as_secs_f32());
     if args.options.cam_layer.as_deref() == Some("list") {
         let victim = zoo.detector(args.options.detector.as_deref().unwrap_or(&zoo.detectors[0].0))?;
         println!("{}", victim.layer_names().join("\n"));
@@ -48,14 +58,22 @@ pub fn run(args: &RunArgs) -> Result<()> {
         Some(path) => Some(TruthMask { image: read_image(path)?, origin: path.display().to_string() }),
         None => None,
     };
-    // The crop and the truth are checked first thing, before the inversion.
-    let request = ExplainRequest { truth, ..args.options.resolve(&zoo)? };
+    let start = match &args.latent {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+            Some(LatentCodes::from_safetensors(&bytes, &path.display().to_string())?)
+        }
+        None => None,
+    };
+    // The crop, the truth and the codes are checked first thing, before the inversion.
+    let request = ExplainRequest { truth, start, ..args.options.resolve(&zoo)? };
     let start = Instant::now();
     let mut progress = observer(|p| match p {
         Progress::Tuning(t) if t.step % 20 == 0 || t.step + 1 == t.steps => {
             let at = start.elapsed().as_secs_f32();
             eprintln!("pivotal tuning {:>4}/{}  loss {:.5}  {at:.2}s", t.step + 1, t.steps, t.loss);
         }
+        Progress::Stage(stage) => eprintln!("{stage:?} from {:.2}s", start.elapsed().as_secs_f32()),
         Progress::Search(r, _) => {
             eprintln!("step {:>4}  P(fake) {:.4}  {:.2}s", r.step, r.p_fake[0], start.elapsed().as_secs_f32())
         }
@@ -100,6 +118,7 @@ fn write_files(out: &Path, result: &Explanation, report: &Report) -> Result<()> 
     for (name, img) in &pictures {
         write(&out.join(name), &img.encode_png())?;
     }
+    write(&out.join("latents.safetensors"), &result.codes.to_safetensors())?;
     write(&out.join("report.json"), report.to_json().as_bytes())
 }
 
