@@ -459,7 +459,9 @@ impl Zoo {
         let g = manifest.generator()?;
         let generator_fingerprint = files.get(&g.file).map(|b| format!("{:016x}", fnv1a(b))).unwrap_or_default();
         let generator = bind(g, files, |s| match &g.architecture {
-            Architecture::Stylegan2(cfg) => Generator::new(&s.root(device), cfg),
+            // The zoo's weights never train (pivotal tuning trains a copy): the non-fused form
+            // needs no per-sample weight gradient, half the generator's backward on the CPU.
+            Architecture::Stylegan2(cfg) => Generator::new(&s.root(device), cfg).map(|g| g.with_fused(false)),
             _ => unreachable!("validated"),
         })?;
         let e = manifest.encoder()?;

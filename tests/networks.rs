@@ -128,3 +128,29 @@ fn truncation_and_style_mixing() {
 fn w_row(v: &[f32]) -> Tensor<2> {
     Tensor::from_data(TensorData::new(v.to_vec(), [1, v.len()]), &Device::flex())
 }
+
+#[test]
+fn the_non_fused_modulated_convolution_is_the_fused_one() {
+    // Keyed weights (modulation biases near 1, as trained styles are) at 64 px: every kind of
+    // layer (4 px input conv, up-convs with their blur, 1×1 ToRGB without demodulation).
+    let dev = Device::flex();
+    let source = WeightSource::keyed(5);
+    let cfg = GeneratorConfig::rosinality(64, 1);
+    let fused = Generator::new(&source.root(&dev), &cfg).unwrap();
+    let shared = fused.clone().with_fused(false);
+    let latent = tensor3(unforge::rng::SeededRng::new(8).normals(cfg.n_latent() * 512), [1, cfg.n_latent(), 512]);
+    let (a, b) = (to_vec(fused.synthesize(latent.clone())), to_vec(shared.synthesize(latent.clone())));
+    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst <= 1e-4 * scale.max(1.0), "images differ by {worst} (scale {scale})");
+    // The gradient to W+ that the search follows.
+    let grad = |g: &Generator| {
+        let w = latent.clone().autodiff().require_grad();
+        let grads = g.synthesize(w.clone()).square().mean().backward();
+        to_vec(w.grad(&grads).unwrap())
+    };
+    let (ga, gb) = (grad(&fused), grad(&shared));
+    let norm = ga.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let diff = ga.iter().zip(&gb).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
+    assert!(norm > 0.0 && diff <= 1e-4 * norm, "gradients differ by {diff} (norm {norm})");
+}

@@ -171,7 +171,7 @@ impl EqualLinear {
     }
 }
 
-/// `ModulatedConv2d`, the "fused" form: per-sample weights modulated by the style and
+/// `ModulatedConv2d`: the style scales the weights' input channels, which are then
 /// demodulated to unit norm per output channel.
 #[derive(Module, Debug)]
 pub struct ModulatedConv2d {
@@ -181,6 +181,11 @@ pub struct ModulatedConv2d {
     pub scale: f32,
     pub demodulate: bool,
     pub upsample: bool,
+    /// The "fused" form (the original's default): per-sample modulated weights. Otherwise
+    /// rosinality's `fused=False`: the style scales the input, one shared convolution runs, the
+    /// demodulation scales the output. The same function (to about 3e-5 in f32); with the
+    /// weights frozen, as in a search, the second needs no gradient of a per-sample weight.
+    pub fused: bool,
 }
 
 impl ModulatedConv2d {
@@ -206,10 +211,14 @@ impl ModulatedConv2d {
             scale: 1.0 / ((in_ch * kernel * kernel) as f32).sqrt(),
             demodulate,
             upsample,
+            fused: true,
         }
     }
 
     pub fn forward(&self, x: Tensor<4>, style: Tensor<2>) -> Tensor<4> {
+        if !self.fused {
+            return self.forward_shared_weight(x, style);
+        }
         let [b, in_ch, _, _] = x.dims();
         let [_, out_ch, _, k, _] = self.weight.dims();
         let s = self.modulation.forward(style).reshape([b, 1, in_ch, 1, 1]);
@@ -237,6 +246,33 @@ impl ModulatedConv2d {
             Some(blur) => blur.forward(out),
             None => out,
         }
+    }
+
+    /// The non-fused form: modulation on the input, one convolution with the shared weight,
+    /// demodulation on the output (after the blur, which is linear per channel).
+    fn forward_shared_weight(&self, x: Tensor<4>, style: Tensor<2>) -> Tensor<4> {
+        let [b, in_ch, _, _] = x.dims();
+        let [_, out_ch, _, k, _] = self.weight.dims();
+        let s = self.modulation.forward(style); // [B, in]
+        let weight = self.weight.val().reshape([out_ch, in_ch, k, k]) * self.scale;
+        let x = x * s.clone().reshape([b, in_ch, 1, 1]);
+        let out = if self.upsample {
+            let wt = weight.clone().swap_dims(0, 1);
+            conv_transpose2d(x, wt, None, ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1))
+        } else {
+            conv2d(x, weight.clone(), None, ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1))
+        };
+        let out = match &self.blur {
+            Some(blur) => blur.forward(out),
+            None => out,
+        };
+        if !self.demodulate {
+            return out;
+        }
+        // Σ over (in, kh, kw) of (w·s_in)² is Σ_in s_in² · Σ_k w²: one [B, in] × [in, out] product.
+        let w2 = weight.square().sum_dims(&[2, 3]).reshape([out_ch, in_ch]).transpose();
+        let d = (s.square().matmul(w2) + 1e-8).sqrt().recip();
+        out * d.reshape([b, out_ch, 1, 1])
     }
 }
 
@@ -386,6 +422,15 @@ impl Generator {
         let a = self.broadcast(first).narrow(1, 0, inject_index);
         let b = self.broadcast(second).narrow(1, inject_index, self.n_latent - inject_index);
         Ok(Tensor::cat(vec![a, b], 1))
+    }
+
+    /// This generator with every modulated convolution in the fused form (`true`, per-sample
+    /// weights) or the non-fused one (`false`, a shared weight): see [`ModulatedConv2d::fused`].
+    pub fn with_fused(mut self, fused: bool) -> Self {
+        let styled = std::iter::once(&mut self.conv1).chain(self.convs.iter_mut()).map(|c| &mut c.conv);
+        let rgb = std::iter::once(&mut self.to_rgb1).chain(self.to_rgbs.iter_mut()).map(|c| &mut c.conv);
+        styled.chain(rgb).for_each(|conv| conv.fused = fused);
+        self
     }
 
     /// Noise maps drawn from `seed`, shaped like the buffers (batch 1, broadcast).

@@ -18,6 +18,7 @@ use crate::synth::{Label, Sample, Split};
 use crate::weights::{HostTensor, TensorFile, WeightSource};
 use crate::zoo::{NetworkEntry, build_detector};
 
+pub mod finetune;
 pub mod identity;
 
 /// Settings of a detector's training run.

@@ -55,62 +55,82 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ),
         &device,
     );
-    let objective = Objective::new(&g, &det, 0.0, unforge::search::Loss::Mse);
+    let shared = g.clone().with_fused(false);
     let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
         let t = Instant::now();
         f()?;
         Ok(t.elapsed().as_secs_f64())
     };
     let sync = |t: burn::tensor::Tensor<1>| block_on(read_vec(t)).map(|_| ());
-    let gen_grad = || {
-        let w = latent.clone().autodiff().require_grad();
-        let grads = g.synthesize(w.clone()).mean().backward();
-        sync(w.grad(&grads).expect("grad").reshape([-1]))
+    // One search step's parts with `generator`: its forward, with the detector, its backward to W+,
+    // and the whole step.
+    let parts = |generator: &Generator| -> Result<[f64; 4]> {
+        let objective = Objective::new(generator, &det, 0.0, unforge::search::Loss::Mse);
+        Ok([
+            time(&|| sync(generator.synthesize(latent.clone()).reshape([-1])))?,
+            time(&|| sync(det.p_fake(generator.synthesize(latent.clone()))))?,
+            time(&|| {
+                let w = latent.clone().autodiff().require_grad();
+                let grads = generator.synthesize(w.clone()).mean().backward();
+                sync(w.grad(&grads).expect("grad").reshape([-1]))
+            })?,
+            time(&|| {
+                let (_, _, grad) = objective.gradient(&latent);
+                sync((latent.clone() - grad.sign() * 1e-3).reshape([-1]))
+            })?,
+        ])
     };
     // Pivotal tuning's step: the generator's forward and backward to its weights, then Adam
-    // (timed over a few steps so the copy made for tuning is a small part of it).
+    // (timed over a few steps so the copy made for tuning is a small part of it), in each form.
     const TUNING_STEPS: usize = 3;
     let target = g.synthesize(latent.clone()).detach() * 0.9;
     let tuning = PivotalTuning::steps(TUNING_STEPS);
-    let tune = || {
-        let tuned = block_on(tuning.tune(&g, latent.clone(), target.clone(), &mut |_| {}))?;
-        sync(tuned.synthesize(latent.clone()).reshape([-1]))
+    let tune = |generator: &Generator| {
+        time(&|| {
+            let tuned = block_on(tuning.tune(generator, latent.clone(), target.clone(), &mut |_| {}))?;
+            sync(tuned.synthesize(latent.clone()).reshape([-1]))
+        })
+        .map(|t| t / TUNING_STEPS as f64)
     };
-    let (mut gen_fwd, mut full_fwd, mut step, mut gen_step, mut tune_step) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Interleaved, so both forms see the same machine; the first round warms caches.
+    let (mut fused, mut unfused) = (Vec::new(), Vec::new());
     for i in 0..steps.max(1) + 1 {
-        let a = time(&|| sync(g.synthesize(latent.clone()).reshape([-1])))?;
-        let b = time(&|| sync(det.p_fake(g.synthesize(latent.clone()))))?;
-        let c = time(&|| {
-            let (_, _, grad) = objective.gradient(&latent);
-            sync((latent.clone() - grad.sign() * 1e-3).reshape([-1]))
-        })?;
-        let d = time(&gen_grad)?;
-        let e = time(&tune)? / TUNING_STEPS as f64;
+        let (a, ta) = (parts(&g)?, tune(&g)?);
+        let (b, tb) = (parts(&shared)?, tune(&shared)?);
         if i > 0 {
-            tune_step.push(e);
-            // The first round warms caches and allocators.
-            gen_step.push(d);
-            gen_fwd.push(a);
-            full_fwd.push(b);
-            step.push(c);
+            fused.push((a, ta));
+            unfused.push((b, tb));
         }
     }
-    let (a, b, c, d, e) = (median(gen_fwd), median(full_fwd), median(step), median(gen_step), median(tune_step));
+    let medians = |runs: &[([f64; 4], f64)]| -> [f64; 5] {
+        let col = |j: usize| median(runs.iter().map(|(p, t)| if j < 4 { p[j] } else { *t }).collect());
+        [col(0), col(1), col(2), col(3), col(4)]
+    };
+    let (f, n) = (medians(&fused), medians(&unfused));
+    let names = ["generator_forward_s", "forward_s", "generator_backward_s", "step_s", "tuning_step_s"];
     if json {
+        let form = |m: &[f64; 5]| {
+            names.iter().zip(m).map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>()
+        };
         println!(
             "{}",
-            json!({ "backend": backend, "size": size, "channel_multiplier": cm, "steps": steps, "generator_forward_s": a, "forward_s": b, "step_s": c, "generator_backward_s": d, "tuning_step_s": e })
+            json!({ "backend": backend, "size": size, "channel_multiplier": cm, "steps": steps, "fused": form(&f), "non_fused": form(&n) })
         );
     } else {
         println!(
             "one search step, {backend}, batch 1, generator {size} px (channel multiplier {cm}) + Xception at {size} px, median of {steps}:"
         );
-        println!("  generator forward            {a:.3} s");
-        println!("  generator + detector forward {b:.3} s");
-        println!("  generator forward + backward {d:.3} s");
-        println!("  forward + backward + update  {c:.3} s");
-        println!("  pivotal tuning step          {e:.3} s ({:.2}× the search step)", e / c);
+        println!("                               fused       non-fused   non-fused / fused");
+        let labels = [
+            "generator forward",
+            "generator + detector forward",
+            "generator forward + backward",
+            "forward + backward + update",
+            "pivotal tuning step",
+        ];
+        for ((label, a), b) in labels.iter().zip(f).zip(n) {
+            println!("  {label:<28} {a:>8.3} s  {b:>8.3} s  {:>6.2}×", b / a);
+        }
     }
     Ok(())
 }

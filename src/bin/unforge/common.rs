@@ -64,3 +64,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn mkdir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| io_err(path, e))
 }
+
+/// The PNG files of `dir`, sorted by name.
+pub fn png_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
+    let mut images: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|x| x.to_str()).is_some_and(|x| x.eq_ignore_ascii_case("png")))
+        .collect();
+    images.sort();
+    Ok(images)
+}

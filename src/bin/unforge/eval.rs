@@ -22,7 +22,7 @@ use unforge::readback::block_on;
 use unforge::search::Level;
 use unforge::zoo::Zoo;
 
-use crate::common::{DeviceArgs, io_err, load_zoo, mkdir, read_image, write_atomic};
+use crate::common::{DeviceArgs, io_err, load_zoo, mkdir, png_files, read_image, write_atomic};
 
 /// Runs the paper's experiments over a folder of face images and writes Markdown, CSV and
 /// JSON tables (Tab. 1 quality, Tab. 2/3 transfer, Tab. 4 levels, Tab. 5 α, ASR vs steps).
@@ -127,12 +127,7 @@ fn read_labels(data: &Path) -> Result<Option<BTreeMap<String, bool>>> {
 
 /// The PNGs of `data` (sorted), restricted to the fakes when labels.json says which they are.
 fn list_images(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(data).map_err(|e| io_err(data, e))?;
-    let mut images: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|x| x.to_str()).is_some_and(|x| x.eq_ignore_ascii_case("png")))
-        .collect();
-    images.sort();
+    let mut images = png_files(data)?;
     if let Some(labels) = read_labels(data)? {
         images.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| labels.get(n) == Some(&true)));
     }

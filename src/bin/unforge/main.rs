@@ -2,9 +2,11 @@
 //! each owning its arguments.
 
 mod bench;
+mod checkpoint;
 mod common;
 mod convert;
 mod eval;
+mod finetune;
 mod init_zoo;
 mod invert;
 mod run;
@@ -35,6 +37,7 @@ enum Command {
     /// (ArcFace IR-SE) on shots of the same people. Writes zoo.json, the weights (f16),
     /// train-report.json (losses, test-split scores) and resumable checkpoints.
     Train(train::TrainArgs),
+    Finetune(finetune::FinetuneArgs),
     Convert(convert::ConvertArgs),
     Zoo(zoo::ZooArgs),
     Bench(bench::BenchArgs),
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Samples(args) => samples::run(&args),
         Command::Synth(args) => synth::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Finetune(args) => finetune::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Zoo(args) => zoo::run(&args),
         Command::Bench(args) => bench::run(&args),
