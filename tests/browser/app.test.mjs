@@ -108,7 +108,7 @@ test('a custom zoo loads from local files, and a broken one says what is wrong',
     await page.setInputFiles('#zoo-files', [{ ...files[0], buffer: Buffer.from(JSON.stringify(wrong)) }, ...files.slice(1)]);
     await page.click('#zoo-load');
     assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'failed');
-    assert.match(await page.textContent('#banner'), /W\+ rows disagree/);
+    assert.match(await page.textContent('#banner'), /n_latent 11 differs from the 10 W\+ rows of generator `stylegan2`/);
     const greedy = { ...manifest, pivotal_tuning: { steps: 9999, learning_rate: 0.002 } };
     await page.setInputFiles('#zoo-files', [{ ...files[0], buffer: Buffer.from(JSON.stringify(greedy)) }, ...files.slice(1)]);
     await page.click('#zoo-load');
@@ -343,7 +343,7 @@ test('the page says what the zoo knows and warns when an image is not of it', as
     await page.waitForSelector('#domain-warning', { state: 'hidden' });
     const res = await page.goto(`${base}real-checkpoints.html`);
     assert.equal(res.status(), 200);
-    assert.match(await page.textContent('main'), /unforge convert/);
+    assert.match(await page.textContent('main'), /unforge zoo --out models\/ffhq/);
   });
 });
 
