@@ -121,6 +121,12 @@ const handlers = {
     state.result = result;
     showResult(result, state.backend, drawResidual, domainCaveat());
     setState('done', 'Done.');
+    worker.postMessage({ type: 'memory' });
+  },
+  // After each explanation: what the worker holds, for anyone loading a large zoo.
+  memory({ wasmBytes, jsHeapBytes }) {
+    const heap = jsHeapBytes === null ? '' : `, JS heap ${formatBytes(jsHeapBytes)}`;
+    $('memory').textContent = `Worker memory: core ${formatBytes(wasmBytes)}${heap}.`;
   },
   residual({ signed, magnitude, size }) {
     draw('residual', $('residual-kind').value === 'signed' ? signed : magnitude, size);

@@ -8,6 +8,7 @@
 //   residual    { before, after, size, gain }                  the residual drawn at a new gain
 //   cache-info  {}
 //   cache-clear {}
+//   memory      {}                                             the worker's memory, for diagnostics
 //
 // Replies and news (worker → page)
 //   progress    { index, file, loaded, total, cached }   a weight file arriving (during load;
@@ -21,6 +22,8 @@
 //   done        { result, totalMs }                      reply to run: pictures and `report`
 //   residual    { signed, magnitude, size }              reply to residual
 //   cache       { bytes, files, available }              reply to cache-info and cache-clear
+//   memory      { wasmBytes, jsHeapBytes }               reply to memory (jsHeapBytes: null where
+//               the browser does not say)
 //   error       { during, message }                      any request that failed
-export const REQUESTS = ['load', 'run', 'residual', 'cache-info', 'cache-clear'];
-export const REPLIES = ['progress', 'loaded', 'stage', 'tuning', 'step', 'done', 'residual', 'cache', 'error'];
+export const REQUESTS = ['load', 'run', 'residual', 'cache-info', 'cache-clear', 'memory'];
+export const REPLIES = ['progress', 'loaded', 'stage', 'tuning', 'step', 'done', 'residual', 'cache', 'memory', 'error'];

@@ -6,6 +6,8 @@ import init, { Session } from './pkg/unforge.js';
 import { REQUESTS } from './protocol.js';
 
 let session = null;
+// The core's exports (its linear memory among them), once it is loaded.
+let wasm = null;
 const CACHE = 'unforge-weights-v1';
 
 // FNV-1a of the manifest: cached weights are keyed by it, so a changed zoo never reuses them.
@@ -91,7 +93,7 @@ async function initCore() {
   const bytes = await download(new URL('./pkg/unforge_bg.wasm', import.meta.url).href, (loaded, total) => {
     postMessage({ type: 'progress', index: -1, file, loaded, total, cached: false });
   });
-  await init({ module_or_path: bytes });
+  wasm = await init({ module_or_path: bytes });
 }
 
 // The manifest text and a way to get each weight file, from a URL folder or local files.
@@ -195,6 +197,9 @@ const handlers = {
     const maps = Session.residual(new Uint8Array(before), new Uint8Array(after), size, gain);
     return { type: 'residual', signed: maps.signed, magnitude: maps.magnitude, size };
   },
+  // What the worker holds: the core's linear memory (it only grows) and, where the browser
+  // says, the JS heap.
+  memory: () => ({ type: 'memory', wasmBytes: wasm?.memory.buffer.byteLength ?? 0, jsHeapBytes: self.performance?.memory?.usedJSHeapSize ?? null }),
   'cache-clear': async () => {
     if ('caches' in self) await caches.delete(CACHE);
     return cacheInfo();

@@ -73,17 +73,24 @@ function chunk(type, data) {
   return out;
 }
 
+/// A PNG of `w × h` from its filtered scanlines `raw` (each row: a filter byte, then the
+/// pixels packed at `bitDepth` in `colorType`), with `before` chunks (PLTE, …) ahead of IDAT.
+export async function pngFrom(w, h, colorType, bitDepth, raw, before = []) {
+  const { deflateSync } = await import('node:zlib');
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = bitDepth;
+  ihdr[9] = colorType;
+  const extra = before.map(([type, data]) => chunk(type, data));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), ...extra, chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
 /// An RGBA PNG of `w × h` whose pixel (x, y) is `pixel(x, y)` → [r, g, b, a].
 export async function pngOf(w, h, pixel) {
-  const { deflateSync } = await import('node:zlib');
   const raw = Buffer.alloc(h * (1 + 4 * w));
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) Buffer.from(pixel(x, y)).copy(raw, y * (1 + 4 * w) + 1 + 4 * x);
   }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 6;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  return pngFrom(w, h, 6, 8, raw);
 }
