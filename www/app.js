@@ -58,7 +58,11 @@ function load() {
   startWorker();
   setState('loading', 'Loading models…');
   $('model-progress').replaceChildren();
-  worker.postMessage({ type: 'load', backend: $('backend-choice').value, base: state.zoo.base, files: state.zoo.files });
+  // A test hook, on only when the address asks for it: the worker destroys its WebGPU device
+  // after this many search steps.
+  const loseGpu = new URLSearchParams(location.search).get('test-lose-gpu-after');
+  const testLoseGpuAfterStep = loseGpu === null ? null : Number(loseGpu);
+  worker.postMessage({ type: 'load', backend: $('backend-choice').value, base: state.zoo.base, files: state.zoo.files, testLoseGpuAfterStep });
 }
 
 const handlers = {
@@ -90,7 +94,7 @@ const handlers = {
     const name = data.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
     $('backend').textContent = `Backend: ${name} · zoo ${data.zoo} (${data.source}, ${formatBytes(data.bytes)}) · loaded in ${(data.loadMs / 1000).toFixed(1)} s${data.tuneSteps ? ` · recommends ${data.tuneSteps} steps of pivotal tuning` : ''}`;
     $('backend').dataset.backend = data.backend;
-    showBanner(data.fallbackReason ? `Running on the CPU: ${data.fallbackReason}.` : '');
+    if (!state.rerun) showBanner(data.fallbackReason ? `Running on the CPU: ${data.fallbackReason}.` : '');
     $('detector').replaceChildren(...data.detectors.map((d) => new Option(d, d)));
     applyPreset(state.presets, $('preset').value);
     // A new zoo brings its own pivotal tuning; a reload of the same one (Cancel) keeps the
@@ -101,6 +105,10 @@ const handlers = {
     else setState('ready', crop.bitmap ? 'Ready. Press Explain.' : 'Ready. Pick an image, then press Explain.');
     state.cancelled = false;
     worker.postMessage({ type: 'cache-info' });
+    if (state.rerun) {
+      state.rerun = false;
+      run();
+    }
   },
   stage({ stage }) {
     if (stage === 'searching') searchStarts();
@@ -135,10 +143,12 @@ const handlers = {
     $('cache').textContent = available ? `Weights cache: ${files} files, ${formatBytes(bytes)} on this device.` : 'Weights cache: not available here.';
   },
   error(data) {
-    if (state.backend === 'webgpu' && data.during === 'run' && /lost|device|gpu/i.test(data.message)) {
-      // The GPU went away (driver reset, another tab, sleep): carry on on the CPU.
-      showBanner(`The WebGPU device was lost (${data.message}); reloading on the CPU. Press Explain again.`);
+    if (state.backend === 'webgpu' && data.during === 'run' && (data.gpuLost || /lost|device|gpu/i.test(data.message))) {
+      // The GPU went away (driver reset, another tab, sleep): the same image and settings are
+      // explained again on the CPU, in a new worker.
+      showBanner(`The WebGPU device was lost (${data.message}); continuing on the CPU with the same image and settings.`);
       $('backend-choice').value = 'cpu';
+      state.rerun = true;
       load();
       return;
     }

@@ -2,7 +2,8 @@
 // with one reply and, while it works, with news. Every message is `{ type, ...fields }`.
 //
 // Requests (page → worker)
-//   load        { backend: 'auto'|'webgpu'|'cpu', base: 'models/' | null, files: File[] | null }
+//   load        { backend: 'auto'|'webgpu'|'cpu', base: 'models/' | null, files: File[] | null,
+//                 testLoseGpuAfterStep: N | null }   (the test hook: destroy the GPU device after N steps)
 //   run         { image: { data, width, height }, options }   options: the core's ExplainOptions,
 //               plus `truth` ({ data, width, height, name }) and `imageName`
 //   residual    { before, after, size, gain }                  the residual drawn at a new gain
@@ -24,6 +25,7 @@
 //   cache       { bytes, files, available }              reply to cache-info and cache-clear
 //   memory      { wasmBytes, jsHeapBytes }               reply to memory (jsHeapBytes: null where
 //               the browser does not say)
-//   error       { during, message }                      any request that failed
+//   error       { during, message, gpuLost? }            any request that failed (gpuLost: the WebGPU
+//               device was lost during a run)
 export const REQUESTS = ['load', 'run', 'residual', 'cache-info', 'cache-clear', 'memory'];
 export const REPLIES = ['progress', 'loaded', 'stage', 'tuning', 'step', 'done', 'residual', 'cache', 'memory', 'error'];

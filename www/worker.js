@@ -6,6 +6,27 @@ import init, { Session } from './pkg/unforge.js';
 import { REQUESTS } from './protocol.js';
 
 let session = null;
+// The WebGPU device the core asked for, watched: when it is lost (a driver reset, the GPU
+// taken away, or the test hook below), a run in progress is answered at once with an error
+// that says so, since the core may never hear back from the device, and the page carries on
+// in a new worker on the CPU.
+let gpuDevice = null;
+let running = false;
+// Test hook, on only when a load asks for it (the page's `?test-lose-gpu-after=N`): the device
+// is destroyed once the search has taken N steps.
+let loseGpuAfterStep = null;
+if (self.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    gpuDevice = device;
+    device.lost.then((info) => {
+      if (device !== gpuDevice || !running) return;
+      postMessage({ type: 'error', during: 'run', gpuLost: true, message: `the WebGPU device was lost (${info.message || info.reason || 'no reason given'})` });
+    });
+    return device;
+  };
+}
 // The core's exports (its linear memory among them), once it is loaded.
 let wasm = null;
 const CACHE = 'unforge-weights-v1';
@@ -89,6 +110,9 @@ async function chooseBackend(preference, manifest) {
 // The WebAssembly core, fetched with its progress shown like a weight file's (row -1): it is
 // the largest file the page loads.
 async function initCore() {
+  // Once per worker: another zoo loads into the same core (a lost GPU or a crash starts a new
+  // worker).
+  if (wasm) return;
   const file = 'the core (unforge_bg.wasm)';
   const bytes = await download(new URL('./pkg/unforge_bg.wasm', import.meta.url).href, (loaded, total) => {
     postMessage({ type: 'progress', index: -1, file, loaded, total, cached: false });
@@ -127,7 +151,8 @@ async function zooSource({ base, files }) {
   };
 }
 
-async function load({ backend: preference, base = 'models/', files = null }) {
+async function load({ backend: preference, base = 'models/', files = null, testLoseGpuAfterStep = null }) {
+  loseGpuAfterStep = testLoseGpuAfterStep;
   const t0 = performance.now();
   await initCore();
   const source = await zooSource({ base, files });
@@ -163,6 +188,15 @@ async function run({ image, options }) {
   if (!session) throw new Error('models are not loaded yet');
   const t0 = performance.now();
   let last = t0;
+  running = true;
+  try {
+    return await explain(image, options, t0, last);
+  } finally {
+    running = false;
+  }
+}
+
+async function explain(image, options, t0, last) {
   const result = await session.explain(new Uint8Array(image.data), image.width, image.height, options, (s) => {
     if (s.stage !== undefined) {
       postMessage({ type: 'stage', stage: s.stage });
@@ -174,6 +208,7 @@ async function run({ image, options }) {
       const now = performance.now();
       postMessage({ type: 'step', step: s.step, pFake: s.pFake, pFakeAll: s.pFakeAll, thumbnail: s.thumbnail, loss: s.loss, ms: now - last });
       last = now;
+      if (loseGpuAfterStep !== null && s.step + 1 >= loseGpuAfterStep && gpuDevice) gpuDevice.destroy();
     }
   });
   return { type: 'done', result, totalMs: performance.now() - t0 };

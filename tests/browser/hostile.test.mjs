@@ -213,3 +213,149 @@ test('bad requests to the core are errors that say what is wrong, and a hundred 
     if (last.jsHeapBytes !== null) assert.ok(last.jsHeapBytes - tenth.jsHeapBytes <= 32 << 20, `JS heap grew ${mb(last.jsHeapBytes - tenth.jsHeapBytes)} MB`);
   });
 });
+
+// A safetensors file's header as JSON, and its data.
+function splitSafetensors(bytes) {
+  const n = Number(bytes.readBigUInt64LE(0));
+  return { header: JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')), data: bytes.subarray(8 + n) };
+}
+
+function joinSafetensors(headerText, data) {
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(headerText)));
+  return Buffer.concat([len, Buffer.from(headerText), data]);
+}
+
+function hundredBadZoos() {
+  const dir = `${ROOT}models/tiny-seeded/`;
+  const manifestText = readFileSync(`${dir}zoo.json`, 'utf8');
+  const manifest = JSON.parse(manifestText);
+  const good = readFileSync(`${dir}xception.safetensors`);
+  const { header, data } = splitSafetensors(good);
+  const keys = Object.keys(header).filter((k) => k !== '__metadata__');
+  const random = rng(23);
+  const pick = (n) => Math.floor(random() * n);
+  const bad = [];
+  const weights = (what, bytes) => bad.push({ what, name: 'xception.safetensors', bytes, says: 'xception.safetensors' });
+  const edited = (what, edit) => {
+    const h = structuredClone(header);
+    edit(h);
+    weights(what, joinSafetensors(JSON.stringify(h), data));
+  };
+  for (let i = 0; i < 20; i++) weights(`truncated (#${i})`, good.subarray(0, 1 + pick(good.length - 1)));
+  const headerEnd = 8 + Number(good.readBigUInt64LE(0));
+  for (let i = 0; i < 20; i++) {
+    const b = Buffer.from(good);
+    b[8 + pick(headerEnd - 8)] ^= 1 << pick(8);
+    weights(`header bit flipped (#${i})`, b);
+  }
+  for (let i = 0; i < 10; i++) {
+    // NaN, +∞ and −∞ in one value of a tensor (the file stores f16).
+    const key = keys[pick(keys.length)];
+    const [start, end] = header[key].data_offsets;
+    const b = Buffer.from(good);
+    const at = headerEnd + start + 2 * pick((end - start) / 2);
+    b.writeUInt16LE([0x7e00, 0x7c00, 0xfc00][i % 3], at);
+    weights(`non-finite value in ${key}`, b);
+  }
+  for (const [i, dtype] of ['I64', 'U8', 'BOOL', 'F64', 'F8_E4M3', 'I32', 'F32', 'Q4', '', 'BF17'].entries()) {
+    edited(`${keys[i]} as ${dtype}`, (h) => { h[keys[i]].dtype = dtype; });
+  }
+  for (let i = 0; i < 10; i++) {
+    edited(`shape off by one (#${i})`, (h) => { const s = h[keys[(i * 5) % keys.length]].shape; s[i % s.length] += 1; });
+  }
+  for (let i = 0; i < 5; i++) {
+    const text = JSON.stringify(header);
+    const entry = `"${keys[i]}":${JSON.stringify(header[keys[i]])}`;
+    const twin = `"${keys[i]}":${JSON.stringify(header[keys[i + 1]])}`;
+    weights(`${keys[i]} twice`, joinSafetensors(text.replace(entry, `${entry},${twin}`), data));
+  }
+  for (const length of [2n ** 64n - 1n, 2n ** 40n, BigInt(good.length), 0n, 7n]) {
+    const b = Buffer.from(good);
+    b.writeBigUInt64LE(length, 0);
+    weights(`header length ${length}`, b);
+  }
+  const first = keys[0];
+  const layouts = [
+    (h) => { h[first].shape = 'x'; }, (h) => { h[first].data_offsets = [...h[first].data_offsets].reverse(); },
+    (h) => { h[first].data_offsets = [0, data.length + 4]; }, (h) => { h[first].shape = [0]; }, (h) => { h[first].shape = [-1]; },
+    (h) => { h[first].data_offsets = h[keys[1]].data_offsets; }, (h) => { h[first].shape = [2 ** 53, 4]; },
+    (h) => { delete h[first].dtype; }, (h) => { h[first].dtype = 7; }, (h) => { h[first].data_offsets = '0-4'; },
+  ];
+  layouts.forEach((edit, i) => edited(`layout edit ${i}`, edit));
+  // Manifests: files outside the folder, broken JSON, networks that do not fit.
+  const manifests = [
+    ...['../x.safetensors', '/etc/passwd', 'a/../../b.safetensors', '..', ''].map((f) => [`file ${JSON.stringify(f)}`, manifestText.replace('"xception.safetensors"', JSON.stringify(f))]),
+    ['truncated', manifestText.slice(0, manifestText.length / 2)],
+    ['no networks', manifestText.replace('"networks"', '"nets"')],
+    ['unknown architecture', manifestText.replace('"architecture": "xception"', '"architecture": "vit"')],
+    ['rows', JSON.stringify({ ...manifest, n_latent: 80 })],
+    ['negative size', manifestText.replace(/"input_size": \d+/, '"input_size": -32')],
+  ];
+  for (const [what, text] of manifests) {
+    assert.notEqual(text, manifestText, `manifest edit ${what} changed nothing`);
+    bad.push({ what: `manifest: ${what}`, name: 'zoo.json', bytes: Buffer.from(text), says: null });
+  }
+  assert.equal(bad.length, 100);
+  return bad;
+}
+
+test('a hundred bad weight files and manifests through the page\'s loader: each an error naming the file, then the zoo loads', async () => {
+  const dir = `${ROOT}models/tiny-seeded/`;
+  const manifest = JSON.parse(readFileSync(`${dir}zoo.json`, 'utf8'));
+  const names = ['zoo.json', ...manifest.networks.map((n) => n.file)];
+  const files = Object.fromEntries(names.map((n) => [n, readFileSync(`${dir}${n}`).toString('base64')]));
+  await withPage({ webgpu: false }, async ({ page, base }) => {
+    await page.goto(`${base}?backend=cpu&zoo=models/tiny-seeded/`);
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready');
+    await startWorker(page);
+    const failures = [];
+    for (const { what, name, bytes, says } of hundredBadZoos()) {
+      const reply = await page.evaluate(async ({ files, name, bytes }) => {
+        const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const chosen = Object.entries({ ...files, [name]: bytes }).map(([n, b]) => new File([decode(b)], n));
+        return window.ask({ type: 'load', backend: 'cpu', base: null, files: chosen });
+      }, { files, name, bytes: bytes.toString('base64') });
+      if (reply.type !== 'error') failures.push(`${what}: ${reply.type}`);
+      else if (says && !reply.message.includes(says)) failures.push(`${what}: the message does not name ${says}: ${reply.message}`);
+    }
+    assert.deepEqual(failures, []);
+    // The same worker then loads the zoo as it is, and explains with it.
+    const loaded = await page.evaluate(async (files) => {
+      const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const chosen = Object.entries(files).map(([n, b]) => new File([decode(b)], n));
+      const reply = await window.ask({ type: 'load', backend: 'cpu', base: null, files: chosen });
+      const side = 32;
+      const run = await window.ask({ type: 'run', image: { data: new Uint8ClampedArray(side * side * 4).fill(90).buffer, width: side, height: side }, options: { search: { steps: 1 } } });
+      return [reply.type, run.type];
+    }, files);
+    assert.deepEqual(loaded, ['loaded', 'done']);
+  });
+});
+
+test('a WebGPU device lost in the middle of a search: the page says so and finishes on the CPU with the same image and settings', async () => {
+  // SwiftShader's WebGPU; the test hook (`test-lose-gpu-after`) destroys the device after the
+  // search's second step, which raises a real device-lost.
+  await withPage({ webgpu: true }, async ({ page, base }) => {
+    await page.goto(`${base}?backend=webgpu&zoo=models/tiny-seeded/&test-lose-gpu-after=2`);
+    assert.equal(await waitState(page, ['ready', 'failed'], 180_000), 'ready', await page.textContent('#status'));
+    assert.equal(await page.getAttribute('#backend', 'data-backend'), 'webgpu');
+    await page.check('input[value="samples/synth-fake-2.png"]');
+    await page.fill('#steps', '5');
+    await page.fill('#alpha', '0.02');
+    await page.fill('#kappa', '0');
+    await page.click('#run');
+    await page.waitForFunction(() => /device was lost/.test(document.getElementById('banner').textContent), null, { timeout: 300_000 });
+    assert.equal(await waitState(page, ['done', 'error'], 300_000), 'done', await page.textContent('#status'));
+    assert.match(await page.textContent('#banner'), /WebGPU device was lost .*continuing on the CPU with the same image and settings/);
+    assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
+    // The same image and settings, explained to the end on the CPU.
+    assert.equal(await page.isChecked('input[value="samples/synth-fake-2.png"]'), true);
+    assert.deepEqual([await page.inputValue('#steps'), await page.inputValue('#alpha')], ['5', '0.02']);
+    const [d] = await Promise.all([page.waitForEvent('download'), page.click('#download-json')]);
+    const report = JSON.parse(readFileSync(await d.path(), 'utf8'));
+    assert.equal(report.backend, 'cpu');
+    assert.equal(report.image, 'samples/synth-fake-2.png');
+    assert.equal(report.search.max_steps, 5);
+  }, { ignore: /WebGPU|GPU|device/i });
+});
