@@ -1,6 +1,7 @@
 // Hostile input at scale: a thousand malformed and odd images through the page's input path
-// and the core's worker, bad requests to the worker, and a hundred searches in one worker with
-// its memory bounded. Seeded, so a failure names the same file every time.
+// and the core's worker, bad requests to the worker, a hundred searches in one worker with its
+// memory bounded, a hundred bad weight files and manifests through the page's loader, and a
+// WebGPU device lost mid-search. Seeded, so a failure names the same file every time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
