@@ -143,10 +143,11 @@ const handlers = {
     $('cache').textContent = available ? `Weights cache: ${files} files, ${formatBytes(bytes)} on this device.` : 'Weights cache: not available here.';
   },
   error(data) {
-    if (state.backend === 'webgpu' && data.during === 'run' && (data.gpuLost || /lost|device|gpu/i.test(data.message))) {
-      // The GPU went away (driver reset, another tab, sleep): the same image and settings are
-      // explained again on the CPU, in a new worker.
-      showBanner(`The WebGPU device was lost (${data.message}); continuing on the CPU with the same image and settings.`);
+    if (state.backend === 'webgpu' && data.during === 'run' && (data.gpuLost || /lost|device|gpu|out of memory|outofmemory/i.test(data.message))) {
+      // The GPU went away (driver reset, another tab, sleep) or ran out of memory: the same
+      // image and settings are explained again on the CPU, in a new worker.
+      const what = /out of memory|outofmemory/i.test(data.message) ? 'The GPU ran out of memory' : 'The WebGPU device was lost';
+      showBanner(`${what} (${data.message}); continuing on the CPU with the same image and settings.`);
       $('backend-choice').value = 'cpu';
       state.rerun = true;
       load();

@@ -199,19 +199,27 @@ test('bad requests to the core are errors that say what is wrong, and a hundred 
       for (let n = 0; n < 100; n++) {
         const reply = await window.ask({ type: 'run', image: { data: pixels.slice().buffer, width: side, height: side }, options: { search: { steps: 2, seed: n } } });
         if (reply.type !== 'done') throw new Error(`search ${n}: ${reply.message}`);
-        if (n === 9 || n === 99) seen.push(await window.ask({ type: 'memory' }));
+        if (n === 9 || n === 99) {
+          // The worker's memory, and the page's JS heap that received every result.
+          const worker = await window.ask({ type: 'memory' });
+          seen.push({ ...worker, pageHeapBytes: performance.memory?.usedJSHeapSize ?? null });
+        }
       }
       return seen;
     });
     const [tenth, last] = memory;
     const mb = (b) => (b / 1048576).toFixed(1);
-    const heap = last.jsHeapBytes === null ? 'the worker\'s JS heap is not reported by this browser' : `JS heap ${mb(tenth.jsHeapBytes)} → ${mb(last.jsHeapBytes)} MB`;
-    console.log(`wasm memory after 10 searches ${mb(tenth.wasmBytes)} MB, after 100 ${mb(last.wasmBytes)} MB; ${heap}`);
+    const heap = last.jsHeapBytes === null ? 'the worker\'s JS heap is not reported by this browser' : `worker JS heap ${mb(tenth.jsHeapBytes)} → ${mb(last.jsHeapBytes)} MB`;
+    console.log(`wasm memory after 10 searches ${mb(tenth.wasmBytes)} MB, after 100 ${mb(last.wasmBytes)} MB; ${heap}; the page's JS heap ${mb(tenth.pageHeapBytes)} → ${mb(last.pageHeapBytes)} MB`);
     // The bound: the core's memory grows by at most 8 MB over the last 90 searches, and stays
     // under 256 MB in all (the seeded zoo's networks and one search need about a tenth of it).
     assert.ok(last.wasmBytes - tenth.wasmBytes <= 8 << 20, `wasm memory grew ${mb(last.wasmBytes - tenth.wasmBytes)} MB`);
     assert.ok(last.wasmBytes <= 256 << 20, `wasm memory ${mb(last.wasmBytes)} MB`);
-    if (last.jsHeapBytes !== null) assert.ok(last.jsHeapBytes - tenth.jsHeapBytes <= 32 << 20, `JS heap grew ${mb(last.jsHeapBytes - tenth.jsHeapBytes)} MB`);
+    if (last.jsHeapBytes !== null) assert.ok(last.jsHeapBytes - tenth.jsHeapBytes <= 32 << 20, `worker JS heap grew ${mb(last.jsHeapBytes - tenth.jsHeapBytes)} MB`);
+    // The page received a hundred results (pictures and reports) and kept none: its heap grows
+    // by at most 32 MB.
+    assert.ok(typeof last.pageHeapBytes === 'number', 'Chromium reports the page\'s JS heap');
+    assert.ok(last.pageHeapBytes - tenth.pageHeapBytes <= 32 << 20, `the page's JS heap grew ${mb(last.pageHeapBytes - tenth.pageHeapBytes)} MB`);
   });
 });
 
