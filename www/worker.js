@@ -189,14 +189,6 @@ async function run({ image, options }) {
   const t0 = performance.now();
   let last = t0;
   running = true;
-  try {
-    return await explain(image, options, t0, last);
-  } finally {
-    running = false;
-  }
-}
-
-async function explain(image, options, t0, last) {
   const result = await session.explain(new Uint8Array(image.data), image.width, image.height, options, (s) => {
     if (s.stage !== undefined) {
       postMessage({ type: 'stage', stage: s.stage });
@@ -210,7 +202,7 @@ async function explain(image, options, t0, last) {
       last = now;
       if (loseGpuAfterStep !== null && s.step + 1 >= loseGpuAfterStep && gpuDevice) gpuDevice.destroy();
     }
-  });
+  }).finally(() => { running = false; });
   return { type: 'done', result, totalMs: performance.now() - t0 };
 }
 

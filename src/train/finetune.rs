@@ -61,15 +61,23 @@ impl GeneratorFinetuning {
     /// The images of `step`: a seeded order of all of them, epoch after epoch, so that a
     /// resumed run shows what the uninterrupted one would have.
     fn batch_of(&self, step: usize, count: usize) -> Vec<usize> {
-        (step * self.batch..(step + 1) * self.batch)
+        let order = |epoch: usize| {
+            let mut order: Vec<usize> = (0..count).collect();
+            let mut rng = SeededRng::new(self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
+            for j in (1..count).rev() {
+                order.swap(j, rng.range(0, j as u64 + 1) as usize);
+            }
+            order
+        };
+        let (first, last) = (step * self.batch, (step + 1) * self.batch);
+        let mut epochs = (first / count..=(last - 1) / count).map(|e| (e, order(e)));
+        let mut current = epochs.next().expect("a batch has an epoch");
+        (first..last)
             .map(|i| {
-                let (epoch, at) = (i / count, i % count);
-                let mut order: Vec<usize> = (0..count).collect();
-                let mut rng = SeededRng::new(self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
-                for j in (1..count).rev() {
-                    order.swap(j, rng.range(0, j as u64 + 1) as usize);
+                if i / count != current.0 {
+                    current = epochs.next().expect("the next epoch");
                 }
-                order[at]
+                current.1[i % count]
             })
             .collect()
     }
@@ -129,11 +137,14 @@ pub fn finetune_generator(
         let y = generator.synthesize(w);
         let l2 = (y.clone() - x.clone()).square().mean();
         let mut loss = l2.clone() * config.lambda_l2;
+        // Every term read back in one transfer: a step waits on the device once.
+        let mut terms = vec![l2];
         let lpips = match (zoo.perceptual.as_ref(), config.lambda_lpips > 0.0) {
             (Some(net), true) => {
                 let d = net.forward(y.clone(), x).mean();
                 loss = loss + d.clone() * config.lambda_lpips;
-                Some(host_vec(d.without_autodiff())?[0])
+                terms.push(d);
+                Some(terms.len() - 1)
             }
             _ => None,
         };
@@ -143,16 +154,19 @@ pub fn finetune_generator(
                 let cos = (arcface.embed_aligned(y) * reference).sum_dim(1);
                 let d = (cos.neg() + 1.0).mean();
                 loss = loss + d.clone() * config.lambda_id;
-                Some(host_vec(d.without_autodiff())?[0])
+                terms.push(d);
+                Some(terms.len() - 1)
             }
             _ => None,
         };
+        terms.push(loss.clone());
+        let values = host_vec(Tensor::cat(terms, 0).without_autodiff())?;
         let report = FinetuneStep {
             step,
-            loss: host_vec(loss.clone().without_autodiff())?[0],
-            l2: host_vec(l2.without_autodiff())?[0],
-            lpips,
-            id,
+            loss: values[values.len() - 1],
+            l2: values[0],
+            lpips: lpips.map(|i| values[i]),
+            id: id.map(|i| values[i]),
         };
         if !report.loss.is_finite() {
             return Err(Error::config(format!(

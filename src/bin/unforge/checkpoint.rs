@@ -10,7 +10,7 @@ use unforge::error::{Error, Result};
 use unforge::train::{Resume, Snapshot};
 use unforge::weights::{StoredPrecision, TensorFile};
 
-use crate::common::write_atomic;
+use crate::common::{mkdir, write_atomic};
 
 /// A stage's saved state: the next step, the losses so far, the weights, and the training
 /// seconds so far.
@@ -146,4 +146,16 @@ impl Checkpoint {
         self.save(steps, &losses, &weights)?;
         Ok((weights, losses, self.earlier_seconds.get() + self.started.elapsed().as_secs_f64()))
     }
+}
+
+/// The folder of a run's checkpoints, made ready: a run never overwrites another run's
+/// checkpoints, so without `resume` a folder that holds some is refused.
+pub fn checkpoints_dir(dir: &std::path::Path, resume: bool) -> Result<()> {
+    if dir.exists() && !resume && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+        return Err(Error::config(format!(
+            "{} holds checkpoints of an earlier run: pass --resume to continue it, or choose another --out",
+            dir.display()
+        )));
+    }
+    mkdir(dir)
 }

@@ -10,8 +10,8 @@ use unforge::train::finetune::{GeneratorFinetuning, finetune_generator};
 use unforge::weights::{StoredPrecision, TensorFile};
 use unforge::zoo::{Zoo, ZooFiles, read_dir};
 
-use crate::checkpoint::Checkpoint;
-use crate::common::{DeviceArgs, mkdir, png_files, read_image, write_atomic};
+use crate::checkpoint::{Checkpoint, checkpoints_dir};
+use crate::common::{DeviceArgs, png_files, read_image, write_atomic};
 
 /// Fine-tunes the zoo's generator on a folder of face crops (PNG) with the encoder frozen, as
 /// the paper's pipeline does before any search (Artifact-Eraser's `finetune.sh`), and writes a
@@ -88,13 +88,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     let images = paths.iter().map(|p| read_image(p)).collect::<Result<Vec<_>>>()?;
     let (train, held_out) = images.split_at(images.len() - held);
     let dir = args.out.join("checkpoints");
-    if dir.exists() && !args.resume && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
-        return Err(Error::config(format!(
-            "{} holds checkpoints of an earlier run: pass --resume to continue it, or choose another --out",
-            dir.display()
-        )));
-    }
-    mkdir(&dir)?;
+    checkpoints_dir(&dir, args.resume)?;
     let entry = manifest.generator()?.clone();
     let weights = TensorFile::from_safetensors(&files[&entry.file], &entry.file)?.select_prefix(&entry.prefix);
     let settings = json!({

@@ -23,8 +23,8 @@ use unforge::weights::{StoredPrecision, TensorFile};
 use unforge::zoo::{Architecture, Domain, DomainKind, Manifest, NetworkEntry, Role, Zoo, ZooFiles};
 use unforge::zoo_init::TinyZooSpec;
 
-use crate::checkpoint::Checkpoint;
-use crate::common::{mkdir, write};
+use crate::checkpoint::{Checkpoint, checkpoints_dir};
+use crate::common::write;
 
 /// Test images whose scores `card.json` keeps.
 const CARD_IMAGES: u64 = 20;
@@ -135,13 +135,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let (recommended, pool_tuning) = check(args)?;
     let out = &args.out;
     let dir = out.join("checkpoints");
-    if dir.exists() && !args.resume && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
-        return Err(Error::config(format!(
-            "{} holds checkpoints of an earlier run: pass --resume to continue it, or choose another --out",
-            dir.display()
-        )));
-    }
-    mkdir(&dir)?;
+    checkpoints_dir(&dir, args.resume)?;
     // No perceptual network: LPIPS's weights come from human judgements of image pairs, which
     // the synthetic world does not have.
     let spec =
