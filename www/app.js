@@ -46,6 +46,10 @@ function startWorker() {
   worker?.terminate();
   worker = new Worker('worker.js', { type: 'module' });
   worker.onmessage = ({ data }) => handlers[data.type](data);
+  // A face search the old worker never answered is asked of the new one.
+  const lost = [...pendingFaces.values()].find((asked) => asked.bitmap === crop.bitmap);
+  pendingFaces.clear();
+  if (lost) findFaces(lost.bitmap);
   worker.onerror = (e) => {
     // A worker that dies (out of memory, a lost GPU device) is replaced by a CPU one.
     showBanner(`The compute worker stopped (${e.message || 'no reason given'}); reloading on the CPU.`);
@@ -136,6 +140,7 @@ const handlers = {
     const heap = jsHeapBytes === null ? '' : `, JS heap ${formatBytes(jsHeapBytes)}`;
     $('memory').textContent = `Worker memory: core ${formatBytes(wasmBytes)}${heap}.`;
   },
+  faces: facesFound,
   residual({ signed, magnitude, size }) {
     draw('residual', $('residual-kind').value === 'signed' ? signed : magnitude, size);
   },
@@ -151,6 +156,10 @@ const handlers = {
       $('backend-choice').value = 'cpu';
       state.rerun = true;
       load();
+      return;
+    }
+    if (data.during === 'faces') {
+      facesFailed(data.message);
       return;
     }
     if (data.during === 'load') {
@@ -203,10 +212,96 @@ function checkImage() {
   showInputWarning(factor > 1.5 ? `${width}×${height}: the face is upscaled ${factor.toFixed(1)}× to the networks’ ${size} px; results will be blurred.` : '');
 }
 
+// ---- faces ---------------------------------------------------------------------------------
+
+// A photograph's faces are found in the worker; the crop snaps to the largest one's FFHQ
+// square. Replies to an earlier picture are ignored.
+let faceRequest = 0;
+const FACE_INPUT = 1024;
+
+function showFaces(list) {
+  const bar = $('faces');
+  bar.replaceChildren();
+  bar.hidden = list.length < 2;
+  const pick = (i) => {
+    crop.snap(list[i]);
+    bar.querySelectorAll('button').forEach((b, j) => b.setAttribute('aria-pressed', String(i === j)));
+    checkImage();
+  };
+  list.forEach((f, i) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'secondary';
+    b.textContent = `Face ${i + 1}`;
+    b.title = `score ${f.score.toFixed(2)}, ${Math.round(f.bbox[2] - f.bbox[0])} px wide`;
+    b.addEventListener('click', () => pick(i));
+    bar.append(b);
+  });
+  const whole = document.createElement('button');
+  whole.type = 'button';
+  whole.className = 'secondary';
+  whole.textContent = 'Manual crop';
+  whole.addEventListener('click', () => { crop.set(crop.bitmap); bar.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', 'false')); checkImage(); });
+  bar.append(whole);
+  if (list.length) {
+    // The largest face (the detector's order is by score).
+    const area = (f) => (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]);
+    pick(list.reduce((best, f, i) => (area(f) > area(list[best]) ? i : best), 0));
+  }
+}
+
+function findFaces(bitmap) {
+  const id = ++faceRequest;
+  $('faces').hidden = true;
+  $('face-status').textContent = 'Looking for faces…';
+  // The detector sees 256 px: a copy with its longer side at most FACE_INPUT px is plenty.
+  const k = Math.min(1, FACE_INPUT / Math.max(bitmap.width, bitmap.height));
+  const [w, h] = [Math.max(1, Math.round(bitmap.width * k)), Math.max(1, Math.round(bitmap.height * k))];
+  const off = new OffscreenCanvas(w, h);
+  const ctx = off.getContext('2d');
+  ctx.imageSmoothingQuality = 'high';
+  ctx.fillStyle = 'rgb(128, 128, 128)';
+  ctx.fillRect(0, 0, w, h);
+  ctx.drawImage(bitmap, 0, 0, w, h);
+  const { data } = ctx.getImageData(0, 0, w, h);
+  pendingFaces.set(id, { bitmap, kx: bitmap.width / w, ky: bitmap.height / h });
+  worker.postMessage({ type: 'faces', id, image: { data: data.buffer, width: w, height: h } }, [data.buffer]);
+}
+const pendingFaces = new Map();
+
+function facesFound({ id, faces, ms }) {
+  const asked = pendingFaces.get(id);
+  pendingFaces.delete(id);
+  if (!asked || id !== faceRequest || crop.bitmap !== asked.bitmap) return;
+  const { kx, ky } = asked;
+  const scaled = faces.map((f) => ({
+    ...f,
+    bbox: [f.bbox[0] * kx, f.bbox[1] * ky, f.bbox[2] * kx, f.bbox[3] * ky],
+    centre: [f.centre[0] * kx, f.centre[1] * ky],
+    side: f.side * kx,
+  }));
+  $('face-status').textContent = scaled.length === 0
+    ? 'No face found: move and zoom the square by hand.'
+    : `${scaled.length === 1 ? 'One face' : `${scaled.length} faces`} found (${Math.round(ms)} ms); the crop is its FFHQ alignment${scaled.length > 1 ? ' (pick another below)' : ''}. Drag or zoom to adjust.`;
+  $('face-status').dataset.faces = String(scaled.length);
+  showFaces(scaled);
+}
+
+function facesFailed(message) {
+  pendingFaces.clear();
+  $('face-status').textContent = `Faces could not be looked for (${message}); crop by hand.`;
+  $('face-status').dataset.faces = 'error';
+}
+
 // `truth`: a sample's ground-truth mask, `{ bitmap, name }`; `domain`: what the image is.
 async function useBitmap(bitmap, name, domain, truth = null) {
   showInputError('');
   crop.set(bitmap);
+  // Synthetic samples are already in their world's frame; photographs are aligned.
+  $('faces').hidden = true;
+  $('face-status').textContent = '';
+  delete $('face-status').dataset.faces;
+  if (domain === 'photographs') findFaces(bitmap);
   state.truth = truth;
   state.imageName = name;
   state.imageDomain = domain;
@@ -218,6 +313,9 @@ async function useBitmap(bitmap, name, domain, truth = null) {
 // A refused file leaves nothing behind: no crop of the image before it, no Explain.
 function refuse(message) {
   crop.clear();
+  faceRequest++;
+  $('faces').hidden = true;
+  $('face-status').textContent = '';
   state.truth = null;
   state.imageName = null;
   state.imageDomain = null;

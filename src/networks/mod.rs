@@ -2,6 +2,7 @@
 //! its `Config` and the original PyTorch key names.
 
 pub mod arcface;
+pub mod blazeface;
 pub mod e4e;
 pub mod efficientnet;
 pub mod irse;

@@ -190,6 +190,9 @@ fn inside(d: f32, width: f32) -> f32 {
     (0.5 - d / width).clamp(0.0, 1.0)
 }
 
+/// The height of the mouth's centre line, in face half-heights below the face centre.
+const MOUTH_Y: f32 = 0.55;
+
 /// Where a pixel lies in the face's own frame: x across (face half-widths), y down (face
 /// half-heights), both 0 at the face centre.
 #[derive(Debug, Clone, Copy)]
@@ -241,6 +244,26 @@ impl FaceParams {
     pub fn inner_face(&self, p: FacePoint, feather: f32) -> f32 {
         let d = ((p.x / 0.78).powi(2) + ((p.y - 0.12) / 0.8).powi(2)).sqrt() - 1.0;
         inside(d, feather)
+    }
+
+    /// Where a face-frame point lies in a `size`-pixel image, in continuous coordinates
+    /// (pixel `i` spans `[i, i + 1)`): the inverse of [`FaceParams::to_face`].
+    pub fn to_image(&self, p: FacePoint, size: usize) -> [f32; 2] {
+        let (a, b) = (p.x * self.face_rx * self.scale, p.y * self.face_ry * self.scale);
+        let (s, c) = self.roll.sin_cos();
+        [(c * a - s * b + self.center[0]) * size as f32, (s * a + c * b + self.center[1]) * size as f32]
+    }
+
+    /// The points the FFHQ alignment is made from, in a `size`-pixel image: the eye centres
+    /// (image left first) and the mean of the mouth's corners.
+    pub fn alignment_points(&self, size: usize) -> [[f32; 2]; 3] {
+        let eye = |side| {
+            let [x, y] = self.eye_center(side);
+            self.to_image(FacePoint { x, y }, size)
+        };
+        // The lips' centre line at the corners (t = ±1 in `paint_mouth`), whose mean is on the axis.
+        let mouth = self.to_image(FacePoint { x: 0.0, y: MOUTH_Y - self.smile * 2.0 }, size);
+        [eye(0), eye(1), mouth]
     }
 
     /// Eye centre `side` (0: image left), in face units.
@@ -366,7 +389,7 @@ impl FaceParams {
     }
 
     fn paint_mouth(&self, img: &mut Canvas, i: usize, p: FacePoint, aa: f32) {
-        let cy = 0.55;
+        let cy = MOUTH_Y;
         let half = self.mouth_width * 0.5 / self.face_rx * self.face_rx;
         let t = p.x / half;
         if t.abs() > 1.05 {

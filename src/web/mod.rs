@@ -22,6 +22,9 @@ use crate::report::{Provenance, Report};
 use crate::search::{Loss, Objective, Preset};
 use crate::zoo::{Manifest, Zoo, ZooFiles};
 
+mod faces;
+pub use faces::FaceFinder;
+
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
 }

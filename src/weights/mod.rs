@@ -2,6 +2,7 @@
 //! original PyTorch key names, and the [`VarBuilder`] that binds them to networks.
 
 mod builder;
+pub mod tfjs;
 
 pub use builder::{Init, VarBuilder, WeightSource, keyed_values};
 

@@ -327,7 +327,7 @@ test('the page says what the zoo knows and warns when an image is not of it', as
     // The opening sample is of the synthetic world: no warning.
     assert.equal(await page.isVisible('#domain-warning'), false);
     // The photograph is not: a warning with a way to real checkpoints, before and in the results.
-    await page.check('input[value="samples/photo-face.png"]', { force: true });
+    await page.check('input[value="samples/astronaut.png"]', { force: true });
     await page.waitForSelector('#domain-warning:not([hidden])');
     assert.match(await page.textContent('#domain-warning'), /knows only synthetic faces: on a photograph its scores mean nothing/);
     assert.equal(await page.getAttribute('#domain-warning a', 'href'), 'real-checkpoints.html');

@@ -49,3 +49,9 @@ pub fn test_image(size: usize) -> unforge::image::RgbaImage {
     }
     unforge::image::RgbaImage::new(size, size, data).expect("valid image")
 }
+
+/// Runs the `unforge` binary: (success, stdout, stderr).
+pub fn unforge(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_unforge")).args(args).output().expect("runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}

@@ -1,10 +1,12 @@
 //! `unforge`: the command-line front of the core, for batch work. One file per subcommand,
 //! each owning its arguments.
 
+mod align;
 mod bench;
 mod checkpoint;
 mod common;
 mod convert;
+mod convert_tfjs;
 mod eval;
 mod finetune;
 mod init_zoo;
@@ -39,6 +41,8 @@ enum Command {
     Train(train::TrainArgs),
     Finetune(finetune::FinetuneArgs),
     Convert(convert::ConvertArgs),
+    ConvertTfjs(convert_tfjs::ConvertTfjsArgs),
+    Align(align::AlignArgs),
     Zoo(zoo::ZooArgs),
     Bench(bench::BenchArgs),
     Invert(invert::InvertArgs),
@@ -54,6 +58,8 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Finetune(args) => finetune::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::ConvertTfjs(args) => convert_tfjs::run(&args),
+        Command::Align(args) => align::run(&args),
         Command::Zoo(args) => zoo::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Invert(args) => invert::run(&args),

@@ -10,6 +10,7 @@ use unforge::options::ExplainOptions;
 use unforge::readback::block_on;
 use unforge::report::{Provenance, Report};
 
+use crate::align::{DetectArgs, align_largest};
 use crate::common::{DeviceArgs, io_err, load_zoo, mkdir, read_image, write};
 
 /// Explains one image: inversion, latent search, counterfactual, residual maps, CAMs and a
@@ -33,6 +34,12 @@ pub struct RunArgs {
     /// the generator around it.
     #[arg(long)]
     latent: Option<PathBuf>,
+    /// Find the largest face (BlazeFace) and explain its FFHQ crop instead of the picture
+    /// (the truth mask is cut the same way; not with --crop).
+    #[arg(long)]
+    align: bool,
+    #[command(flatten)]
+    detect: DetectArgs,
     #[command(flatten)]
     device: DeviceArgs,
     /// The folder for the pictures, report.json and latents.safetensors (the W+ codes of the
@@ -53,11 +60,33 @@ pub fn run(args: &RunArgs) -> Result<()> {
         println!("{}", victim.layer_names().join("\n"));
         return Ok(());
     }
-    let image = read_image(&args.image)?;
-    let truth = match &args.truth {
+    let mut image = read_image(&args.image)?;
+    let mut truth = match &args.truth {
         Some(path) => Some(TruthMask { image: read_image(path)?, origin: path.display().to_string() }),
         None => None,
     };
+    if args.align {
+        if args.options.crop.is_some() {
+            return Err(Error::config("--align finds the crop itself: leave out --crop"));
+        }
+        let (detector, settings) = args.detect.open(&device)?;
+        // Aligned at the generator's size (at least 256): the spine resamples it once more.
+        let size = zoo.generator.size.max(256);
+        let (face, aligned) = align_largest(&detector, &settings, &image, &args.image, size)?;
+        let [x0, y0, x1, y1] = face.bbox;
+        eprintln!(
+            "aligned the face at ({x0:.0}, {y0:.0})–({x1:.0}, {y1:.0}), score {:.2}, side {:.0} px",
+            face.score,
+            face.quad.side()
+        );
+        if let Some(t) = truth.as_mut() {
+            if (t.image.width, t.image.height) != (image.width, image.height) {
+                return Err(Error::config(format!("{}: the mask is not the picture's size", t.origin)));
+            }
+            t.image = unforge::faces::align(&t.image, &face.quad, size)?;
+        }
+        image = aligned;
+    }
     let start = match &args.latent {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
