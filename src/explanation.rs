@@ -13,6 +13,7 @@ use crate::explain::{Cam, CamMethod, CamTarget, GroundTruth, Localisation, Resid
 use crate::image::{RgbaImage, Square};
 use crate::inversion::{Inversion, LatentCodes, TuningStep};
 use crate::metrics::{Quality, psnr, to_unit_range};
+use crate::networks::stylegan2::Generator;
 use crate::readback::{read_planar, read_vec};
 use crate::search::{LatentSearch, RowMask, SearchConfig, StepReport};
 use crate::weights::HostTensor;
@@ -143,6 +144,27 @@ pub struct DetectorScores {
     pub counterfactual: f32,
 }
 
+/// A search through a preview of the generator: its side and the victim's last P(fake) on it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct PreviewScore {
+    pub size: usize,
+    pub p_fake: f32,
+}
+
+/// The generator a search with `preview` runs through: `None` for the full size (no preview,
+/// or one at least as large). Every detector must see a preview at its own input size or a
+/// multiple of it, since the live views score the steps with all of them.
+fn preview_generator(zoo: &Zoo, generator: &Generator, preview: Option<usize>) -> Result<Option<Generator>> {
+    let Some(side) = preview.filter(|&s| s < generator.size) else { return Ok(None) };
+    if let Some((name, det)) = zoo.detectors.iter().find(|(_, d)| side < d.input_size || side % d.input_size != 0) {
+        return Err(Error::config(format!(
+            "preview size {side}: detector `{name}` takes {} px, so the preview must be a multiple of it",
+            det.input_size
+        )));
+    }
+    Ok(Some(generator.clone().with_render_size(side)?))
+}
+
 /// The outcome of one explanation. Its numbers serialise as a report's `result`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
@@ -175,6 +197,10 @@ pub struct Explanation {
     pub success: bool,
     /// The first step at whose latent the goal held.
     pub first_success_step: Option<usize>,
+    /// The preview the search ran through, and the victim's P(fake) on it at the end (the
+    /// scores above are the full-size render's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewScore>,
     /// The counterfactual against the reconstruction.
     pub quality: Quality,
     /// PSNR of the reconstruction against the input (inversion fidelity).
@@ -311,14 +337,24 @@ pub async fn explain_inverted(
     }
     let victim = zoo.detector(&request.detector)?;
     let generator = inversion.generator(&zoo.generator);
+    let preview = preview_generator(zoo, generator, config.preview)?;
 
     // Search, then refine: sign steps in W+ until the victim calls the rendering real.
     observer.observe(Progress::Stage(Stage::Searching));
     let start = inversion.latent.clone();
-    let search = LatentSearch::new(generator, victim, start, &request.mask, config.clone())?;
+    let search_generator = preview.as_ref().unwrap_or(generator);
+    let search = LatentSearch::new(search_generator, victim, start, &request.mask, config.clone())?;
     let mut search = search.with_regularisers(zoo.quality_networks())?;
     let history = run_search(zoo, &mut search, request.live, observer).await?;
     search.refine().await?;
+    // What the search itself last saw, to compare with the full-size render below.
+    let preview = match &preview {
+        Some(g) => {
+            let p = read_vec(victim.p_fake(g.synthesize(search.latent()))).await?[0];
+            Some(PreviewScore { size: g.render_size, p_fake: p })
+        }
+        None => None,
+    };
 
     // Render: the counterfactual through the same generator as the reconstruction.
     observer.observe(Progress::Stage(Stage::Rendering));
@@ -370,6 +406,7 @@ pub async fn explain_inverted(
         steps: search.steps_taken(),
         success: config.reached(victim_scores.counterfactual),
         first_success_step: history.iter().find(|s| !s.active[0]).map(|s| s.step),
+        preview,
         quality,
         localisation,
         history,
@@ -416,7 +453,6 @@ async fn run_search(
     live: Live,
     observer: &mut dyn Observer,
 ) -> Result<Vec<StepReport>> {
-    let size = zoo.generator.size;
     let mut history = Vec::new();
     while !search.is_done() {
         let step = search.steps_taken();
@@ -429,8 +465,10 @@ async fn run_search(
                 view.p_fake_all = Some(zoo.score_all(rendered.clone()).await?);
             }
             if thumbnail_due {
+                // At the preview's side when the search runs through one.
+                let [_, _, h, w] = rendered.dims();
                 let planar = read_planar(rendered).await?.remove(0);
-                view.thumbnail = Some(RgbaImage::from_planar(&planar, size, size));
+                view.thumbnail = Some(RgbaImage::from_planar(&planar, w, h));
             }
         }
         observer.observe(Progress::Search(&report, &view));

@@ -93,6 +93,12 @@ pub struct SearchOptions {
     #[cfg_attr(not(target_arch = "wasm32"), arg(long))]
     #[serde(deserialize_with = "number::finite")]
     pub tune_lr: Option<f32>,
+    /// Search through a preview of the generator at this side (a power of two, at least every
+    /// detector's input size; e.g. 256 for a 1024 generator), then render the counterfactual
+    /// at full size; the W+ rows above it stay as they are [default: off].
+    #[cfg_attr(not(target_arch = "wasm32"), arg(long))]
+    #[serde(deserialize_with = "number::whole")]
+    pub preview: Option<usize>,
 }
 
 /// What a zoo contributes to the defaults of a search.
@@ -156,6 +162,7 @@ impl SearchOptions {
                 steps: self.tune_steps.unwrap_or(tuning.steps),
                 learning_rate: self.tune_lr.unwrap_or(tuning.learning_rate),
             },
+            preview: self.preview,
             ..defaults
         };
         config.validate()?;

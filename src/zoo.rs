@@ -19,7 +19,7 @@ use crate::networks::lpips::Lpips;
 use crate::networks::resnet::{Resnet, ResnetConfig};
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::networks::xception::{Xception, XceptionConfig};
-use crate::networks::{Detector, DetectorNet, Normalization};
+use crate::networks::{Detector, DetectorNet, MIN_DETECTOR_INPUT, Normalization};
 use crate::readback::read_vec;
 use crate::rng::fnv1a;
 use crate::search::RowBands;
@@ -406,6 +406,12 @@ pub fn fits_generator(generator: &NetworkEntry, other: &NetworkEntry) -> Result<
                 return Err(Error::manifest(format!(
                     "detector `{}` takes {side} px, which does not divide generator `{gen_name}`'s {size} px: the \
                      generator's output is reduced to the detector's size by whole-pixel averaging",
+                    other.name
+                )));
+            }
+            if side < MIN_DETECTOR_INPUT {
+                return Err(Error::manifest(format!(
+                    "detector `{}` takes {side} px, less than the {MIN_DETECTOR_INPUT} px its strided stages need",
                     other.name
                 )));
             }

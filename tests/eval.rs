@@ -51,6 +51,7 @@ fn record(
         after: BTreeMap::from([("a".to_string(), after[0]), ("b".to_string(), after[1])]),
         quality: quality(psnr, Some(0.1 * psnr), Some(if psnr > 25.0 { 0.9 } else { 0.3 })),
         localisation: None,
+        preview: None,
         seconds: 1.0,
     }
 }

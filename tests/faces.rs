@@ -129,6 +129,7 @@ fn blazeface_matches_tensorflow_js() {
         let ours = block_on(det.raw(&input)).unwrap();
         let theirs = &expected[i * per_image..(i + 1) * per_image];
         let worst = ours.iter().zip(theirs).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
+        eprintln!("{name}: raw outputs within {worst:e} (relative) of TF.js's");
         assert!(worst < 1e-4, "{name}: raw outputs differ by {worst:e} (relative)");
         let decoded = unforge::networks::blazeface::decode(&ours, det.config(), 0.5);
         let wanted = image["detections"].as_array().unwrap();
@@ -194,6 +195,7 @@ fn finds_the_astronauts_face_where_dlib_does() {
     assert!(lips.iter().any(|p| p[1] < my) && lips.iter().any(|p| p[1] > my), "mouth {my} outside the lips");
     let reference = Quad::from_landmarks68(&lm).unwrap();
     let err = quad_error(&face.quad, &reference);
+    eprintln!("astronaut: quad corners within {err:.2} px of dlib's (side {:.1})", reference.side());
     assert!(err < 0.05 * reference.side(), "quad corners {err:.1} px from dlib's (side {:.0})", reference.side());
     // The quad from the landmarks is the fixture's (the script's arithmetic, here and there).
     let fixture_quad = fixture("dlib-astronaut.json")["quad"].clone();

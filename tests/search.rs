@@ -7,6 +7,7 @@ use common::*;
 use unforge::block_on;
 use unforge::metrics::QualityNetworks;
 use unforge::search::{LatentSearch, Level, Loss, Method, Objective, Preset, Regularisers, RowMask, SearchConfig};
+use unforge::zoo::Zoo;
 
 fn start_latent(zoo: &unforge::zoo::Zoo) -> burn::tensor::Tensor<3> {
     zoo.inverter().invert(&test_image(48), &Device::flex()).latent
@@ -417,4 +418,89 @@ fn live_views_show_the_point_each_step_evaluated() {
         assert!((step - live).abs() < 1e-5, "step {step} vs live view {live}");
     }
     assert_eq!(thumbnails, 2, "steps 0 and 2");
+}
+
+/// A preview renders the skip output at its side: at the full size it is the generator itself,
+/// bit for bit; below, the rows above it change nothing and the rows it reads do.
+#[test]
+fn a_preview_renders_the_lower_layers_only() {
+    let zoo = tiny_zoo();
+    let g = &zoo.generator;
+    let latent = start_latent(&zoo);
+    let full = g.clone().with_render_size(g.size).unwrap();
+    assert_eq!(to_vec(full.synthesize(latent.clone())), to_vec(g.synthesize(latent.clone())));
+    let preview = g.clone().with_render_size(g.size / 2).unwrap();
+    assert_eq!(preview.synthesize(latent.clone()).dims(), [1, 3, g.size / 2, g.size / 2]);
+    let rows = preview.rows_rendered();
+    assert_eq!(rows, zoo.manifest.n_latent - 2, "a 16 px preview of the 32 px generator reads all but two rows");
+    let nudged = |row: usize| {
+        let mut v = to_vec(latent.clone());
+        let sd = g.style_dim;
+        v[row * sd..(row + 1) * sd].iter_mut().for_each(|x| *x += 0.5);
+        tensor3(v, latent.dims())
+    };
+    let base = to_vec(preview.synthesize(latent.clone()));
+    assert_eq!(to_vec(preview.synthesize(nudged(rows))), base, "a row above the preview changed it");
+    assert_ne!(to_vec(preview.synthesize(nudged(rows - 1))), base);
+    assert_ne!(to_vec(g.synthesize(nudged(rows))), to_vec(g.synthesize(latent.clone())));
+    for bad in [3, 12, 2 * g.size] {
+        assert!(g.clone().with_render_size(bad).is_err(), "{bad}");
+    }
+}
+
+/// An explanation searched through a preview: the steps see the preview, the counterfactual
+/// and its scores are the full size's, the report keeps the preview's last P(fake); a preview
+/// smaller than a detector's input is refused by the detector's name.
+#[test]
+fn an_explanation_through_a_preview_renders_the_counterfactual_at_full_size() {
+    use unforge::explanation::{explain, observer};
+    use unforge::options::ExplainOptions;
+    let size = 64;
+    let (mut manifest, files) = unforge::zoo_init::TinyZooSpec { size, ..tiny_spec() }.build().unwrap();
+    let refused = {
+        let zoo = Zoo::load(manifest.clone(), &files, &Device::flex()).unwrap();
+        let options: ExplainOptions = serde_json::from_str(r#"{"search": {"preview": 32, "steps": 2}}"#).unwrap();
+        let request = options.resolve(&zoo).unwrap();
+        block_on(explain(&zoo, &test_image(size), &request, &mut observer(|_| {}))).unwrap_err().to_string()
+    };
+    assert!(refused.contains("preview size 32") && refused.contains("takes 64 px"), "{refused}");
+    // A detector too small for its strided stages is refused when the zoo loads, not by a panic.
+    let mut tiny = manifest.clone();
+    tiny.networks.iter_mut().filter(|n| n.role == unforge::zoo::Role::Detector).for_each(|n| n.input_size = 16);
+    let Err(err) = Zoo::load(tiny, &files, &Device::flex()) else { panic!("a 16 px detector was accepted") };
+    let err = err.to_string();
+    assert!(err.contains("takes 16 px, less than the 32 px"), "{err}");
+    // Detectors that look at 32 px (their global pooling takes any size).
+    for net in manifest.networks.iter_mut().filter(|n| n.role == unforge::zoo::Role::Detector) {
+        net.input_size = 32;
+    }
+    let zoo = Zoo::load(manifest, &files, &Device::flex()).unwrap();
+    let options: ExplainOptions = serde_json::from_str(
+        r#"{"search": {"preview": 32, "steps": 3, "alpha": 0.05, "kappa": 0}, "live": {"thumbnailEvery": 1}}"#,
+    )
+    .unwrap();
+    let request = options.resolve(&zoo).unwrap();
+    let mut thumbnails = Vec::new();
+    let result = block_on(explain(
+        &zoo,
+        &test_image(size),
+        &request,
+        &mut observer(|p| {
+            if let unforge::explanation::Progress::Search(_, view) = p
+                && let Some(t) = &view.thumbnail
+            {
+                thumbnails.push((t.width, t.height));
+            }
+        }),
+    ))
+    .unwrap();
+    let preview = result.preview.expect("the search ran through the preview");
+    assert_eq!(preview.size, 32);
+    assert!((0.0..=1.0).contains(&preview.p_fake));
+    assert!(!thumbnails.is_empty() && thumbnails.iter().all(|&t| t == (32, 32)), "{thumbnails:?}");
+    assert_eq!((result.counterfactual.width, result.counterfactual.height), (size, size));
+    let victim = result.scores.iter().find(|s| s.detector == result.detector).unwrap();
+    assert_eq!(victim.counterfactual, result.p_fake_counterfactual);
+    let json = serde_json::to_value(&result).unwrap();
+    assert_eq!(json["preview"]["size"], 32);
 }

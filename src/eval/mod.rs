@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::explain::{Localisation, ResidualMap};
-use crate::explanation::{ExplainRequest, Face, explain_inverted};
+use crate::explanation::{ExplainRequest, Face, PreviewScore, explain_inverted};
 use crate::inversion::Inversion;
 use crate::metrics::Quality;
 use crate::readback::read_planar;
@@ -138,6 +138,10 @@ pub struct Record {
     /// when the image has one.
     #[serde(default)]
     pub localisation: Option<Localisation>,
+    /// A search through a preview: its side and the victim's last P(fake) there (`p_fake_after`
+    /// and `success` are the full-size render's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewScore>,
     pub seconds: f64,
 }
 
@@ -184,6 +188,7 @@ pub async fn run_one(zoo: &Zoo, face: &Face, inversion: Option<&Inversion>, tria
                 after: r.scores.iter().map(|s| (s.detector.clone(), s.counterfactual)).collect(),
                 quality: r.quality,
                 localisation: r.localisation,
+                preview: r.preview,
                 seconds: 0.0,
             }
         }
@@ -224,6 +229,7 @@ async fn pixel_record(zoo: &Zoo, face: &Face, attack: &PixelAttack, trial: &Tria
         after: names.into_iter().zip(after).collect(),
         localisation,
         quality: zoo.quality(input, adversarial).await?,
+        preview: None,
         seconds: 0.0,
     })
 }

@@ -23,6 +23,10 @@ use efficientnet::EfficientNet;
 use resnet::Resnet;
 use xception::Xception;
 
+/// The smallest input a detector (Xception, EfficientNet, ResNet) runs on: their stems and
+/// strided stages shrink the picture 32 times before the head.
+pub const MIN_DETECTOR_INPUT: usize = 32;
+
 /// How a detector expects its input, given images in [-1, 1].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -349,6 +349,9 @@ pub struct Generator {
     pub style_dim: usize,
     /// Output side in pixels.
     pub size: usize,
+    /// The side synthesis stops at: `size`, or a preview's smaller side, where the skip
+    /// architecture's RGB output is taken and the layers above are not run.
+    pub render_size: usize,
 }
 
 impl Generator {
@@ -387,6 +390,7 @@ impl Generator {
             n_latent: cfg.n_latent(),
             style_dim: sd,
             size: cfg.size,
+            render_size: cfg.size,
         })
     }
 
@@ -433,6 +437,26 @@ impl Generator {
         self
     }
 
+    /// This generator rendering at `side` (a power of two from 4 to `size`): synthesis stops at
+    /// that resolution's RGB output (the skip sum so far), so the W+ rows of the layers above
+    /// it do nothing. A preview for searches whose detectors look at less than the full image.
+    pub fn with_render_size(mut self, side: usize) -> Result<Self> {
+        if !side.is_power_of_two() || !(4..=self.size).contains(&side) {
+            return Err(Error::config(format!(
+                "preview size {side}: use a power of two from 4 to the generator's {}",
+                self.size
+            )));
+        }
+        self.render_size = side;
+        Ok(self)
+    }
+
+    /// The W+ rows a rendering at `render_size` reads (the rest change nothing).
+    pub fn rows_rendered(&self) -> usize {
+        // 4 px: conv1 and to_rgb1 read rows 0 and 1; each doubling adds two.
+        (2 + 2 * self.render_size.trailing_zeros() as usize - 4).min(self.n_latent)
+    }
+
     /// Noise maps drawn from `seed`, shaped like the buffers (batch 1, broadcast).
     pub fn seeded_noise(&self, seed: u64, device: &Device) -> Vec<Tensor<4>> {
         let mut rng = SeededRng::new(seed);
@@ -460,7 +484,9 @@ impl Generator {
         let mut skip = self.to_rgb1.forward(out.clone(), row(1), None);
         // Odd rows are shared: ToRGB of one resolution and the up-conv of the next read them.
         let mut i = 1;
-        for (k, to_rgb) in self.to_rgbs.iter().enumerate() {
+        // ToRGB `k` renders at 8 · 2^k: those above the render size are not run.
+        let rendered = (self.render_size.trailing_zeros() as usize).saturating_sub(2);
+        for (k, to_rgb) in self.to_rgbs.iter().enumerate().take(rendered) {
             out = self.convs[2 * k].forward(out, row(i), noise[2 * k + 1].clone());
             out = self.convs[2 * k + 1].forward(out, row(i + 1), noise[2 * k + 2].clone());
             skip = to_rgb.forward(out.clone(), row(i + 2), Some(skip));

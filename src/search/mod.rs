@@ -1,6 +1,7 @@
 //! The adversarial latent search (paper §2.3, Eq. 2-4): sign-gradient steps on the masked
 //! rows of W+ until the detector calls the regenerated face real.
 
+pub mod bench;
 pub mod latent;
 pub mod pixel;
 
@@ -261,6 +262,11 @@ pub struct SearchConfig {
     /// Tuning of the generator around the inversion before the search (off by default).
     #[serde(default)]
     pub pivotal_tuning: PivotalTuning,
+    /// Search through the generator rendering at this side only (a preview: the skip
+    /// architecture's RGB output there, the layers above not run), then render the
+    /// counterfactual at full size. `None`: every step at full size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<usize>,
 }
 
 fn default_method() -> Method {
@@ -314,6 +320,7 @@ impl Preset {
             refine: 0,
             seed: 0,
             pivotal_tuning: PivotalTuning::off(),
+            preview: None,
         };
         match self {
             Preset::Paper => SearchConfig { alpha: 8e-4, max_steps: 1000, ..base },
@@ -374,6 +381,9 @@ impl SearchConfig {
         }
         self.regularisers.validate()?;
         self.pivotal_tuning.validate()?;
+        if let Some(side) = self.preview.filter(|s| !s.is_power_of_two() || *s < 4) {
+            return Err(Error::config(format!("preview size {side}: use a power of two of at least 4")));
+        }
         match self.method {
             Method::Mifgsm { mu } | Method::Nifgsm { mu } if !(mu.is_finite() && mu >= 0.0) => {
                 Err(Error::config(format!("momentum mu must be ≥ 0, got {mu}")))

@@ -22,7 +22,9 @@ use crate::report::{Provenance, Report};
 use crate::search::{Loss, Objective, Preset};
 use crate::zoo::{Manifest, Zoo, ZooFiles};
 
+mod bench;
 mod faces;
+pub use bench::StepBenchmark;
 pub use faces::FaceFinder;
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {

@@ -105,3 +105,16 @@ test('a photograph snaps to its face; several faces give a choice; none says so'
     assert.equal(await page.isVisible('#faces'), false);
   });
 });
+
+test('on WebGPU the face is found where the CPU path finds it', async () => {
+  await withPage({ webgpu: true }, async ({ page, base }) => {
+    await page.goto(`${base}?backend=webgpu&zoo=models/tiny-seeded/`);
+    assert.equal(await waitState(page, ['ready', 'failed'], 120_000), 'ready', await page.textContent('#status'));
+    assert.equal(await page.getAttribute('#backend', 'data-backend'), 'webgpu');
+    await page.check('input[value="samples/astronaut.png"]', { force: true });
+    assert.equal(await facesFound(page), '1');
+    const crop = await cropOf(page);
+    assert.ok(Math.hypot(crop.cx - DLIB.cx, crop.cy - DLIB.cy) < 8 && Math.abs(crop.side / DLIB.side - 1) < 0.08, JSON.stringify(crop));
+    assert.match(await page.textContent('#face-status'), /One face found/);
+  });
+});

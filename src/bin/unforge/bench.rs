@@ -5,12 +5,9 @@ use std::time::Instant;
 use serde_json::json;
 use unforge::error::Result;
 use unforge::inversion::PivotalTuning;
-use unforge::networks::stylegan2::{Generator, GeneratorConfig};
-use unforge::networks::xception::{Xception, XceptionConfig};
-use unforge::networks::{Detector, DetectorNet, Normalization};
+use unforge::networks::stylegan2::Generator;
 use unforge::readback::{block_on, read_vec};
-use unforge::search::Objective;
-use unforge::weights::WeightSource;
+use unforge::search::bench::StepBench;
 
 use crate::common::open_backend;
 
@@ -31,6 +28,13 @@ pub struct BenchArgs {
     /// flex (CPU) or wgpu (GPU; needs a build with `--features wgpu`).
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// Xception's input side [default: the generator's size].
+    #[arg(long)]
+    detector_size: Option<usize>,
+    /// Time the search step through a preview at this side against the full size (both
+    /// non-fused), instead of the fused and non-fused forms.
+    #[arg(long)]
+    preview: Option<usize>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -39,22 +43,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let BenchArgs { size, channel_multiplier: cm, steps, json, backend } = args;
+    let BenchArgs { size, channel_multiplier: cm, steps, json, backend, detector_size, preview } = args;
     let (size, cm, steps, json) = (*size, *cm, *steps, *json);
     let device = open_backend(backend)?;
-    let source = WeightSource::keyed(1);
-    let cfg = GeneratorConfig::rosinality(size, cm);
-    cfg.validate()?;
-    let g = Generator::new(&source.root(&device), &cfg)?;
-    let net = Xception::new(&source.root(&device), &XceptionConfig::original(2))?;
-    let det = Detector { net: DetectorNet::Xception(net), input_size: size, normalization: Normalization::MinusOneOne };
-    let latent = burn::tensor::Tensor::<3>::from_data(
-        burn::tensor::TensorData::new(
-            unforge::rng::SeededRng::new(2).normals(cfg.n_latent() * 512),
-            [1, cfg.n_latent(), 512],
-        ),
-        &device,
-    );
+    let det_size = detector_size.unwrap_or(size);
+    if preview.is_some_and(|p| p % det_size != 0 || p < det_size) {
+        return Err(unforge::Error::config(format!("--detector-size {det_size} must divide the preview")));
+    }
+    let bench = StepBench::new(size, cm, det_size, &device)?;
+    let (g, det, latent) = (&bench.generator, &bench.detector, &bench.latent);
     let shared = g.clone().with_fused(false);
     let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
         let t = Instant::now();
@@ -65,7 +62,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // One search step's parts with `generator`: its forward, with the detector, its backward to W+,
     // and the whole step.
     let parts = |generator: &Generator| -> Result<[f64; 4]> {
-        let objective = Objective::new(generator, &det, 0.0, unforge::search::Loss::Mse);
         Ok([
             time(&|| sync(generator.synthesize(latent.clone()).reshape([-1])))?,
             time(&|| sync(det.p_fake(generator.synthesize(latent.clone()))))?,
@@ -74,12 +70,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 let grads = generator.synthesize(w.clone()).mean().backward();
                 sync(w.grad(&grads).expect("grad").reshape([-1]))
             })?,
-            time(&|| {
-                let (_, _, grad) = objective.gradient(&latent);
-                sync((latent.clone() - grad.sign() * 1e-3).reshape([-1]))
-            })?,
+            time(&|| block_on(bench.step(generator)))?,
         ])
     };
+    if let Some(side) = *preview {
+        return bench_preview(&parts, &shared, side, steps, json, (backend, size, cm, det_size));
+    }
     // Pivotal tuning's step: the generator's forward and backward to its weights, then Adam
     // (timed over a few steps so the copy made for tuning is a small part of it), in each form.
     const TUNING_STEPS: usize = 3;
@@ -95,7 +91,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // Interleaved, so both forms see the same machine; the first round warms caches.
     let (mut fused, mut unfused) = (Vec::new(), Vec::new());
     for i in 0..steps.max(1) + 1 {
-        let (a, ta) = (parts(&g)?, tune(&g)?);
+        let (a, ta) = (parts(g)?, tune(g)?);
         let (b, tb) = (parts(&shared)?, tune(&shared)?);
         if i > 0 {
             fused.push((a, ta));
@@ -131,6 +127,57 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         for ((label, a), b) in labels.iter().zip(f).zip(n) {
             println!("  {label:<28} {a:>8.3} s  {b:>8.3} s  {:>6.2}×", b / a);
         }
+    }
+    Ok(())
+}
+
+/// The search step through a preview against the full size, interleaved, medians.
+fn bench_preview(
+    parts: &dyn Fn(&Generator) -> Result<[f64; 4]>,
+    full: &Generator,
+    side: usize,
+    steps: usize,
+    json: bool,
+    (backend, size, cm, det_size): (&str, usize, usize, usize),
+) -> Result<()> {
+    let preview = full.clone().with_render_size(side)?;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..steps.max(1) + 1 {
+        let (x, y) = (parts(full)?, parts(&preview)?);
+        if i > 0 {
+            a.push(x);
+            b.push(y);
+        }
+    }
+    let col = |runs: &[[f64; 4]], j: usize| median(runs.iter().map(|p| p[j]).collect());
+    let names = ["generator_forward_s", "forward_s", "generator_backward_s", "step_s"];
+    if json {
+        let form = |runs: &[[f64; 4]]| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(j, k)| (k.to_string(), json!(col(runs, j))))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        println!(
+            "{}",
+            json!({ "backend": backend, "size": size, "channel_multiplier": cm, "detector_size": det_size, "steps": steps, "full": form(&a), "preview": form(&b), "preview_size": side })
+        );
+        return Ok(());
+    }
+    println!(
+        "one search step, {backend}, batch 1, generator {size} px (channel multiplier {cm}, non-fused) + Xception at {det_size} px, median of {steps}:"
+    );
+    println!("                               full        preview {side:<4} full / preview");
+    let labels = [
+        "generator forward",
+        "generator + detector forward",
+        "generator forward + backward",
+        "forward + backward + update",
+    ];
+    for (j, label) in labels.iter().enumerate() {
+        let (x, y) = (col(&a, j), col(&b, j));
+        println!("  {label:<28} {x:>8.3} s  {y:>8.3} s  {:>6.2}×", x / y);
     }
     Ok(())
 }
