@@ -7,8 +7,11 @@ at 256 px, batch 1, forward and backward to W+.
 
 SOURCES is laid out as for tools/fixtures/make_fixtures.py. On the CPU both use `--threads`;
 on a GPU PyTorch runs on CUDA and Burn on wgpu (Vulkan), with each timed call synchronised.
-Prints the medians of both and the Burn/PyTorch ratios (both runs in this one script, one
-after the other).
+Both sides time both forms of the modulated convolution, fused (per-sample weights) and
+non-fused (rosinality's `fused=False`: style on the input, one shared convolution,
+demodulation after), with the weights frozen as in a search. Prints the medians and the ratio
+of Burn's non-fused step (what the search runs) to PyTorch's fastest form (both runs in this
+one script, one after the other).
 """
 
 import argparse
@@ -50,8 +53,11 @@ def main():
     dev = torch.device(args.device)
 
     g, det = mf.stylegan2(args.sources).to(dev), mf.xception(args.sources).to(dev)
+    for p in list(g.parameters()) + list(det.parameters()):
+        p.requires_grad_(False)
     latent = mf.keyed_normal("bench.latent", [1, 14, 512]).contiguous().to(dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    modulated = [m for m in g.modules() if hasattr(m, "fused") and hasattr(m, "demodulate")]
 
     def gen_forward():
         with torch.no_grad():
@@ -72,17 +78,23 @@ def main():
         (p ** 2).mean().backward()
         (w.detach() - 1e-3 * w.grad.sign()).sum().item()
 
-    torch_times = {k: median_time(f, args.steps, sync) for k, f in [("generator_forward_s", gen_forward), ("forward_s", forward), ("generator_backward_s", gen_backward), ("step_s", step)]}
+    parts = [("generator_forward_s", gen_forward), ("forward_s", forward), ("generator_backward_s", gen_backward), ("step_s", step)]
+    torch_times = {}
+    for form, fused in [("fused", True), ("non_fused", False)]:
+        for m in modulated:
+            m.fused = fused
+        torch_times[form] = {k: median_time(f, args.steps, sync) for k, f in parts}
     cmd = [args.unforge, "bench", "--json", "--steps", str(args.steps), "--backend", args.backend]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     burn_times = json.loads(out.stdout.strip().splitlines()[-1])
 
     where = torch.cuda.get_device_name() if dev.type == "cuda" else f"{args.threads} threads"
     print(f"one search step, batch 1, {where}, median of {args.steps} (torch {torch.__version__} on {args.device}, Burn on {args.backend})")
-    print(f"{'':30s} {'Burn ' + args.backend:>10s} {'PyTorch':>10s} {'ratio':>7s}")
+    print(f"{'':30s} {'Burn fused':>11s} {'Burn non-f.':>11s} {'torch fused':>11s} {'torch non-f.':>12s} {'Burn non-f. / torch fastest':>28s}")
     for key, label in [("generator_forward_s", "generator forward"), ("forward_s", "generator + detector forward"), ("generator_backward_s", "generator forward + backward"), ("step_s", "forward + backward + update")]:
-        b, t = burn_times[key], torch_times[key]
-        print(f"{label:30s} {b:9.3f}s {t:9.3f}s {b / t:6.2f}x")
+        bf, bn = burn_times["fused"][key], burn_times["non_fused"][key]
+        tf, tn = torch_times["fused"][key], torch_times["non_fused"][key]
+        print(f"{label:30s} {bf:10.3f}s {bn:10.3f}s {tf:10.3f}s {tn:11.3f}s {bn / min(tf, tn):27.2f}x")
 
 
 if __name__ == "__main__":
