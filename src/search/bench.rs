@@ -9,7 +9,7 @@ use super::latent::Objective;
 use crate::error::{Error, Result};
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::networks::xception::{Xception, XceptionConfig};
-use crate::networks::{Detector, DetectorNet, MIN_DETECTOR_INPUT, Normalization};
+use crate::networks::{Detector, DetectorNet, Normalization};
 use crate::readback::read_vec;
 use crate::rng::SeededRng;
 use crate::weights::WeightSource;
@@ -27,9 +27,9 @@ impl StepBench {
     pub fn new(size: usize, channel_multiplier: usize, detector_size: usize, device: &Device) -> Result<Self> {
         let cfg = GeneratorConfig::rosinality(size, channel_multiplier);
         cfg.validate()?;
-        if detector_size < MIN_DETECTOR_INPUT || !size.is_multiple_of(detector_size) {
+        if detector_size == 0 || !size.is_multiple_of(detector_size) {
             return Err(Error::config(format!(
-                "detector size {detector_size}: use at least {MIN_DETECTOR_INPUT} px, dividing the generator's {size}"
+                "detector size {detector_size}: use a side dividing the generator's {size}"
             )));
         }
         let source = WeightSource::keyed(1);
