@@ -411,7 +411,7 @@ pub fn fits_generator(generator: &NetworkEntry, other: &NetworkEntry) -> Result<
             }
             if side < MIN_DETECTOR_INPUT {
                 return Err(Error::manifest(format!(
-                    "detector `{}` takes {side} px, less than the {MIN_DETECTOR_INPUT} px its strided stages need",
+                    "detector `{}` takes {side} px, less than the {MIN_DETECTOR_INPUT} px a zoo's detectors need",
                     other.name
                 )));
             }
