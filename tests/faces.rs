@@ -161,13 +161,15 @@ fn weighted_nms_merges_overlaps_by_score() {
     assert_eq!(merged[1], d(0.8, 5.0));
 }
 
-fn landmarks68(dlib: &Value) -> Vec<[f32; 2]> {
-    dlib["landmarks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| [p[0].as_f64().unwrap() as f32 + 0.5, p[1].as_f64().unwrap() as f32 + 0.5])
-        .collect()
+/// A fixture's `[[x, y], …]` in dlib's pixel indices, as continuous coordinates.
+fn dlib_points(points: &Value) -> Vec<[f32; 2]> {
+    let num = |v: &Value| v.as_f64().unwrap() as f32 + 0.5;
+    points.as_array().unwrap().iter().map(|p| [num(&p[0]), num(&p[1])]).collect()
+}
+
+fn dlib_quad(dlib: &Value) -> Quad {
+    let c = dlib_points(&dlib["quad"]);
+    Quad { corners: [c[0], c[1], c[2], c[3]] }
 }
 
 fn only_face(faces: Vec<Face>) -> Face {
@@ -182,7 +184,8 @@ fn only_face(faces: Vec<Face>) -> Face {
 fn finds_the_astronauts_face_where_dlib_does() {
     let image = png("www/samples/astronaut.png");
     let face = only_face(block_on(detector().detect(&image, &DetectSettings::default())).unwrap());
-    let lm = landmarks68(&fixture("dlib-astronaut.json"));
+    let dlib = fixture("dlib-astronaut.json");
+    let lm = dlib_points(&dlib["landmarks"]);
     let mean = |r: std::ops::Range<usize>| {
         let n = r.len() as f32;
         lm[r].iter().fold([0.0, 0.0], |s, p| [s[0] + p[0] / n, s[1] + p[1] / n])
@@ -198,10 +201,7 @@ fn finds_the_astronauts_face_where_dlib_does() {
     eprintln!("astronaut: quad corners within {err:.2} px of dlib's (side {:.1})", reference.side());
     assert!(err < 0.05 * reference.side(), "quad corners {err:.1} px from dlib's (side {:.0})", reference.side());
     // The quad from the landmarks is the fixture's (the script's arithmetic, here and there).
-    let fixture_quad = fixture("dlib-astronaut.json")["quad"].clone();
-    for (p, q) in reference.corners.iter().zip(fixture_quad.as_array().unwrap()) {
-        assert!(dist(*p, [q[0].as_f64().unwrap() as f32 + 0.5, q[1].as_f64().unwrap() as f32 + 0.5]) < 1e-3);
-    }
+    assert!(quad_error(&reference, &dlib_quad(&dlib)) < 1e-3);
 }
 
 /// Where the FFHQ crop puts a face's eyes and mouth at `size`, from the face's own proportions
@@ -425,14 +425,7 @@ fn cli_aligns_a_batch_and_explains_an_aligned_face() {
 /// its top 40 rows (the square leaves the picture: reflect, blur, median).
 #[test]
 fn alignment_matches_the_ffhq_script() {
-    let dlib = fixture("dlib-astronaut.json");
-    let corners: Vec<[f32; 2]> = dlib["quad"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| [p[0].as_f64().unwrap() as f32 + 0.5, p[1].as_f64().unwrap() as f32 + 0.5])
-        .collect();
-    let quad = Quad { corners: [corners[0], corners[1], corners[2], corners[3]] };
+    let quad = dlib_quad(&fixture("dlib-astronaut.json"));
     let photo = png("www/samples/astronaut.png");
     let cut = photo.crop(0, 40, 512, 472).unwrap();
     let moved = Quad { corners: quad.corners.map(|p| [p[0], p[1] - 40.0]) };

@@ -3,7 +3,7 @@
 // Each concern has its module: input.js and crop.js (the image), settings.js (the options),
 // progress.js (a run as it happens), results.js (what came back), downloads.js (files).
 import { decodeFile, startCamera, grabFrame } from './input.js';
-import { SquareCrop } from './crop.js';
+import { SquareCrop, BACKGROUND } from './crop.js';
 import { REPLIES } from './protocol.js';
 import { $, setState, refreshRun, whenImage, showBanner, showInputError, showInputWarning, formatBytes, draw } from './ui.js';
 import { applyPreset, watchPreset, readOptions } from './settings.js';
@@ -243,11 +243,8 @@ function showFaces(list) {
   whole.textContent = 'Manual crop';
   whole.addEventListener('click', () => { crop.set(crop.bitmap); bar.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', 'false')); checkImage(); });
   bar.append(whole);
-  if (list.length) {
-    // The largest face (the detector's order is by score).
-    const area = (f) => (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]);
-    pick(list.reduce((best, f, i) => (area(f) > area(list[best]) ? i : best), 0));
-  }
+  // The largest face first, as the core marks it (the detector's order is by score).
+  if (list.length) pick(list.findIndex((f) => f.largest));
 }
 
 function findFaces(bitmap) {
@@ -260,7 +257,7 @@ function findFaces(bitmap) {
   const off = new OffscreenCanvas(w, h);
   const ctx = off.getContext('2d');
   ctx.imageSmoothingQuality = 'high';
-  ctx.fillStyle = 'rgb(128, 128, 128)';
+  ctx.fillStyle = BACKGROUND;
   ctx.fillRect(0, 0, w, h);
   ctx.drawImage(bitmap, 0, 0, w, h);
   const { data } = ctx.getImageData(0, 0, w, h);

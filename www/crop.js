@@ -4,7 +4,7 @@
 // reach past the picture's edges (neutral grey there); a manual crop stays inside the picture.
 
 // What transparent pixels, and pixels outside the picture, become: mid grey, the networks' zero.
-const BACKGROUND = 'rgb(128, 128, 128)';
+export const BACKGROUND = 'rgb(128, 128, 128)';
 
 export class SquareCrop {
   constructor(canvas, zoomInput) {

@@ -24,7 +24,7 @@
 //   done        { result, totalMs }                      reply to run: pictures and `report`
 //   faces       { id, faces, backend, ms }               reply to faces: each face's score, bbox,
 //               keypoints, quad (FFHQ corners), centre, side and angle (radians), in the
-//               picture's pixels, best first
+//               picture's pixels, best first; `largest` marks the one to snap to
 //   residual    { signed, magnitude, size }              reply to residual
 //   cache       { bytes, files, available }              reply to cache-info and cache-clear
 //   memory      { wasmBytes, jsHeapBytes }               reply to memory (jsHeapBytes: null where

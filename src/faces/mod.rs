@@ -48,6 +48,18 @@ pub struct Face {
     pub quad: Quad,
 }
 
+impl Face {
+    /// The box's area, in the picture's pixels.
+    pub fn area(&self) -> f32 {
+        (self.bbox[2] - self.bbox[0]) * (self.bbox[3] - self.bbox[1])
+    }
+}
+
+/// The index of the largest face (by box area): the one the CLI and the page align by default.
+pub fn largest(faces: &[Face]) -> Option<usize> {
+    (0..faces.len()).max_by(|&a, &b| faces[a].area().total_cmp(&faces[b].area()))
+}
+
 /// BlazeFace on a device, ready to look at pictures.
 pub struct FaceDetector {
     net: BlazeFace,

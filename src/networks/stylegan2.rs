@@ -453,8 +453,8 @@ impl Generator {
 
     /// The W+ rows a rendering at `render_size` reads (the rest change nothing).
     pub fn rows_rendered(&self) -> usize {
-        // 4 px: conv1 and to_rgb1 read rows 0 and 1; each doubling adds two.
-        (2 + 2 * self.render_size.trailing_zeros() as usize - 4).min(self.n_latent)
+        // 4 px (2^2): conv1 and to_rgb1 read rows 0 and 1; each doubling adds two.
+        (2 * self.render_size.trailing_zeros() as usize - 2).min(self.n_latent)
     }
 
     /// Noise maps drawn from `seed`, shaped like the buffers (batch 1, broadcast).

@@ -18,6 +18,8 @@ struct PageFace {
     side: f32,
     /// Radians, clockwise on the picture.
     angle: f32,
+    /// The face the crop snaps to first (`faces::largest`).
+    largest: bool,
 }
 
 #[wasm_bindgen]
@@ -46,12 +48,15 @@ impl FaceFinder {
         future_to_promise(async move {
             let image = image_from(&data, width, height)?;
             let faces = detector.detect(&image, &DetectSettings::default()).await.map_err(js_err)?;
+            let largest = crate::faces::largest(&faces);
             let faces: Vec<PageFace> = faces
                 .into_iter()
-                .map(|face| PageFace {
+                .enumerate()
+                .map(|(i, face)| PageFace {
                     centre: face.quad.centre(),
                     side: face.quad.side(),
                     angle: face.quad.angle(),
+                    largest: Some(i) == largest,
                     face,
                 })
                 .collect();

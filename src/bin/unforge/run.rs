@@ -10,8 +10,7 @@ use unforge::options::ExplainOptions;
 use unforge::readback::block_on;
 use unforge::report::{Provenance, Report};
 
-use crate::align::{DetectArgs, align_largest};
-use crate::common::{DeviceArgs, io_err, load_zoo, mkdir, read_image, write};
+use crate::common::{DetectArgs, DeviceArgs, io_err, load_zoo, mkdir, read_image, write};
 
 /// Explains one image: inversion, latent search, counterfactual, residual maps, CAMs and a
 /// JSON report with every detector's scores and the quality metrics.
@@ -70,9 +69,17 @@ pub fn run(args: &RunArgs) -> Result<()> {
             return Err(Error::config("--align finds the crop itself: leave out --crop"));
         }
         let (detector, settings) = args.detect.open(&device)?;
-        // Aligned at the generator's size (at least 256): the spine resamples it once more.
-        let size = zoo.generator.size.max(256);
-        let (face, aligned) = align_largest(&detector, &settings, &image, &args.image, size)?;
+        let mut faces = block_on(detector.detect(&image, &settings))?;
+        let Some(largest) = unforge::faces::largest(&faces) else {
+            return Err(Error::Image {
+                origin: args.image.display().to_string(),
+                reason: "no face found (BlazeFace, score ≥ --min-face-score); crop it by hand with --crop".into(),
+            });
+        };
+        let face = faces.swap_remove(largest);
+        // Aligned at the generator's size: the alignment samples anti-aliased, and the spine
+        // then takes the picture as it is.
+        let size = zoo.generator.size;
         let [x0, y0, x1, y1] = face.bbox;
         eprintln!(
             "aligned the face at ({x0:.0}, {y0:.0})–({x1:.0}, {y1:.0}), score {:.2}, side {:.0} px",
@@ -85,7 +92,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
             t.image = unforge::faces::align(&t.image, &face.quad, size)?;
         }
-        image = aligned;
+        image = unforge::faces::align(&image, &face.quad, size)?;
     }
     let start = match &args.latent {
         Some(path) => {
