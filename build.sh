@@ -53,6 +53,23 @@ ensure_faces() {
   fi
 }
 
+# A zoo of the official files' shapes (keyed, untrained weights; 642 MB in f16, the encoder in
+# shards) for the full-size tests (tests/fullsize.rs, tests/browser/fullsize.test.mjs), made
+# with the CLI as a user with the official files would: the checkpoints (f32, 1.3 GB) go to a
+# temporary folder and are removed after.
+FULL_ZOO=models/keyed-full
+ensure_full_size_zoo() {
+  if [ ! -f "$FULL_ZOO/zoo.json" ]; then
+    say "making the full-size keyed zoo ($FULL_ZOO) for the full-size tests"
+    local shapes
+    shapes=$(mktemp -d)
+    cargo run --quiet --bin unforge -- init-zoo --official-shapes "$shapes"
+    cargo run --quiet --bin unforge -- zoo --out "$FULL_ZOO" --force --domain untrained \
+      --encoder "$shapes/e4e_ffhq_encode.safetensors" --detector "xception=$shapes/xception.safetensors"
+    rm -rf "$shapes"
+  fi
+}
+
 ensure_chromium() {
   if [ ! -x "${CHROMIUM_PATH:-/usr/lib/chromium/chromium}" ]; then
     say "installing Debian's chromium"
@@ -87,6 +104,7 @@ case "${1:-}" in
     ensure_wasm_tools
     cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
     ensure_faces
+    ensure_full_size_zoo
     say "Rust tests (CPU backend)"
     cargo test --tests
     build_wasm

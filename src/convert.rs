@@ -147,6 +147,7 @@ pub fn convert(all: TensorFile, opts: &ConvertOptions) -> Result<Converted> {
         input_size: size,
         normalization: opts.normalization,
         prefix: String::new(),
+        shards: Vec::new(),
     };
     crate::zoo::bind_only(&entry, &source.root(&burn::tensor::Device::flex()))?;
     let tensors = source.finish()?;

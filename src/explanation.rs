@@ -156,10 +156,9 @@ pub struct PreviewScore {
 /// multiple of it, since the live views score the steps with all of them.
 fn preview_generator(zoo: &Zoo, generator: &Generator, preview: Option<usize>) -> Result<Option<Generator>> {
     let Some(side) = preview.filter(|&s| s < generator.size) else { return Ok(None) };
-    if let Some((name, det)) = zoo.detectors.iter().find(|(_, d)| side < d.input_size || side % d.input_size != 0) {
+    if let Some((name, input)) = zoo.preview_clash(side) {
         return Err(Error::config(format!(
-            "preview size {side}: detector `{name}` takes {} px, so the preview must be a multiple of it",
-            det.input_size
+            "preview size {side}: detector `{name}` takes {input} px, so the preview must be a multiple of it"
         )));
     }
     Ok(Some(generator.clone().with_render_size(side)?))

@@ -51,5 +51,14 @@ impl SeededRng {
 
 /// FNV-1a, 64 bit: a cheap, stable fingerprint (of a key, of a weight file).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    fnv1a_continue(FNV1A_START, bytes)
+}
+
+/// FNV-1a's starting state: `fnv1a_continue(FNV1A_START, …)` over a file's pieces in order is
+/// `fnv1a` of the whole file, so a file can be fingerprinted as it streams in.
+pub const FNV1A_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a continued from `state` over `bytes`.
+pub fn fnv1a_continue(state: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(state, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }

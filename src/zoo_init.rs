@@ -101,6 +101,7 @@ impl TinyZooSpec {
             input_size: 32,
             normalization: Normalization::MinusOneOne,
             prefix: String::new(),
+            shards: Vec::new(),
         }
     }
 
@@ -114,6 +115,7 @@ impl TinyZooSpec {
             input_size,
             normalization: Normalization::MinusOneOne,
             prefix: String::new(),
+            shards: Vec::new(),
         };
         Manifest {
             name: "tiny-seeded".into(),

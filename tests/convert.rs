@@ -279,6 +279,62 @@ fn zoo_builds_a_whole_zoo_from_checkpoints_in_one_command() {
     assert!(ok, "{err}");
     assert!(std::fs::read_to_string(out.join("zoo.json")).unwrap().contains("\"ffhq-keyed\""));
     assert!(partials(out.parent().unwrap(), out.file_name().unwrap().to_str().unwrap()).is_empty());
+
+    // In shards of 50 kB: the encoder is stored in pieces, the CLI streams them, and the W+
+    // codes are the unsharded zoo's.
+    let sharded = tmp_dir("zoo-sharded");
+    let (ok, _, err) = unforge(&[
+        "zoo",
+        "--out",
+        sharded.to_str().unwrap(),
+        "--encoder",
+        e4e.to_str().unwrap(),
+        "--detector",
+        &detector,
+        "--f32",
+        "--shard-mb",
+        "0.05",
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains(" shards)"), "{err}");
+    let (m, _) = unforge::zoo::read_dir(&sharded).unwrap();
+    let shards = &m.encoder().unwrap().shards;
+    assert!(shards.len() >= 2 && shards.iter().all(|s| sharded.join(s).is_file()), "{shards:?}");
+    assert!(!sharded.join("e4e.safetensors").exists(), "the whole file was written beside its shards");
+    let photo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/samples/photo-face.png");
+    let codes = |zoo: &std::path::Path| {
+        let inverted = tmp_dir(&format!("inverted-{}", zoo.file_name().unwrap().to_str().unwrap()));
+        let (ok, _, err) = unforge(&[
+            "invert",
+            photo.to_str().unwrap(),
+            "--zoo",
+            zoo.to_str().unwrap(),
+            "--out",
+            inverted.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        let bytes = std::fs::read(inverted.join("photo-face.latents.safetensors")).unwrap();
+        unforge::weights::TensorFile::from_safetensors(&bytes, "codes").unwrap()
+    };
+    assert_eq!(codes(&sharded), codes(&out));
+    // A network joins a sharded zoo: its shards are the encoder's weight files.
+    let (joined, manifest) = (sharded.join("xception-2.safetensors"), sharded.join("zoo.json"));
+    let (ok, _, err) = unforge(&[
+        "convert",
+        xc.to_str().unwrap(),
+        "--role",
+        "detector",
+        "--name",
+        "xception-2",
+        "--input-size",
+        "64",
+        "--out",
+        joined.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(unforge::zoo::read_dir(&sharded).unwrap().0.detectors().count(), 2);
 }
 
 #[test]

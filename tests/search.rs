@@ -459,6 +459,7 @@ fn an_explanation_through_a_preview_renders_the_counterfactual_at_full_size() {
     let (mut manifest, files) = unforge::zoo_init::TinyZooSpec { size, ..tiny_spec() }.build().unwrap();
     let refused = {
         let zoo = Zoo::load(manifest.clone(), &files, &Device::flex()).unwrap();
+        assert_eq!(zoo.preview_sizes(), Vec::<usize>::new(), "64 px detectors on a 64 px generator: no preview");
         let options: ExplainOptions = serde_json::from_str(r#"{"search": {"preview": 32, "steps": 2}}"#).unwrap();
         let request = options.resolve(&zoo).unwrap();
         block_on(explain(&zoo, &test_image(size), &request, &mut observer(|_| {}))).unwrap_err().to_string()
@@ -475,6 +476,7 @@ fn an_explanation_through_a_preview_renders_the_counterfactual_at_full_size() {
         net.input_size = 32;
     }
     let zoo = Zoo::load(manifest, &files, &Device::flex()).unwrap();
+    assert_eq!(zoo.preview_sizes(), vec![32], "the page offers what the search accepts");
     let options: ExplainOptions = serde_json::from_str(
         r#"{"search": {"preview": 32, "steps": 3, "alpha": 0.05, "kappa": 0}, "live": {"thumbnailEvery": 1}}"#,
     )

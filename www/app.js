@@ -6,7 +6,7 @@ import { decodeFile, startCamera, grabFrame } from './input.js';
 import { SquareCrop, BACKGROUND } from './crop.js';
 import { REPLIES } from './protocol.js';
 import { $, setState, refreshRun, whenImage, showBanner, showInputError, showInputWarning, formatBytes, draw } from './ui.js';
-import { applyPreset, watchPreset, readOptions } from './settings.js';
+import { applyPreset, watchPreset, readOptions, showPreviewSizes } from './settings.js';
 import { startRun, searchStarts, markReused, addStep, drawChart } from './progress.js';
 import { showResult, drawCams, drawCompare } from './results.js';
 import { wireDownloads } from './downloads.js';
@@ -104,6 +104,7 @@ const handlers = {
     // A new zoo brings its own pivotal tuning; a reload of the same one (Cancel) keeps the
     // user's setting.
     if (data.zooKey !== state.zooKey) $('tune-steps').value = data.tuneSteps ?? 0;
+    showPreviewSizes(data, data.zooKey !== state.zooKey);
     state.zooKey = data.zooKey;
     if (state.cancelled) setState('cancelled', 'Cancelled.');
     else setState('ready', crop.bitmap ? 'Ready. Press Explain.' : 'Ready. Pick an image, then press Explain.');

@@ -13,10 +13,11 @@
 //   memory      {}                                             the worker's memory, for diagnostics
 //
 // Replies and news (worker → page)
-//   progress    { index, file, loaded, total, cached }   a weight file arriving (during load;
-//               index -1: the WebAssembly core)
+//   progress    { index, file, loaded, total, cached }   a weight file (or shard) arriving (during
+//               load; index -1: the WebAssembly core)
 //   loaded      { backend, fallbackReason, detectors, nLatent, imageSize, presets, tuneSteps, domain,
-//                 zoo, source, zooKey, loadMs, bytes }    reply to load
+//                 previewSizes, zoo, source, zooKey,      reply to load (wasmBytes: the core's
+//                 loadMs, bytes, wasmBytes }              memory once the networks are in)
 //   stage       { stage }                                a stage of the explanation begins
 //               (inverting, tuning, reusing: a kept inversion, searching, rendering, explaining)
 //   tuning      { step, steps, loss }                    a pivotal tuning step (during run)

@@ -15,6 +15,17 @@ export function applyPreset(presets, name) {
   $('method').value = p.method.name;
 }
 
+// The search resolutions a zoo allows: full size, or a preview side. A new zoo on the CPU path
+// with a generator above 256 px starts at a 256 px preview: a full-size step of a 1024 px
+// generator takes 3.98 GB of WebAssembly's 4 GB (measured on the keyed full-size zoo).
+export function showPreviewSizes({ imageSize, previewSizes, backend }, newZoo) {
+  const select = $('preview');
+  const kept = select.value;
+  select.replaceChildren(new Option(`full size (${imageSize} px)`, ''), ...previewSizes.map((s) => new Option(`preview ${s} px`, String(s))));
+  const lighter = backend === 'cpu' && imageSize > 256 && previewSizes.includes(256) ? '256' : '';
+  select.value = newZoo ? lighter : ([...select.options].some((o) => o.value === kept) ? kept : lighter);
+}
+
 // Editing a setting by hand leaves the preset.
 export function watchPreset(presets) {
   $('preset').addEventListener('change', () => applyPreset(presets(), $('preset').value));
@@ -44,6 +55,7 @@ export function readOptions({ presets, detectors }) {
     levels: $('levels').value,
     alpha: number('alpha'),
     steps,
+    preview: number('preview'),
     kappa: number('kappa'),
     ...(rows ? { rows } : {}),
   };

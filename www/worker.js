@@ -2,7 +2,7 @@
 // in protocol.js: `load` (the default zoo, a zoo at a same-origin URL, or local files), then
 // `run`; `faces` finds the faces of a picture (BlazeFace, fetched on first use); `residual` redraws a residual; `cache-info` and `cache-clear` manage the weights kept
 // with the Cache API.
-import init, { Session, FaceFinder } from './pkg/unforge.js';
+import init, { Session, FaceFinder, ZooLoading } from './pkg/unforge.js';
 import { REQUESTS } from './protocol.js';
 
 let session = null;
@@ -62,7 +62,61 @@ async function download(url, onProgress) {
   return bytes;
 }
 
-// Fetches `url` (or takes it from the cache), reporting bytes as they arrive.
+// Hands each piece of `body` to `sink` as it arrives, reporting `(loaded, total)` at most
+// every 50 ms and at the end. Nothing is kept: a weight file passes through, never held whole.
+async function pump(body, total, sink, onProgress) {
+  const reader = body.getReader();
+  let loaded = 0;
+  let shown = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    sink(value);
+    loaded += value.length;
+    if (performance.now() - shown > 50) {
+      onProgress(loaded, total);
+      shown = performance.now();
+    }
+  }
+  onProgress(loaded, loaded);
+}
+
+// Streams `url` into `sink`, from the cache when it has the file. A fetched file goes to the
+// cache as it arrives (the response's second branch), and is stored only when it is whole:
+// a load that fails aborts the fetch, and the half-written entry is dropped with it.
+async function streamInto(url, key, sink, onProgress) {
+  const cache = 'caches' in self ? await caches.open(CACHE) : null;
+  const cached = cache && (await cache.match(key));
+  if (cached) {
+    const total = Number(cached.headers.get('content-length')) || 0;
+    return pump(cached.body, total, sink, (loaded, t) => onProgress(loaded, t, true));
+  }
+  const abort = new AbortController();
+  const res = await fetch(url, { signal: abort.signal });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  // A compressed response's length is not the bytes read: the server says the decoded size.
+  const decoded = Number(res.headers.get('x-decoded-length'));
+  const total = decoded || (res.headers.get('content-encoding') ? 0 : Number(res.headers.get('content-length')) || 0);
+  let body = res.body;
+  let stored = null;
+  if (cache) {
+    const [mine, theirs] = body.tee();
+    body = mine;
+    const headers = { 'content-type': 'application/octet-stream', ...(total ? { 'content-length': String(total) } : {}) };
+    stored = cache.put(key, new Response(theirs, { headers }));
+  }
+  try {
+    await pump(body, total, sink, (loaded, t) => onProgress(loaded, t, false));
+  } catch (e) {
+    abort.abort();
+    await stored?.catch(() => {});
+    throw e;
+  }
+  await stored;
+}
+
+// Fetches `url` whole (or takes it from the cache), reporting bytes as they arrive: for the
+// small files the page needs whole (the face detector).
 async function fetchBytes(url, key, onProgress) {
   const cache = 'caches' in self ? await caches.open(CACHE) : null;
   const cached = cache && (await cache.match(key));
@@ -77,8 +131,8 @@ async function fetchBytes(url, key, onProgress) {
 }
 
 // The largest buffer the generator needs: its widest feature map (float32, batch 1), with
-// room for the padded upsampling. The core asks the adapter for all of its limits; this checks
-// that they are enough before any weights move to the GPU.
+// room for the padded upsampling (141 MB at 1024 px, above WebGPU's default 128 MiB binding
+// limit). Checked against the adapter's limits before any weights move to the GPU.
 function largestBuffer(manifest) {
   const g = manifest.networks?.find((n) => n.role === 'generator');
   const channels = g?.config?.channels ?? [];
@@ -96,10 +150,12 @@ async function chooseBackend(preference, manifest) {
   if (!('gpu' in navigator)) return refuse('WebGPU is not available in this browser');
   const adapter = await navigator.gpu.requestAdapter().catch(() => null);
   if (!adapter) return refuse('WebGPU is not available in this browser (no adapter)');
+  // The core asks the adapter for all of its limits; these two bound one feature map.
   const need = largestBuffer(manifest);
-  const room = Math.min(adapter.limits.maxStorageBufferBindingSize, adapter.limits.maxBufferSize);
-  if (need > room) {
-    return refuse(`this GPU's largest buffer (${(room / 1048576).toFixed(0)} MB) is smaller than the models need (${(need / 1048576).toFixed(0)} MB)`);
+  for (const limit of ['maxStorageBufferBindingSize', 'maxBufferSize']) {
+    if (need > adapter.limits[limit]) {
+      return refuse(`this GPU's ${limit} is ${(adapter.limits[limit] / 1048576).toFixed(0)} MB, and the generator's largest feature map needs ${(need / 1048576).toFixed(0)} MB`);
+    }
   }
   if (preference === 'auto' && (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter)) {
     return { backend: 'cpu', note: 'WebGPU here is a software fallback adapter, slower than the CPU path' };
@@ -148,7 +204,7 @@ async function faces({ id, image }) {
   return { type: 'faces', id, faces: found, backend: finder.backend, ms: performance.now() - t0 };
 }
 
-// The manifest text and a way to get each weight file, from a URL folder or local files.
+// The manifest text and a way to stream each weight file, from a URL folder or local files.
 async function zooSource({ base, files }) {
   if (files) {
     const byName = new Map(files.map((f) => [f.name, f]));
@@ -157,12 +213,10 @@ async function zooSource({ base, files }) {
     return {
       name: 'local files',
       text: await manifest.text(),
-      get: async (name, progress) => {
+      stream: async (name, sink, progress) => {
         const f = byName.get(name);
         if (!f) throw new Error(`zoo.json names ${name}, which is not among the chosen files`);
-        const bytes = new Uint8Array(await f.arrayBuffer());
-        progress(bytes.length, bytes.length, false);
-        return bytes;
+        return pump(f.stream(), f.size, sink, (loaded, total) => progress(loaded, total, false));
       },
     };
   }
@@ -175,7 +229,7 @@ async function zooSource({ base, files }) {
   return {
     name: url.pathname,
     text,
-    get: (name, progress) => fetchBytes(new URL(name, url).href, `${new URL(name, url).pathname}?zoo=${key}`, progress),
+    stream: (name, sink, progress) => streamInto(new URL(name, url).href, `${new URL(name, url).pathname}?zoo=${key}`, sink, progress),
   };
 }
 
@@ -192,23 +246,32 @@ async function load({ backend: preference, base = 'models/', files = null, testL
   }
   if (!Array.isArray(manifest.networks)) throw new Error('zoo.json has no `networks` list');
   const { backend, note } = await chooseBackend(preference, manifest);
-  const weights = new Map();
+  // Each file streams into the core, which moves every tensor to the device as soon as its
+  // bytes are in: neither side ever holds a whole file.
+  const loading = await ZooLoading.open(source.text, backend);
   let bytes = 0;
-  for (const [index, net] of manifest.networks.entries()) {
-    // One file's news per message: the page updates that file's row in place.
-    const file = await source.get(net.file, (loaded, total, cached) => {
-      postMessage({ type: 'progress', index, file: net.file, loaded, total, cached });
-    });
-    weights.set(net.file, file);
-    bytes += file.length;
+  try {
+    for (const [index, file] of loading.files.entries()) {
+      loading.begin(file);
+      // One file's news per message: the page updates that file's row in place.
+      await source.stream(file, (chunk) => { loading.push(chunk); bytes += chunk.length; }, (loaded, total, cached) => {
+        postMessage({ type: 'progress', index, file, loaded, total, cached });
+      });
+      loading.end();
+    }
+    // The zoo in use stays until the new one is whole: a load that fails leaves it working.
+    const next = loading.finish();
+    session?.free();
+    session = next;
+  } finally {
+    loading.free();
   }
-  session = await Session.create(source.text, weights, backend);
   return {
     type: 'loaded', backend: session.backend, fallbackReason: session.fallbackReason ?? note,
     detectors: session.detectors, nLatent: session.nLatent, imageSize: session.imageSize, presets: Session.presets(),
-    tuneSteps: session.recommendedTuneSteps, domain: session.domain,
+    tuneSteps: session.recommendedTuneSteps, domain: session.domain, previewSizes: session.previewSizes,
     zoo: manifest.name, source: source.name, zooKey: `${source.name} ${manifestKey(source.text)}`, loadMs: performance.now() - t0,
-    bytes,
+    bytes, wasmBytes: wasm.memory.buffer.byteLength,
   };
 }
 

@@ -20,12 +20,14 @@ use crate::options::ExplainOptions;
 use crate::readback::read_vec;
 use crate::report::{Provenance, Report};
 use crate::search::{Loss, Objective, Preset};
-use crate::zoo::{Manifest, Zoo, ZooFiles};
+use crate::zoo::Zoo;
 
 mod bench;
 mod faces;
+mod loader;
 pub use bench::StepBenchmark;
 pub use faces::FaceFinder;
+pub use loader::ZooLoading;
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
@@ -243,21 +245,26 @@ impl Observer for PageObserver<'_> {
 
 #[wasm_bindgen]
 impl Session {
-    /// Loads a zoo. `files` maps each weight file named in the manifest to its bytes;
-    /// `backend` is `auto`, `webgpu` or `cpu`.
+    /// Loads a zoo whose files are all in memory already. `files` maps each weight file named
+    /// in the manifest to its bytes; `backend` is `auto`, `webgpu` or `cpu`. The page streams
+    /// its files through [`ZooLoading`] instead; this is the same load, a file at a time.
     pub async fn create(manifest_json: String, files: js_sys::Map, backend: String) -> Result<Session, JsValue> {
-        let manifest = Manifest::from_json(&manifest_json).map_err(js_err)?;
-        let mut bytes = ZooFiles::new();
-        for name in manifest.files() {
-            let value = files.get(&JsValue::from_str(name));
+        let mut loading = ZooLoading::open(manifest_json, backend).await?;
+        for name in loading.files().iter().filter_map(|n| n.as_string()) {
+            let value = files.get(&JsValue::from_str(&name));
             if value.is_undefined() {
                 return Err(js_err(format!("weight file `{name}` was not provided")));
             }
-            bytes.insert(name.to_string(), Uint8Array::new(&value).to_vec());
+            let bytes = Uint8Array::new(&value);
+            loading.begin(name)?;
+            // In pieces, so that WebAssembly's memory never holds a second copy of the file.
+            const PIECE: u32 = 4 << 20;
+            for start in (0..bytes.length()).step_by(PIECE as usize) {
+                loading.push(&bytes.subarray(start, (start + PIECE).min(bytes.length())).to_vec())?;
+            }
+            loading.end()?;
         }
-        let (device, backend, fallback_reason) = open_device(&backend).await?;
-        let zoo = Zoo::load(manifest, &bytes, &device).map_err(js_err)?;
-        Ok(Session { inner: Rc::new(Inner { zoo, backend, fallback_reason, last: RefCell::new(None) }) })
+        loading.finish()
     }
 
     /// `webgpu` or `cpu`: the backend that really runs.
@@ -307,6 +314,13 @@ impl Session {
     #[wasm_bindgen(getter, js_name = imageSize)]
     pub fn image_size(&self) -> u32 {
         self.inner.zoo.generator.size as u32
+    }
+
+    /// The preview sides a search may run through (`search.preview`), largest first: powers of
+    /// two below the generator's side that every detector can score. Empty when none fits.
+    #[wasm_bindgen(getter, js_name = previewSizes)]
+    pub fn preview_sizes(&self) -> Array {
+        self.inner.zoo.preview_sizes().into_iter().map(|s| JsValue::from(s as u32)).collect()
     }
 
     /// What the zoo's networks were trained on (its manifest's `domain`: `{ kind: "synthetic" |

@@ -32,9 +32,34 @@ pub enum Init {
     },
 }
 
+/// A tensor already on its device, uploaded while its file streamed in, with its PyTorch shape.
+#[derive(Debug, Clone)]
+pub struct DeviceTensor {
+    pub shape: Vec<usize>,
+    flat: Tensor<1>,
+    /// The values as well, for a tensor of a few values: binding checks architecture constants
+    /// (FIR kernels) by value, and a device cannot be read back synchronously in the browser.
+    small: Option<Vec<f32>>,
+}
+
+impl DeviceTensor {
+    /// The most values a tensor may have for a copy to stay on the host (a 4 × 4 kernel has 16).
+    const HOST_COPY_UP_TO: usize = 64;
+
+    /// Moves a host tensor onto `device`.
+    pub fn upload(t: HostTensor, device: &Device) -> Self {
+        let small = (t.data.len() <= Self::HOST_COPY_UP_TO).then(|| t.data.clone());
+        let n = t.data.len();
+        let flat = Tensor::from_data(TensorData::new(t.data, [n]), device);
+        Self { shape: t.shape, flat, small }
+    }
+}
+
 #[derive(Debug)]
 enum Mode {
     Checkpoint(TensorFile),
+    /// Tensors already on the device, as [`DeviceTensor::upload`] left them.
+    Uploaded(std::collections::BTreeMap<String, DeviceTensor>),
     Seeded(SeededRng),
     /// Values from the key name and a seed ([`keyed_values`]): reproducible in any language.
     Keyed(u64),
@@ -73,6 +98,14 @@ impl WeightSource {
     /// network (no copy stays behind), and `finish` checks the binding but returns no tensors.
     pub fn load(file: TensorFile, origin: impl Into<String>) -> Self {
         let source = Self::checkpoint(file, origin);
+        source.state.borrow_mut().keep_bound = false;
+        source
+    }
+
+    /// Tensors already on the device (a streamed file's), bound by moving each into its network;
+    /// `finish` checks the binding but returns no tensors.
+    pub fn uploaded(tensors: std::collections::BTreeMap<String, DeviceTensor>, origin: impl Into<String>) -> Self {
+        let source = Self::with(Mode::Uploaded(tensors), origin.into());
         source.state.borrow_mut().keep_bound = false;
         source
     }
@@ -122,13 +155,17 @@ impl WeightSource {
     /// checkpoint layout, ready to be saved.
     pub fn finish(self) -> Result<TensorFile> {
         let mut state = self.state.into_inner();
-        if let Mode::Checkpoint(file) = &state.mode {
-            for key in file.tensors.keys() {
-                if !state.used.contains(key) && !key.ends_with("num_batches_tracked") {
-                    state.problems.push(format!("unexpected key `{key}` {:?}", file.tensors[key].shape));
-                }
-            }
-        }
+        let left: Vec<(&String, &Vec<usize>)> = match &state.mode {
+            Mode::Checkpoint(file) => file.tensors.iter().map(|(k, t)| (k, &t.shape)).collect(),
+            Mode::Uploaded(tensors) => tensors.iter().map(|(k, t)| (k, &t.shape)).collect(),
+            _ => Vec::new(),
+        };
+        let unexpected: Vec<String> = left
+            .into_iter()
+            .filter(|(key, _)| !state.used.contains(*key) && !key.ends_with("num_batches_tracked"))
+            .map(|(key, shape)| format!("unexpected key `{key}` {shape:?}"))
+            .collect();
+        state.problems.extend(unexpected);
         if state.problems.is_empty() {
             Ok(state.bound)
         } else {
@@ -164,6 +201,34 @@ pub fn keyed_values(seed: u64, key: &str, shape: &[usize]) -> Vec<f32> {
     }
 }
 
+/// Takes `key` out of a file's tensors when it has the expected shape (moved, not copied: a
+/// key binds once, and what remains are the unused keys); otherwise records the problem.
+fn take_checked<T>(
+    tensors: &mut std::collections::BTreeMap<String, T>,
+    shape_of: fn(&T) -> &Vec<usize>,
+    key: &str,
+    shape: &[usize],
+    used: &mut BTreeSet<String>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    let Some(found) = tensors.get(key) else {
+        problems.push(format!("missing key `{key}` {shape:?}"));
+        return None;
+    };
+    used.insert(key.to_string());
+    if shape_of(found) != shape {
+        problems.push(format!("key `{key}`: shape {:?} in the file, {:?} expected", shape_of(found), shape));
+        return None;
+    }
+    tensors.remove(key)
+}
+
+/// A tensor as a [`VarBuilder`] found it: values on the host, or already on the device.
+enum Value {
+    Host(HostTensor),
+    Device(Box<Tensor<1>>),
+}
+
 /// A path into a [`WeightSource`], like a prefix of PyTorch state-dict keys.
 #[derive(Debug, Clone)]
 pub struct VarBuilder<'a> {
@@ -187,30 +252,24 @@ impl<'a> VarBuilder<'a> {
         if self.path.is_empty() { name.to_string() } else { format!("{}.{}", self.path, name) }
     }
 
-    fn host(&self, name: &str, shape: &[usize], init: &Init) -> HostTensor {
+    fn value(&self, name: &str, shape: &[usize], init: &Init) -> Value {
         let key = self.key(name);
         let numel = shape.iter().product::<usize>();
         let mut state = self.source.state.borrow_mut();
         let state = &mut *state;
         let tensor = match &mut state.mode {
+            Mode::Uploaded(tensors) => {
+                match take_checked(tensors, |t| &t.shape, &key, shape, &mut state.used, &mut state.problems) {
+                    Some(t) => return Value::Device(Box::new(t.flat)),
+                    None => HostTensor::new(shape.to_vec(), vec![0.0; numel]),
+                }
+            }
             Mode::ShapesOnly => HostTensor { shape: shape.to_vec(), data: Vec::new() },
             Mode::Keyed(seed) => HostTensor::new(shape.to_vec(), keyed_values(*seed, &key, shape)),
-            Mode::Checkpoint(file) => match file.tensors.get(&key) {
-                Some(t) if t.shape == shape => {
-                    state.used.insert(key.clone());
-                    // Moved, not copied: a key binds once, and what remains are the unused keys.
-                    file.tensors.remove(&key).expect("present")
-                }
-                Some(t) => {
-                    state.used.insert(key.clone());
-                    state.problems.push(format!("key `{key}`: shape {:?} in the file, {:?} expected", t.shape, shape));
-                    HostTensor::new(shape.to_vec(), vec![0.0; numel])
-                }
-                None => {
-                    state.problems.push(format!("missing key `{key}` {shape:?}"));
-                    HostTensor::new(shape.to_vec(), vec![0.0; numel])
-                }
-            },
+            Mode::Checkpoint(file) => {
+                take_checked(&mut file.tensors, |t| &t.shape, &key, shape, &mut state.used, &mut state.problems)
+                    .unwrap_or_else(|| HostTensor::new(shape.to_vec(), vec![0.0; numel]))
+            }
             Mode::Seeded(rng) => {
                 let data = match init {
                     Init::Zeros => vec![0.0; numel],
@@ -225,31 +284,32 @@ impl<'a> VarBuilder<'a> {
         if state.keep_bound {
             state.bound.tensors.insert(key, tensor.clone());
         }
-        tensor
+        Value::Host(tensor)
     }
 
-    fn tensor<const D: usize>(&self, t: HostTensor) -> Tensor<D> {
-        if t.data.is_empty() {
-            return Tensor::zeros(t.shape, &self.device);
+    fn tensor<const D: usize>(&self, value: Value, shape: [usize; D]) -> Tensor<D> {
+        match value {
+            Value::Device(flat) => flat.reshape(shape),
+            Value::Host(t) if t.data.is_empty() => Tensor::zeros(shape, &self.device),
+            Value::Host(t) => Tensor::from_data(TensorData::new(t.data, shape), &self.device),
         }
-        Tensor::from_data(TensorData::new(t.data, t.shape), &self.device)
     }
 
     /// A trainable parameter.
     pub fn param<const D: usize>(&self, name: &str, shape: [usize; D], init: Init) -> Param<Tensor<D>> {
-        let host = self.host(name, &shape, &init);
-        if host.data.is_empty() && shape.iter().product::<usize>() > 0 {
+        let value = self.value(name, &shape, &init);
+        if matches!(&value, Value::Host(t) if t.data.is_empty()) && shape.iter().product::<usize>() > 0 {
             let zeros = move |device: &Device, _| Tensor::zeros(shape, device);
             return Param::uninitialized(ParamId::new(), zeros, self.device.clone(), true, shape.into());
         }
-        let param = Param::from_tensor(self.tensor(host));
+        let param = Param::from_tensor(self.tensor(value, shape));
         self.source.state.borrow_mut().params.insert(param.id, self.key(name));
         param
     }
 
     /// A registered buffer (BatchNorm statistics, noise maps): stored, never trained.
     pub fn buffer<const D: usize>(&self, name: &str, shape: [usize; D], init: Init) -> Tensor<D> {
-        self.tensor(self.host(name, &shape, &init))
+        self.tensor(self.value(name, &shape, &init), shape)
     }
 
     /// A buffer that training updates (BatchNorm's running statistics): read like a buffer,
@@ -268,12 +328,16 @@ impl<'a> VarBuilder<'a> {
         let mut state = self.source.state.borrow_mut();
         let stored = match &state.mode {
             Mode::Checkpoint(file) => file.tensors.get(&key).cloned(),
+            Mode::Uploaded(tensors) => tensors
+                .get(&key)
+                .map(|t| HostTensor { shape: t.shape.clone(), data: t.small.clone().unwrap_or_default() }),
             _ => None,
         };
         if let Some(stored) = stored {
             state.used.insert(key.clone());
             // f16 checkpoints round the constants; anything past half precision is a different value.
             let close = stored.shape == shape
+                && stored.data.len() == values.len()
                 && stored.data.iter().zip(&values).all(|(a, b)| (a - b).abs() <= 1e-3 * b.abs().max(1e-3));
             if !close {
                 state.problems.push(format!("key `{key}`: differs from the fixed value this architecture uses"));

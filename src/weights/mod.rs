@@ -2,13 +2,15 @@
 //! original PyTorch key names, and the [`VarBuilder`] that binds them to networks.
 
 mod builder;
+mod stream;
 pub mod tfjs;
 
-pub use builder::{Init, VarBuilder, WeightSource, keyed_values};
+pub use builder::{DeviceTensor, Init, VarBuilder, WeightSource, keyed_values};
+pub use stream::{FileSummary, SafetensorsReader};
 
 use std::collections::BTreeMap;
 
-use half::{bf16, f16};
+use half::f16;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
@@ -44,26 +46,13 @@ impl TensorFile {
     /// Parses safetensors bytes. `origin` names the file in errors.
     /// Integer tensors (`num_batches_tracked`) are skipped: no network reads them.
     pub fn from_safetensors(bytes: &[u8], origin: &str) -> Result<Self> {
-        let bad = |reason: String| Error::WeightFile { origin: origin.to_string(), reason };
-        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
         let mut tensors = BTreeMap::new();
-        for (name, view) in st.tensors() {
-            let raw = view.data();
-            let data: Vec<f32> = match view.dtype() {
-                Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-                Dtype::F16 => raw.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-                Dtype::BF16 => raw.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-                Dtype::F64 => {
-                    raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32).collect()
-                }
-                Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL => continue,
-                other => return Err(bad(format!("tensor `{name}` has unsupported dtype {other:?}"))),
-            };
-            if data.iter().any(|v| !v.is_finite()) {
-                return Err(bad(format!("tensor `{name}` holds NaN or infinite values")));
-            }
-            tensors.insert(name, HostTensor::new(view.shape().to_vec(), data));
-        }
+        let mut reader = SafetensorsReader::new(origin);
+        reader.push(bytes, &mut |name, tensor| {
+            tensors.insert(name, tensor);
+            Ok(())
+        })?;
+        reader.finish()?;
         Ok(Self { tensors })
     }
 
@@ -73,16 +62,7 @@ impl TensorFile {
     /// `module.` on every key (saved from `DataParallel`) is removed first, unless the prefix
     /// itself names it.
     pub fn select_prefix(self, prefix: &str) -> Self {
-        let all_module = !prefix.starts_with("module.")
-            && !self.tensors.is_empty()
-            && self.tensors.keys().all(|k| k.starts_with("module."));
-        let tensors = self
-            .tensors
-            .into_iter()
-            .map(|(k, t)| (if all_module { k["module.".len()..].to_string() } else { k }, t))
-            .filter_map(|(k, t)| k.strip_prefix(prefix).map(|rest| (rest.to_string(), t)))
-            .collect();
-        Self { tensors }
+        Self { tensors: under_prefix(self.tensors, prefix) }
     }
 
     /// Whether every value survives storage at `precision`: f16 holds magnitudes up to 65504,
@@ -104,6 +84,28 @@ impl TensorFile {
     /// the same bytes.
     pub fn to_safetensors(&self, precision: StoredPrecision) -> Vec<u8> {
         self.to_safetensors_with(precision, None)
+    }
+
+    /// The tensors split into pieces of at most `max_bytes` each as stored at `precision`, in key
+    /// order (a tensor larger than that is a piece of its own): how a large network is stored in
+    /// shards that are fetched and cached one by one.
+    pub fn shards(&self, max_bytes: usize, precision: StoredPrecision) -> Vec<TensorFile> {
+        let width = match precision {
+            StoredPrecision::F32 => 4,
+            StoredPrecision::F16 => 2,
+        };
+        let mut pieces = vec![TensorFile::default()];
+        let mut size = 0;
+        for (key, t) in &self.tensors {
+            let bytes = t.data.len() * width;
+            if size > 0 && size + bytes > max_bytes {
+                pieces.push(TensorFile::default());
+                size = 0;
+            }
+            size += bytes;
+            pieces.last_mut().expect("one piece at least").tensors.insert(key.clone(), t.clone());
+        }
+        pieces
     }
 
     /// The header's free-form `__metadata__` of safetensors bytes (empty when it has none).
@@ -143,6 +145,18 @@ impl TensorFile {
         sort_header(&mut bytes);
         bytes
     }
+}
+
+/// The entries of a state dict under `prefix`, with the prefix removed (see
+/// [`TensorFile::select_prefix`]), whatever the tensors are held as.
+pub fn under_prefix<T>(tensors: BTreeMap<String, T>, prefix: &str) -> BTreeMap<String, T> {
+    let all_module =
+        !prefix.starts_with("module.") && !tensors.is_empty() && tensors.keys().all(|k| k.starts_with("module."));
+    tensors
+        .into_iter()
+        .map(|(k, t)| (if all_module { k["module.".len()..].to_string() } else { k }, t))
+        .filter_map(|(k, t)| k.strip_prefix(prefix).map(|rest| (rest.to_string(), t)))
+        .collect()
 }
 
 /// Rewrites a safetensors header with its keys in sorted order. The writer keeps the metadata

@@ -94,3 +94,42 @@ export async function pngOf(w, h, pixel) {
   }
   return pngFrom(w, h, 6, 8, raw);
 }
+
+/// The JS heap of the page's first dedicated worker, over the DevTools protocol (a worker has
+/// no `performance.memory`): `start()` samples it every 100 ms, `stop()` returns the peaks in
+/// bytes: `used` (JS objects) and `backing` (the ArrayBuffers behind typed arrays, outside the
+/// JS heap proper; WebAssembly's memory is not among them).
+export async function watchWorkerHeap(page) {
+  const cdp = await page.context().newCDPSession(page);
+  let worker = null;
+  for (let i = 0; i < 100 && !worker; i++) {
+    worker = (await cdp.send('Target.getTargets')).targetInfos.find((t) => t.type === 'worker');
+    if (!worker) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(worker, 'the page has a worker');
+  const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: worker.targetId, flatten: false });
+  let id = 0;
+  const pending = new Map();
+  cdp.on('Target.receivedMessageFromTarget', ({ message }) => {
+    const m = JSON.parse(message);
+    pending.get(m.id)?.(m.result);
+    pending.delete(m.id);
+  });
+  const usage = () => new Promise((resolve) => {
+    pending.set(++id, resolve);
+    cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method: 'Runtime.getHeapUsage' }) }).catch(() => resolve(null));
+  });
+  const peak = { used: 0, backing: 0 };
+  let timer = null;
+  const sample = async () => {
+    const u = await usage();
+    if (u) {
+      peak.used = Math.max(peak.used, u.usedSize);
+      peak.backing = Math.max(peak.backing, u.backingStorageSize ?? 0);
+    }
+  };
+  return {
+    start() { peak.used = 0; peak.backing = 0; timer = setInterval(sample, 100); },
+    async stop() { clearInterval(timer); await sample(); return { ...peak }; },
+  };
+}

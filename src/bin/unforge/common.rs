@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use unforge::error::{Error, Result};
 use unforge::faces::{DetectSettings, FaceDetector};
 use unforge::image::RgbaImage;
-use unforge::zoo::{Zoo, read_dir};
+use unforge::zoo::Zoo;
 
 /// The compute device a subcommand runs on.
 #[derive(clap::Args, Debug, Clone)]
@@ -71,8 +71,7 @@ pub fn read_image(path: &Path) -> Result<RgbaImage> {
 }
 
 pub fn load_zoo(dir: &Path, device: &Device) -> Result<Zoo> {
-    let (manifest, files) = read_dir(dir)?;
-    Zoo::load(manifest, &files, device)
+    unforge::zoo::open_dir(dir, device)
 }
 
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {

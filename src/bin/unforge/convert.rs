@@ -104,12 +104,12 @@ fn joined_manifest(path: &Path, out: &Path, converted: &Converted) -> Result<Man
         )));
     }
     for n in joined.networks.iter().filter(|n| &n.name != name) {
-        if !dir.join(&n.file).is_file() {
+        if let Some(file) = n.stored_files().into_iter().find(|f| !dir.join(f).is_file()) {
             return Err(Error::manifest(format!(
                 "{}: network `{}`'s weight file {} is missing (copy it beside the manifest)",
                 path.display(),
                 n.name,
-                dir.join(&n.file).display()
+                dir.join(file).display()
             )));
         }
     }

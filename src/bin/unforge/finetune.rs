@@ -7,8 +7,8 @@ use unforge::error::{Error, Result};
 use unforge::metrics::Quality;
 use unforge::readback::block_on;
 use unforge::train::finetune::{GeneratorFinetuning, finetune_generator};
-use unforge::weights::{StoredPrecision, TensorFile};
-use unforge::zoo::{Zoo, ZooFiles, read_dir};
+use unforge::weights::StoredPrecision;
+use unforge::zoo::{Zoo, ZooFiles, network_tensors, read_dir};
 
 use crate::checkpoint::{Checkpoint, checkpoints_dir};
 use crate::common::{DeviceArgs, png_files, read_image, write_atomic};
@@ -90,7 +90,7 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     let dir = args.out.join("checkpoints");
     checkpoints_dir(&dir, args.resume)?;
     let entry = manifest.generator()?.clone();
-    let weights = TensorFile::from_safetensors(&files[&entry.file], &entry.file)?.select_prefix(&entry.prefix);
+    let weights = network_tensors(&entry, &files)?;
     let settings = json!({
         "zoo": manifest.name, "data": args.data.display().to_string(), "images": train.len(), "steps": config.steps,
         "batch": config.batch, "learning_rate": config.learning_rate, "lambda_l2": config.lambda_l2,
@@ -119,10 +119,13 @@ pub fn run(args: &FinetuneArgs) -> Result<()> {
     let generator = new_manifest.networks.iter_mut().find(|n| n.name == entry.name).expect("the generator");
     generator.file = "generator-finetuned.safetensors".into();
     generator.prefix.clear();
+    generator.shards.clear();
     let mut new_files = ZooFiles::new();
     new_files.insert(generator.file.clone(), tuned.to_safetensors(precision));
     for n in new_manifest.networks.iter().filter(|n| n.name != entry.name) {
-        new_files.insert(n.file.clone(), files[&n.file].clone());
+        for f in n.stored_files() {
+            new_files.insert(f.to_string(), files[f].clone());
+        }
     }
     let tuned_zoo = Zoo::load(new_manifest.clone(), &new_files, &device)?;
     let before = held_out_quality(&zoo, held_out)?;

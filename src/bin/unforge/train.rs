@@ -110,10 +110,8 @@ fn inverter_from(dir: &std::path::Path, spec: &TinyZooSpec) -> Result<(TensorFil
                 entry.name
             )));
         }
-        let bytes = files
-            .get(&entry.file)
-            .ok_or_else(|| Error::config(format!("--inverter-from {}: no {}", dir.display(), entry.file)))?;
-        TensorFile::from_safetensors(bytes, &dir.join(&entry.file).display().to_string())
+        unforge::zoo::network_tensors(entry, &files)
+            .map_err(|e| Error::config(format!("--inverter-from {}: {e}", dir.display())))
     };
     Ok((
         take(manifest.generator()?, Architecture::Stylegan2(spec.generator()))?,

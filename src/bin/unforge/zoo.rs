@@ -68,6 +68,11 @@ pub struct ZooArgs {
     /// Store f32 instead of f16 (twice the size; f16 is exact to about 1e-3 relative).
     #[arg(long)]
     f32: bool,
+    /// Store a network larger than this many megabytes in shards of at most this size (0: one
+    /// file per network): the page fetches, shows and caches a shard at a time, and a broken
+    /// download resumes at its shard.
+    #[arg(long, default_value_t = 128.0)]
+    shard_mb: f64,
     /// Replace an existing zoo folder.
     #[arg(long)]
     force: bool,
@@ -119,19 +124,37 @@ pub fn run(args: &ZooArgs) -> Result<()> {
             fits_generator(generator, &converted.entry)
                 .map_err(|e| Error::config(format!("{}: {e}", p.checkpoint.display())))?;
         }
+        let mut entry = converted.entry.clone();
         let bytes = stored(&converted, precision, &p.checkpoint)?;
-        write(&partial.path.join(&converted.entry.file), &bytes)?;
-        total += bytes.len();
+        let shard_bytes = (args.shard_mb * 1e6) as usize;
+        let size = if shard_bytes > 0 && bytes.len() > shard_bytes {
+            let shards = converted.tensors.shards(shard_bytes, precision);
+            let stem = entry.file.trim_end_matches(".safetensors").to_string();
+            let mut size = 0;
+            for (i, shard) in shards.iter().enumerate() {
+                let name = format!("{stem}-{:05}-of-{:05}.safetensors", i + 1, shards.len());
+                let piece = shard.to_safetensors(precision);
+                write(&partial.path.join(&name), &piece)?;
+                size += piece.len();
+                entry.shards.push(name);
+            }
+            size
+        } else {
+            write(&partial.path.join(&entry.file), &bytes)?;
+            bytes.len()
+        };
+        total += size;
+        let pieces = if entry.shards.is_empty() { String::new() } else { format!(", {} shards", entry.shards.len()) };
         eprintln!(
-            "{:<10} {:<14} {} ← {} ({} tensors, {})",
-            converted.entry.role.as_str(),
-            converted.entry.name,
-            converted.entry.architecture.summary(),
+            "{:<10} {:<14} {} ← {} ({} tensors, {}{pieces})",
+            entry.role.as_str(),
+            entry.name,
+            entry.architecture.summary(),
             p.checkpoint.display(),
             converted.tensors.tensors.len(),
-            megabytes(bytes.len())
+            megabytes(size)
         );
-        entries.push(converted.entry);
+        entries.push(entry);
     }
     let mut manifest = Manifest::for_networks(&name, &args.description, entries)?;
     manifest.domain = Some(domain);

@@ -21,9 +21,11 @@ use crate::networks::stylegan2::{Generator, GeneratorConfig};
 use crate::networks::xception::{Xception, XceptionConfig};
 use crate::networks::{Detector, DetectorNet, MIN_DETECTOR_INPUT, Normalization};
 use crate::readback::read_vec;
-use crate::rng::fnv1a;
 use crate::search::RowBands;
-use crate::weights::{TensorFile, WeightSource};
+use crate::weights::TensorFile;
+
+mod loader;
+pub use loader::ZooLoader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -156,6 +158,18 @@ pub struct NetworkEntry {
     /// from an e4e checkpoint, `backbone.` for DeepfakeBench detectors).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prefix: String,
+    /// The files that hold `file`'s tensors between them, when it is stored in pieces (each a
+    /// safetensors file of its own, relative to the manifest): a large network is fetched,
+    /// shown and cached piece by piece. Empty: `file` itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<String>,
+}
+
+impl NetworkEntry {
+    /// The files to read for this network: its shards, or its file.
+    pub fn stored_files(&self) -> Vec<&str> {
+        if self.shards.is_empty() { vec![self.file.as_str()] } else { self.shards.iter().map(String::as_str).collect() }
+    }
 }
 
 fn default_norm() -> Normalization {
@@ -291,9 +305,16 @@ impl Manifest {
         self.networks.iter().filter(|n| n.role == Role::Detector)
     }
 
-    /// Every weight file the zoo needs.
+    /// Every file the zoo's weights are stored in (each shard on its own), each once, in the
+    /// manifest's order.
     pub fn files(&self) -> Vec<&str> {
-        self.networks.iter().map(|n| n.file.as_str()).collect()
+        let mut files: Vec<&str> = Vec::new();
+        for f in self.networks.iter().flat_map(NetworkEntry::stored_files) {
+            if !files.contains(&f) {
+                files.push(f);
+            }
+        }
+        files
     }
 
     /// Checks what can be checked without weights: roles, row counts, sizes.
@@ -307,11 +328,13 @@ impl Manifest {
                     n.role
                 )));
             }
-            if n.file.is_empty() || n.file.contains("..") || n.file.starts_with('/') {
-                return Err(Error::manifest(format!(
-                    "network `{}`: file `{}` must be a plain relative path",
-                    n.name, n.file
-                )));
+            for file in std::iter::once(&n.file).chain(&n.shards) {
+                if file.is_empty() || file.contains("..") || file.starts_with('/') || file.contains('\\') {
+                    return Err(Error::manifest(format!(
+                        "network `{}`: file `{file}` must be a plain relative path",
+                        n.name
+                    )));
+                }
             }
         }
         let generator = self.generator()?;
@@ -424,6 +447,32 @@ pub fn fits_generator(generator: &NetworkEntry, other: &NetworkEntry) -> Result<
 /// Weight files by their manifest name.
 pub type ZooFiles = BTreeMap<String, Vec<u8>>;
 
+/// The host tensors of one network from files held in memory (its shards merged, its prefix
+/// applied): what the tools that retrain or rewrite a network start from.
+pub fn network_tensors(entry: &NetworkEntry, files: &ZooFiles) -> Result<TensorFile> {
+    let mut all = TensorFile::default();
+    for name in entry.stored_files() {
+        let bytes = files
+            .get(name)
+            .ok_or_else(|| Error::manifest(format!("network `{}`: weight file `{name}` is missing", entry.name)))?;
+        merge_shard(&mut all, TensorFile::from_safetensors(bytes, name)?, name)?;
+    }
+    Ok(all.select_prefix(&entry.prefix))
+}
+
+/// Adds one shard's tensors to what the others gave; a key in two shards is an error.
+fn merge_shard(into: &mut TensorFile, shard: TensorFile, origin: &str) -> Result<()> {
+    for (key, tensor) in shard.tensors {
+        if into.tensors.insert(key.clone(), tensor).is_some() {
+            return Err(Error::WeightFile {
+                origin: origin.into(),
+                reason: format!("tensor `{key}` is in another shard too"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A loaded zoo: every network built and bound to its weights on one device.
 #[derive(Debug)]
 pub struct Zoo {
@@ -443,67 +492,16 @@ pub struct Zoo {
     pub generator_fingerprint: String,
 }
 
-fn bind<T>(entry: &NetworkEntry, files: &ZooFiles, build: impl FnOnce(&WeightSource) -> Result<T>) -> Result<T> {
-    let bytes = files
-        .get(&entry.file)
-        .ok_or_else(|| Error::manifest(format!("network `{}`: weight file `{}` is missing", entry.name, entry.file)))?;
-    let tensors = TensorFile::from_safetensors(bytes, &entry.file)?.select_prefix(&entry.prefix);
-    let origin = if entry.prefix.is_empty() {
-        entry.file.clone()
-    } else {
-        format!("{} (keys under `{}`)", entry.file, entry.prefix)
-    };
-    let source = WeightSource::load(tensors, origin);
-    let net = build(&source)?;
-    source.finish()?;
-    Ok(net)
-}
-
 impl Zoo {
+    /// Builds every network of `manifest` from weight files held in memory.
     pub fn load(manifest: Manifest, files: &ZooFiles, device: &Device) -> Result<Self> {
-        manifest.validate()?;
-        let g = manifest.generator()?;
-        let generator_fingerprint = files.get(&g.file).map(|b| format!("{:016x}", fnv1a(b))).unwrap_or_default();
-        let generator = bind(g, files, |s| match &g.architecture {
-            // The zoo's weights never train (pivotal tuning trains a copy): the non-fused form
-            // needs no per-sample weight gradient, half the generator's backward on the CPU.
-            Architecture::Stylegan2(cfg) => Generator::new(&s.root(device), cfg).map(|g| g.with_fused(false)),
-            _ => unreachable!("validated"),
-        })?;
-        let e = manifest.encoder()?;
-        let encoder = bind(e, files, |s| match &e.architecture {
-            Architecture::E4e(cfg) => Encoder4Editing::new(&s.root(device), cfg),
-            _ => unreachable!("validated"),
-        })?;
-        let mut detectors = Vec::new();
-        for d in manifest.detectors() {
-            let det = bind(d, files, |s| build_detector(d, &s.root(device)))?;
-            detectors.push((d.name.clone(), det));
+        let mut loader = ZooLoader::new(manifest, device)?;
+        for name in loader.files() {
+            if let Some(bytes) = files.get(&name) {
+                loader.add(&name, bytes)?;
+            }
         }
-        let identity = match manifest.optional(Role::Identity)? {
-            Some(n) => Some(bind(n, files, |s| match &n.architecture {
-                Architecture::Arcface(cfg) => ArcFace::new(&s.root(device), cfg),
-                _ => unreachable!("validated"),
-            })?),
-            None => None,
-        };
-        let perceptual = match manifest.optional(Role::Perceptual)? {
-            Some(n) => Some(bind(n, files, |s| Ok(Lpips::new(&s.root(device))))?),
-            None => None,
-        };
-        let encoder_size = e.input_size;
-        let device = device.clone();
-        Ok(Self {
-            manifest,
-            generator,
-            encoder,
-            detectors,
-            encoder_size,
-            identity,
-            perceptual,
-            device,
-            generator_fingerprint,
-        })
+        loader.finish()
     }
 
     /// The encoder and the generator, as one way into W+.
@@ -529,6 +527,24 @@ impl Zoo {
             out.push(read_vec(det.p_fake(image.clone())).await?[0]);
         }
         Ok(out)
+    }
+
+    /// The first detector that cannot score a preview of `side` px (its input is larger, or
+    /// does not divide it), with its input side.
+    pub fn preview_clash(&self, side: usize) -> Option<(&str, usize)> {
+        self.detectors
+            .iter()
+            .find(|(_, d)| side < d.input_size || !side.is_multiple_of(d.input_size))
+            .map(|(name, d)| (name.as_str(), d.input_size))
+    }
+
+    /// The preview sides a search on this zoo may run through, largest first: powers of two
+    /// below the generator's side that every detector can score.
+    pub fn preview_sizes(&self) -> Vec<usize> {
+        let below = (2..usize::BITS).map(|k| 1usize << k).take_while(|&s| s < self.generator.size);
+        let mut sizes: Vec<usize> = below.filter(|&s| self.preview_clash(s).is_none()).collect();
+        sizes.reverse();
+        sizes
     }
 
     /// The detectors' names, in the zoo's order.
@@ -571,16 +587,18 @@ pub fn bind_only(entry: &NetworkEntry, vb: &crate::weights::VarBuilder) -> Resul
     Ok(())
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+fn read_manifest(dir: &std::path::Path) -> Result<Manifest> {
+    let path = dir.join("zoo.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
+    Manifest::from_json(&text).map_err(|e| Error::manifest(format!("{}: {e}", path.display())))
+}
+
 /// Reads a zoo from a directory holding `zoo.json` and its weight files.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_dir(dir: &std::path::Path) -> Result<(Manifest, ZooFiles)> {
-    let io = |path: &std::path::Path, e: std::io::Error| Error::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
-    let mpath = dir.join("zoo.json");
-    let text = std::fs::read_to_string(&mpath).map_err(|e| io(&mpath, e))?;
-    let manifest = Manifest::from_json(&text).map_err(|e| Error::manifest(format!("{}: {e}", mpath.display())))?;
+    let manifest = read_manifest(dir)?;
     let mut files = ZooFiles::new();
     for f in manifest.files() {
         let path = dir.join(f);
@@ -589,4 +607,21 @@ pub fn read_dir(dir: &std::path::Path) -> Result<(Manifest, ZooFiles)> {
         files.insert(f.to_string(), bytes);
     }
     Ok((manifest, files))
+}
+
+/// Loads the zoo in `dir` onto `device`, each weight file streamed from disk into the
+/// networks a tensor at a time, never held whole in memory.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn open_dir(dir: &std::path::Path, device: &Device) -> Result<Zoo> {
+    let mut loader = ZooLoader::new(read_manifest(dir)?, device)?;
+    for name in loader.files() {
+        let path = dir.join(&name);
+        let file =
+            std::fs::File::open(&path).map_err(|e| Error::manifest(format!("weight file {}: {e}", path.display())))?;
+        loader.read(&name, file).map_err(|e| match e {
+            Error::Io { reason, .. } => Error::Io { path: path.display().to_string(), reason },
+            other => other,
+        })?;
+    }
+    loader.finish()
 }
