@@ -17,7 +17,7 @@ export function applyPreset(presets, name) {
 
 // The search resolutions a zoo allows: full size, or a preview side. A new zoo on the CPU path
 // with a generator above 256 px starts at a 256 px preview: a full-size step of a 1024 px
-// generator takes 3.98 GB of WebAssembly's 4 GB (measured on the keyed full-size zoo).
+// generator took 3.8 to 4.0 GB of WebAssembly's 4 GB (two runs on the keyed full-size zoo).
 export function showPreviewSizes({ imageSize, previewSizes, backend }, newZoo) {
   const select = $('preview');
   const kept = select.value;
