@@ -53,7 +53,7 @@ fn sharded(n: usize) -> (unforge::zoo::Manifest, ZooFiles, usize) {
     let entry = manifest.networks.iter_mut().find(|e| e.name == "e4e").expect("the tiny zoo's encoder");
     let bytes = files.remove(&entry.file).expect("encoder file");
     let weights = TensorFile::from_safetensors(&bytes, &entry.file).unwrap();
-    let shards = weights.shards(bytes.len() / n, StoredPrecision::F32);
+    let shards = weights.into_shards(bytes.len() / n, StoredPrecision::F32);
     for (i, shard) in shards.iter().enumerate() {
         let name = format!("e4e-{:05}-of-{:05}.safetensors", i + 1, shards.len());
         files.insert(name.clone(), shard.to_safetensors(StoredPrecision::F32));

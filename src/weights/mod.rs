@@ -36,6 +36,16 @@ pub enum StoredPrecision {
     F16,
 }
 
+impl StoredPrecision {
+    /// Bytes per value.
+    pub fn width(self) -> usize {
+        match self {
+            StoredPrecision::F32 => 4,
+            StoredPrecision::F16 => 2,
+        }
+    }
+}
+
 /// A set of named tensors, as in a PyTorch state dict.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TensorFile {
@@ -86,24 +96,25 @@ impl TensorFile {
         self.to_safetensors_with(precision, None)
     }
 
+    /// The bytes the tensors' values take stored at `precision` (the file is this and a header).
+    pub fn stored_len(&self, precision: StoredPrecision) -> usize {
+        self.tensors.values().map(|t| t.data.len()).sum::<usize>() * precision.width()
+    }
+
     /// The tensors split into pieces of at most `max_bytes` each as stored at `precision`, in key
     /// order (a tensor larger than that is a piece of its own): how a large network is stored in
-    /// shards that are fetched and cached one by one.
-    pub fn shards(&self, max_bytes: usize, precision: StoredPrecision) -> Vec<TensorFile> {
-        let width = match precision {
-            StoredPrecision::F32 => 4,
-            StoredPrecision::F16 => 2,
-        };
+    /// shards that are fetched and cached one by one. The tensors move into the pieces.
+    pub fn into_shards(self, max_bytes: usize, precision: StoredPrecision) -> Vec<TensorFile> {
         let mut pieces = vec![TensorFile::default()];
         let mut size = 0;
-        for (key, t) in &self.tensors {
-            let bytes = t.data.len() * width;
+        for (key, t) in self.tensors {
+            let bytes = t.data.len() * precision.width();
             if size > 0 && size + bytes > max_bytes {
                 pieces.push(TensorFile::default());
                 size = 0;
             }
             size += bytes;
-            pieces.last_mut().expect("one piece at least").tensors.insert(key.clone(), t.clone());
+            pieces.last_mut().expect("one piece at least").tensors.insert(key, t);
         }
         pieces
     }

@@ -16,6 +16,7 @@ one script, one after the other).
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -85,7 +86,9 @@ def main():
             m.fused = fused
         torch_times[form] = {k: median_time(f, args.steps, sync) for k, f in parts}
     cmd = [args.unforge, "bench", "--json", "--steps", str(args.steps), "--backend", args.backend]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    # Burn's CPU backend runs on rayon's pool: the same thread count as PyTorch's.
+    env = {**os.environ, "RAYON_NUM_THREADS": str(args.threads)}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     burn_times = json.loads(out.stdout.strip().splitlines()[-1])
 
     where = torch.cuda.get_device_name() if dev.type == "cuda" else f"{args.threads} threads"

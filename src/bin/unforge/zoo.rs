@@ -117,7 +117,7 @@ pub fn run(args: &ZooArgs) -> Result<()> {
     let mut entries: Vec<NetworkEntry> = Vec::new();
     let mut total = 0;
     for p in &plan {
-        let converted = convert_file(&p.checkpoint, &p.opts)?;
+        let mut converted = convert_file(&p.checkpoint, &p.opts)?;
         // The generator comes first: each later network is checked against it before its
         // bytes are stored.
         if let Some(generator) = entries.first() {
@@ -125,10 +125,11 @@ pub fn run(args: &ZooArgs) -> Result<()> {
                 .map_err(|e| Error::config(format!("{}: {e}", p.checkpoint.display())))?;
         }
         let mut entry = converted.entry.clone();
-        let bytes = stored(&converted, precision, &p.checkpoint)?;
+        let tensors = converted.tensors.tensors.len();
         let shard_bytes = (args.shard_mb * 1e6) as usize;
-        let size = if shard_bytes > 0 && bytes.len() > shard_bytes {
-            let shards = converted.tensors.shards(shard_bytes, precision);
+        let size = if shard_bytes > 0 && converted.tensors.stored_len(precision) > shard_bytes {
+            converted.tensors.check_storable(precision, &p.checkpoint.display().to_string())?;
+            let shards = std::mem::take(&mut converted.tensors).into_shards(shard_bytes, precision);
             let stem = entry.file.trim_end_matches(".safetensors").to_string();
             let mut size = 0;
             for (i, shard) in shards.iter().enumerate() {
@@ -140,6 +141,7 @@ pub fn run(args: &ZooArgs) -> Result<()> {
             }
             size
         } else {
+            let bytes = stored(&converted, precision, &p.checkpoint)?;
             write(&partial.path.join(&entry.file), &bytes)?;
             bytes.len()
         };
@@ -151,7 +153,7 @@ pub fn run(args: &ZooArgs) -> Result<()> {
             entry.name,
             entry.architecture.summary(),
             p.checkpoint.display(),
-            converted.tensors.tensors.len(),
+            tensors,
             megabytes(size)
         );
         entries.push(entry);
