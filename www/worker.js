@@ -38,28 +38,34 @@ function manifestKey(text) {
   return h.toString(16);
 }
 
+// A response's length as read: a compressed response's length is not the bytes read, so the
+// server says the decoded size (0: unknown).
+function decodedLength(res) {
+  const decoded = Number(res.headers.get('x-decoded-length'));
+  return decoded || (res.headers.get('content-encoding') ? 0 : Number(res.headers.get('content-length')) || 0);
+}
+
+// A sink that keeps every piece, and the pieces as one array: for the few files needed whole.
+function collector() {
+  const chunks = [];
+  return {
+    sink: (chunk) => chunks.push(chunk),
+    bytes() {
+      const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let o = 0;
+      for (const c of chunks) { bytes.set(c, o); o += c.length; }
+      return bytes;
+    },
+  };
+}
+
 // Fetches `url` whole, reporting `(loaded, total)` as the bytes arrive.
 async function download(url, onProgress) {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  // A compressed response's length is not the bytes read: the server says the decoded size.
-  const decoded = Number(res.headers.get('x-decoded-length'));
-  const total = decoded || (res.headers.get('content-encoding') ? 0 : Number(res.headers.get('content-length')) || 0);
-  const chunks = [];
-  let loaded = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    onProgress(loaded, total);
-  }
-  const bytes = new Uint8Array(loaded);
-  let o = 0;
-  for (const c of chunks) { bytes.set(c, o); o += c.length; }
-  onProgress(loaded, loaded);
-  return bytes;
+  const whole = collector();
+  await pump(res.body, decodedLength(res), whole.sink, onProgress);
+  return whole.bytes();
 }
 
 // Hands each piece of `body` to `sink` as it arrives, reporting `(loaded, total)` at most
@@ -94,9 +100,7 @@ async function streamInto(url, key, sink, onProgress) {
   const abort = new AbortController();
   const res = await fetch(url, { signal: abort.signal });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  // A compressed response's length is not the bytes read: the server says the decoded size.
-  const decoded = Number(res.headers.get('x-decoded-length'));
-  const total = decoded || (res.headers.get('content-encoding') ? 0 : Number(res.headers.get('content-length')) || 0);
+  const total = decodedLength(res);
   let body = res.body;
   let stored = null;
   if (cache) {
@@ -115,19 +119,12 @@ async function streamInto(url, key, sink, onProgress) {
   await stored;
 }
 
-// Fetches `url` whole (or takes it from the cache), reporting bytes as they arrive: for the
-// small files the page needs whole (the face detector).
-async function fetchBytes(url, key, onProgress) {
-  const cache = 'caches' in self ? await caches.open(CACHE) : null;
-  const cached = cache && (await cache.match(key));
-  if (cached) {
-    const bytes = new Uint8Array(await cached.arrayBuffer());
-    onProgress(bytes.length, bytes.length, true);
-    return bytes;
-  }
-  const bytes = await download(url, (loaded, total) => onProgress(loaded, total, false));
-  if (cache) await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) } }));
-  return bytes;
+// Fetches `url` whole (or takes it from the cache): for the small files the page needs whole
+// (the face detector).
+async function fetchBytes(url, key) {
+  const whole = collector();
+  await streamInto(url, key, whole.sink, () => {});
+  return whole.bytes();
 }
 
 // The largest buffer the generator needs: its widest feature map (float32, batch 1), with
@@ -191,7 +188,7 @@ async function faces({ id, image }) {
       const url = new URL(DETECTOR, import.meta.url).href;
       let bytes;
       try {
-        bytes = await fetchBytes(url, new URL(url).pathname, () => {});
+        bytes = await fetchBytes(url, new URL(url).pathname);
       } catch (e) {
         throw new Error(`the face detector ${DETECTOR} could not be fetched (${e.message}); ./build.sh converts it from the npm package`);
       }

@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use burn::tensor::Device;
 
-use super::{Architecture, Manifest, NetworkEntry, Role, Zoo, build_detector};
+use super::{Architecture, Manifest, NetworkEntry, Role, Zoo, build_detector, gather};
 use crate::error::{Error, Result};
 use crate::networks::arcface::ArcFace;
 use crate::networks::e4e::Encoder4Editing;
 use crate::networks::lpips::Lpips;
 use crate::networks::stylegan2::Generator;
 use crate::rng::{FNV1A_START, fnv1a_continue};
-use crate::weights::{DeviceTensor, SafetensorsReader, WeightSource, under_prefix};
+use crate::weights::{DeviceTensor, SafetensorsReader, WeightSource};
 
 /// The file being received.
 struct Reading {
@@ -126,21 +126,7 @@ impl ZooLoader {
 
     /// One network's tensors (its shards together, its prefix applied) and where they came from.
     fn network(&self, entry: &NetworkEntry) -> Result<(BTreeMap<String, DeviceTensor>, String)> {
-        let mut all = BTreeMap::new();
-        for name in entry.stored_files() {
-            let tensors = self
-                .received
-                .get(name)
-                .ok_or_else(|| Error::manifest(format!("network `{}`: weight file `{name}` is missing", entry.name)))?;
-            for (key, t) in tensors {
-                if all.insert(key.clone(), t.clone()).is_some() {
-                    return Err(Error::WeightFile {
-                        origin: name.into(),
-                        reason: format!("tensor `{key}` is in another shard too"),
-                    });
-                }
-            }
-        }
+        let tensors = gather(entry, |name| Ok(self.received.get(name).cloned()))?;
         let origin = match (entry.shards.len(), entry.prefix.is_empty()) {
             (0, true) => entry.file.clone(),
             (0, false) => format!("{} (keys under `{}`)", entry.file, entry.prefix),
@@ -148,7 +134,7 @@ impl ZooLoader {
                 format!("{} ({n} shards{})", entry.file, if entry.prefix.is_empty() { "" } else { ", with a prefix" })
             }
         };
-        Ok((under_prefix(all, &entry.prefix), origin))
+        Ok((tensors, origin))
     }
 
     /// Binds one network strictly: every key it declares, with its shape, and no other.

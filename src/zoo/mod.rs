@@ -450,27 +450,33 @@ pub type ZooFiles = BTreeMap<String, Vec<u8>>;
 /// The host tensors of one network from files held in memory (its shards merged, its prefix
 /// applied): what the tools that retrain or rewrite a network start from.
 pub fn network_tensors(entry: &NetworkEntry, files: &ZooFiles) -> Result<TensorFile> {
-    let mut all = TensorFile::default();
-    for name in entry.stored_files() {
-        let bytes = files
-            .get(name)
-            .ok_or_else(|| Error::manifest(format!("network `{}`: weight file `{name}` is missing", entry.name)))?;
-        merge_shard(&mut all, TensorFile::from_safetensors(bytes, name)?, name)?;
-    }
-    Ok(all.select_prefix(&entry.prefix))
+    let tensors = gather(entry, |name| {
+        files.get(name).map(|bytes| TensorFile::from_safetensors(bytes, name).map(|f| f.tensors)).transpose()
+    })?;
+    Ok(TensorFile { tensors })
 }
 
-/// Adds one shard's tensors to what the others gave; a key in two shards is an error.
-fn merge_shard(into: &mut TensorFile, shard: TensorFile, origin: &str) -> Result<()> {
-    for (key, tensor) in shard.tensors {
-        if into.tensors.insert(key.clone(), tensor).is_some() {
-            return Err(Error::WeightFile {
-                origin: origin.into(),
-                reason: format!("tensor `{key}` is in another shard too"),
-            });
+/// One network's tensors, however they are held: `stored(name)` gives the tensors of each of
+/// its files (its file, or each shard in turn; `None` when the file is missing). The shards are
+/// merged (a key in two of them is an error naming the later) and the prefix is applied.
+fn gather<T>(
+    entry: &NetworkEntry,
+    mut stored: impl FnMut(&str) -> Result<Option<BTreeMap<String, T>>>,
+) -> Result<BTreeMap<String, T>> {
+    let mut all = BTreeMap::new();
+    for name in entry.stored_files() {
+        let tensors = stored(name)?
+            .ok_or_else(|| Error::manifest(format!("network `{}`: weight file `{name}` is missing", entry.name)))?;
+        for (key, tensor) in tensors {
+            if all.insert(key.clone(), tensor).is_some() {
+                return Err(Error::WeightFile {
+                    origin: name.into(),
+                    reason: format!("tensor `{key}` is in another shard too"),
+                });
+            }
         }
     }
-    Ok(())
+    Ok(crate::weights::under_prefix(all, &entry.prefix))
 }
 
 /// A loaded zoo: every network built and bound to its weights on one device.
