@@ -129,6 +129,7 @@ impl TinyZooSpec {
             domain: Some(Domain {
                 kind: DomainKind::Untrained,
                 trained_on: "nothing: seeded random weights, for testing the mechanics".into(),
+                forgeries: None,
             }),
             networks: [
                 entry(

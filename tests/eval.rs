@@ -260,3 +260,40 @@ fn trial(
     let face = Face::cut(image, &Square::centred(image.width, image.height), truth, zoo.generator.size)?;
     block_on(run_one(zoo, &face, inversion, &Trial { image: name, victim, experiment }))
 }
+
+#[test]
+fn zoo_scores_rank_each_forgery_kind_against_all_the_reals() {
+    use unforge::eval::{ImageScore, ZooScores};
+    use unforge::inversion::PivotalTuning;
+    let zoo = tiny_zoo();
+    let n = zoo.detectors.len();
+    // Every detector scores the same: reals 0.2 and 0.6; swaps 0.7 and 0.9 (above both reals);
+    // eyes 0.1 and 0.4 (between them: one pair of four ranked right).
+    let image = |kind: Option<&str>, p: f32| ImageScore {
+        kind: kind.map(String::from),
+        raw: vec![p; n],
+        reconstructed: vec![p; n],
+        quality: quality(30.0, None, None),
+    };
+    let images = vec![
+        image(None, 0.2),
+        image(Some("face_swap"), 0.7),
+        image(None, 0.6),
+        image(Some("asymmetric_eyes"), 0.1),
+        image(Some("face_swap"), 0.9),
+        image(Some("asymmetric_eyes"), 0.4),
+    ];
+    let scores = ZooScores::from_images(&zoo, images, &PivotalTuning::off());
+    for (name, _) in &zoo.detectors {
+        assert_eq!(scores.auc_by_kind["face_swap"][name], 1.0);
+        assert_eq!(scores.auc_by_kind["asymmetric_eyes"][name], 0.25);
+        assert_eq!(scores.by_kind["face_swap"][name], 1.0);
+        assert_eq!(scores.by_kind["asymmetric_eyes"][name], 0.0);
+    }
+    let table = scores.tables().into_iter().find(|t| t.name == "AUC by forgery kind").expect("the table");
+    assert_eq!(table.rows[0][0], "asymmetric_eyes");
+    assert_eq!(table.rows[0][1], "0.250");
+    // Without reals there is nothing to rank a kind against.
+    let fakes_only = ZooScores::from_images(&zoo, vec![image(Some("face_swap"), 0.7)], &PivotalTuning::off());
+    assert!(fakes_only.auc_by_kind.is_empty());
+}

@@ -109,3 +109,44 @@ fn shots_of_one_person_keep_the_person_and_change_the_shot() {
     assert_eq!(person.recaptured(99), expected);
     assert_ne!(expected, person);
 }
+
+#[test]
+fn visible_forgeries_change_the_same_faces_more_and_leave_the_reals_alone() {
+    use unforge::synth::ForgeryStrength;
+    assert_eq!(ForgeryStrength::default(), ForgeryStrength::SUBTLE, "the default zoo's world");
+    assert_eq!(ForgeryStrength::preset("visible").unwrap(), ForgeryStrength::VISIBLE);
+    assert_eq!(ForgeryStrength::VISIBLE.name(), Some("visible"));
+    let err = ForgeryStrength::preset("loud").unwrap_err().to_string();
+    assert!(err.contains("`loud`") && err.contains("subtle") && err.contains("visible"), "{err}");
+    // The change a forgery makes: summed |fake − pristine| over the pixels, per kind, over
+    // two faces of each kind.
+    let change = |strength: &ForgeryStrength, index: u64| {
+        let s = Sample::generate_with(Split::Validation, index, 64, strength);
+        s.image.data.iter().zip(&s.pristine.data).map(|(a, b)| (*a as i64 - *b as i64).abs()).sum::<i64>()
+    };
+    for index in 0..24 {
+        let (subtle, visible) = (
+            Sample::generate_with(Split::Validation, index, 64, &ForgeryStrength::SUBTLE),
+            Sample::generate_with(Split::Validation, index, 64, &ForgeryStrength::VISIBLE),
+        );
+        assert_eq!(subtle.label, visible.label, "the kinds do not depend on the strength");
+        assert_eq!(subtle.pristine, visible.pristine, "the faces do not depend on the strength");
+        if index % 2 == 0 {
+            assert_eq!(subtle.image, visible.image, "a real image is the same at every strength");
+        }
+    }
+    for kind in ForgeryKind::ALL {
+        let of_kind: Vec<u64> = (0..48)
+            .filter(|&i| Sample::generate(Split::Validation, i, 64).label == Label::Fake(kind))
+            .take(2)
+            .collect();
+        assert_eq!(of_kind.len(), 2, "{kind:?}");
+        let total = |s: &ForgeryStrength| of_kind.iter().map(|&i| change(s, i)).sum::<i64>();
+        let (subtle, visible) = (total(&ForgeryStrength::SUBTLE), total(&ForgeryStrength::VISIBLE));
+        // A face swap's change is mostly the donor's face and a blur mismatch's the blur
+        // itself, alike at both strengths; the small forgeries, the ones the detectors missed,
+        // must change far more.
+        let factor = if matches!(kind, ForgeryKind::FaceSwap | ForgeryKind::BlurMismatch) { 1.0 } else { 1.25 };
+        assert!(visible as f64 > factor * subtle as f64, "{kind:?}: visible changes {visible}, subtle {subtle}");
+    }
+}

@@ -5,6 +5,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::*;
+use unforge::synth::ForgeryStrength;
 use unforge::train::{DetectorTraining, train_detector};
 use unforge::weights::WeightSource;
 use unforge::zoo::build_detector;
@@ -23,6 +24,7 @@ fn a_short_detector_run_lowers_the_loss_and_exports_every_key() {
         reconstructed_share: 0.0,
         location_weight: 1.0,
         distinct_pairs: Some(8),
+        forgeries: ForgeryStrength::SUBTLE,
     };
     let mut losses = Vec::new();
     let trained = train_detector(&entry, &config, None, None, |s, _| {
@@ -100,6 +102,7 @@ fn a_resumed_detector_run_continues_where_the_checkpoint_stopped() {
         reconstructed_share: 0.0,
         location_weight: 1.0,
         distinct_pairs: None,
+        forgeries: ForgeryStrength::SUBTLE,
     };
     let (mut saved, mut steps) = (None, Vec::new());
     train_detector(&entry, &config, None, None, |s, snapshot| {
@@ -143,8 +146,15 @@ fn a_short_inverter_run_lowers_the_reconstruction_loss_and_loads_strictly() {
     use unforge::train::{InverterTraining, train_inverter};
     let spec = tiny_spec();
     let (g, e) = (spec.generator(), spec.encoder());
-    let config =
-        InverterTraining { steps: 30, batch: 4, learning_rate: 2e-3, seed: 3, first_index: 0, delta_weight: 0.1 };
+    let config = InverterTraining {
+        steps: 30,
+        batch: 4,
+        learning_rate: 2e-3,
+        seed: 3,
+        first_index: 0,
+        delta_weight: 0.1,
+        forgeries: ForgeryStrength::SUBTLE,
+    };
     let mut steps = Vec::new();
     let (gw, ew) = train_inverter(&g, &e, &config, None, |s, _| {
         let _: () = steps.push(s.clone());
@@ -222,8 +232,16 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
     )
     .unwrap();
     let pool = |steps: usize| {
-        TunedPool::make(&reconstructor, 0, 2, 32, &PivotalTuning { steps, learning_rate: 2e-2 }, None, |_, _| Ok(()))
-            .unwrap()
+        TunedPool::make(
+            &reconstructor,
+            0..2,
+            32,
+            &ForgeryStrength::SUBTLE,
+            &PivotalTuning { steps, learning_rate: 2e-2 },
+            None,
+            |_, _| Ok(()),
+        )
+        .unwrap()
     };
     let (plain, tuned) = (pool(0), pool(8));
     assert_eq!(tuned.pairs(), 2);
@@ -231,7 +249,7 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
     // Stopped after its first pair and resumed from the snapshot, it is the same pool.
     let mut first = None;
     let tuning = PivotalTuning { steps: 8, learning_rate: 2e-2 };
-    let _ = TunedPool::make(&reconstructor, 0, 2, 32, &tuning, None, |p, snapshot| {
+    let _ = TunedPool::make(&reconstructor, 0..2, 32, &ForgeryStrength::SUBTLE, &tuning, None, |p, snapshot| {
         if p == 0 {
             first = Some(snapshot()?);
             Err(unforge::error::Error::config("stop"))
@@ -240,9 +258,13 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
         }
     });
     let resume = unforge::train::Resume { step: 1, weights: first.expect("snapshot after the first pair") };
-    assert_eq!(TunedPool::make(&reconstructor, 0, 2, 32, &tuning, Some(resume), |_, _| Ok(())).unwrap(), tuned);
+    assert_eq!(
+        TunedPool::make(&reconstructor, 0..2, 32, &ForgeryStrength::SUBTLE, &tuning, Some(resume), |_, _| Ok(()))
+            .unwrap(),
+        tuned
+    );
     // Tuning brings each reconstruction nearer its own image than the plain inversion is.
-    let (raw, _, masks) = paired_batch(&[0, 1], 32, &Device::flex());
+    let (raw, _, masks) = paired_batch(&[0, 1], 32, &ForgeryStrength::SUBTLE, &Device::flex());
     let raw = to_vec(raw);
     let images = |p: &TunedPool| p.to_file().tensors["images"].data.clone();
     let mse = |a: &[f32]| a.iter().zip(&raw).map(|(x, y)| (x - y).powi(2)).sum::<f32>() / raw.len() as f32;
@@ -270,6 +292,7 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
         reconstructed_share: 0.5,
         location_weight: 1.0,
         distinct_pairs: None,
+        forgeries: ForgeryStrength::SUBTLE,
     };
     let mut steps = 0;
     train_detector(&entry, &config, None, Some(Reconstructions::Tuned(&tuned)), |_, _| {
@@ -280,9 +303,9 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
     assert_eq!(steps, 3);
     let err = TunedPool::make(
         &reconstructor,
-        0,
-        1,
+        0..1,
         16,
+        &ForgeryStrength::SUBTLE,
         &PivotalTuning { steps: 1, learning_rate: 2e-2 },
         None,
         |_, _| Ok(()),

@@ -19,8 +19,9 @@ fn the_committed_zoo_reproduces_its_cards_scores_on_20_test_images() {
     assert_eq!(manifest.name, "synthetic-trained");
     let size = manifest.generator().unwrap().input_size;
     let device = Device::flex();
+    let forgeries = manifest.forgeries();
     let zoo = Zoo::load(manifest, &files, &device).unwrap();
-    let scores = unforge::train::test_scores(&zoo, size, 20).unwrap();
+    let scores = unforge::train::test_scores(&zoo, size, &forgeries, 20).unwrap();
     assert_eq!(scores.detectors.keys().collect::<Vec<_>>(), card.detectors.keys().collect::<Vec<_>>());
     for (name, ours) in &scores.detectors {
         let theirs = &card.detectors[name];

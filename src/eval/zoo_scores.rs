@@ -46,6 +46,10 @@ pub struct ZooScores {
     pub detectors: BTreeMap<String, DetectorQuality>,
     /// Per forgery kind, per detector: the share of that kind's fakes called fake.
     pub by_kind: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Per forgery kind, per detector: the AUC of that kind's fakes against all the reals, on
+    /// the images (empty without reals).
+    #[serde(default)]
+    pub auc_by_kind: BTreeMap<String, BTreeMap<String, f64>>,
     /// How the reconstructions were made.
     #[serde(default)]
     pub pivotal_tuning: PivotalTuning,
@@ -130,7 +134,7 @@ impl ZooScores {
                 (name.clone(), q)
             })
             .collect();
-        let mut by_kind: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        let (mut by_kind, mut auc_by_kind) = (BTreeMap::new(), BTreeMap::new());
         for kind in kinds.iter().flatten().collect::<std::collections::BTreeSet<_>>() {
             let of_kind: Vec<usize> =
                 kinds.iter().enumerate().filter(|(_, k)| k.as_ref() == Some(kind)).map(|(i, _)| i).collect();
@@ -138,9 +142,26 @@ impl ZooScores {
                 (name.clone(), share(of_kind.iter().filter(|&&i| raw[d][i] >= 0.5).count(), of_kind.len()))
             });
             by_kind.insert(kind.clone(), rates.collect());
+            // This kind's fakes and every real, in the images' order.
+            let against_reals: Vec<usize> =
+                (0..kinds.len()).filter(|&i| kinds[i].is_none() || kinds[i].as_ref() == Some(kind)).collect();
+            let aucs: BTreeMap<String, f64> = zoo
+                .detectors
+                .iter()
+                .enumerate()
+                .filter_map(|(d, (name, _))| {
+                    let p: Vec<f32> = against_reals.iter().map(|&i| raw[d][i]).collect();
+                    let l: Vec<bool> = against_reals.iter().map(|&i| labels[i]).collect();
+                    auroc(&p, &l).map(|a| (name.clone(), a))
+                })
+                .collect();
+            if !aucs.is_empty() {
+                auc_by_kind.insert(kind.clone(), aucs);
+            }
         }
         Self {
             by_kind,
+            auc_by_kind,
             pivotal_tuning: *tuning,
             images: labels.len(),
             fakes,
@@ -224,6 +245,18 @@ impl ZooScores {
                 })
                 .collect(),
         };
-        vec![detectors, by_kind, inversion]
+        let auc_by_kind = Table {
+            name: "AUC by forgery kind".into(),
+            caption: "Each kind's fakes against all the reals, on the images.".into(),
+            header: by_kind.header.clone(),
+            rows: self
+                .auc_by_kind
+                .iter()
+                .map(|(kind, aucs)| {
+                    std::iter::once(kind.clone()).chain(names.iter().map(|n| cell(aucs.get(*n).copied(), 3))).collect()
+                })
+                .collect(),
+        };
+        vec![detectors, by_kind, auc_by_kind, inversion]
     }
 }

@@ -9,7 +9,7 @@ pub mod forgery;
 use serde::{Deserialize, Serialize};
 
 pub use face::{Canvas, FaceParams};
-pub use forgery::{ForgeryKind, forge};
+pub use forgery::{ForgeryKind, ForgeryStrength, forge};
 
 use crate::error::{Error, Result};
 use crate::image::RgbaImage;
@@ -77,8 +77,15 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// Even indices are real, odd ones fake, cycling through the forgery kinds.
+    /// Even indices are real, odd ones fake, cycling through the forgery kinds; at the
+    /// default (subtle) forgery strength.
     pub fn generate(split: Split, index: u64, size: usize) -> Self {
+        Self::generate_with(split, index, size, &ForgeryStrength::default())
+    }
+
+    /// [`Sample::generate`] with the forgeries at `strength`: the faces, the reals and the
+    /// kinds are the same at every strength; only what each forgery alters changes.
+    pub fn generate_with(split: Split, index: u64, size: usize, strength: &ForgeryStrength) -> Self {
         let seed = split.base_seed() + index;
         let params = FaceParams::sample(seed);
         let clean = params.render(size);
@@ -91,7 +98,7 @@ impl Sample {
         };
         let image = match label {
             Label::Real => pristine.clone(),
-            Label::Fake(kind) => shoot(&forge(kind, &params, &clean, seed)),
+            Label::Fake(kind) => shoot(&forge(kind, &params, &clean, seed, strength)),
         };
         let mask = image
             .data

@@ -14,7 +14,7 @@ use crate::inversion::PivotalTuning;
 use crate::networks::e4e::{Encoder4Editing, EncoderConfig};
 use crate::networks::layers::BatchNorm;
 use crate::networks::stylegan2::{Generator, GeneratorConfig};
-use crate::synth::{Label, Sample, Split};
+use crate::synth::{ForgeryStrength, Label, Sample, Split};
 use crate::weights::{HostTensor, TensorFile, WeightSource};
 use crate::zoo::{NetworkEntry, build_detector};
 
@@ -41,6 +41,8 @@ pub struct DetectorTraining {
     /// `None`: every step shows new faces (the world is endless). `Some(n)`: epochs over the
     /// first `n` pairs, as with a fixed data set.
     pub distinct_pairs: Option<u64>,
+    /// The world's forgeries.
+    pub forgeries: ForgeryStrength,
 }
 
 impl DetectorTraining {
@@ -168,15 +170,15 @@ pub struct TunedPool {
 }
 
 impl TunedPool {
-    /// The `pairs` pairs from `first_pair` (pair i: train image 2·i + 1 and its pristine
-    /// capture) at `size` px. `resume` holds the pool of the pairs made before a stop (as
+    /// The pairs `pairs` (pair i: train image 2·i + 1 and its pristine capture) at `size` px,
+    /// forged at `forgeries`. `resume` holds the pool of the pairs made before a stop (as
     /// [`TunedPool::to_file`] wrote it); `on_pair` sees each pair made and may save the
     /// snapshot it is handed, as a training stage's step callback does.
     pub fn make(
         reconstructor: &Reconstructor,
-        first_pair: u64,
-        pairs: usize,
+        pairs: std::ops::Range<u64>,
         size: usize,
+        forgeries: &ForgeryStrength,
         tuning: &PivotalTuning,
         resume: Option<Resume>,
         mut on_pair: impl FnMut(usize, Snapshot) -> Result<()>,
@@ -204,8 +206,8 @@ impl TunedPool {
             None => Self { size, images: Vec::new(), masks: Vec::new() },
         };
         let device = Device::flex();
-        for p in pool.pairs()..pairs {
-            let (x, _, pair_masks) = paired_batch(&[first_pair + p as u64], size, &device);
+        for p in pool.pairs()..pairs.clone().count() {
+            let (x, _, pair_masks) = paired_batch(&[pairs.start + p as u64], size, forgeries, &device);
             for i in 0..2 {
                 pool.images.extend(host_vec(
                     reconstructor.reconstruct_tuned(x.clone().narrow(0, i, 1), tuning)?.reshape([-1]),
@@ -283,6 +285,8 @@ pub struct InverterTraining {
     /// Weight of the delta regulariser: mean squared distance of each W+ row from row 0 (e4e's
     /// "delta" loss, which keeps W+ near W).
     pub delta_weight: f32,
+    /// The world's forgeries (half the images are fakes).
+    pub forgeries: ForgeryStrength,
 }
 
 /// What an inverter training step saw (losses before the update).
@@ -338,7 +342,13 @@ pub fn train_inverter(
     let (mut gopt, mut eopt) = (AdamConfig::new().with_beta_2(0.99).init(), AdamConfig::new().with_beta_2(0.99).init());
     let size = generator.size;
     for step in start..config.steps {
-        let x = synth_batch(config.first_index + (step * config.batch) as u64, config.batch, size, &device);
+        let x = synth_batch(
+            config.first_index + (step * config.batch) as u64,
+            config.batch,
+            size,
+            &config.forgeries,
+            &device,
+        );
         let w = enc.forward(x.clone());
         let y = synthesis.synthesize(w.clone());
         let pixel = (y.clone() - x.clone()).square().mean();
@@ -376,12 +386,17 @@ pub fn train_inverter(
 /// each beside its pristine capture (fake: false, true, false, true, …). Real and fake then differ only in the
 /// forgery, as FaceForensics' videos do, so a detector cannot separate them by identity.
 /// Also returns each image's altered-pixel mask (all false for the pristine ones).
-pub fn paired_batch(pairs: &[u64], size: usize, device: &Device) -> (Tensor<4>, Vec<bool>, Vec<Vec<bool>>) {
+pub fn paired_batch(
+    pairs: &[u64],
+    size: usize,
+    forgeries: &ForgeryStrength,
+    device: &Device,
+) -> (Tensor<4>, Vec<bool>, Vec<Vec<bool>>) {
     let mut planar = Vec::with_capacity(pairs.len() * 2 * 3 * size * size);
     let mut masks = Vec::with_capacity(pairs.len() * 2);
     for &pair in pairs {
         // Odd train indices are the forgeries.
-        let s = Sample::generate(Split::Train, 2 * pair + 1, size);
+        let s = Sample::generate_with(Split::Train, 2 * pair + 1, size, forgeries);
         planar.extend(s.pristine.to_planar());
         planar.extend(s.image.to_planar());
         masks.push(vec![false; size * size]);
@@ -412,9 +427,10 @@ fn positional_logits(detector: &crate::networks::Detector, features: Tensor<4>) 
 }
 
 /// `batch` consecutive train-split images from `first` at `size` px, in [-1, 1], real and fake.
-pub fn synth_batch(first: u64, batch: usize, size: usize, device: &Device) -> Tensor<4> {
-    let planar: Vec<f32> =
-        (0..batch as u64).flat_map(|i| Sample::generate(Split::Train, first + i, size).image.to_planar()).collect();
+pub fn synth_batch(first: u64, batch: usize, size: usize, forgeries: &ForgeryStrength, device: &Device) -> Tensor<4> {
+    let planar: Vec<f32> = (0..batch as u64)
+        .flat_map(|i| Sample::generate_with(Split::Train, first + i, size, forgeries).image.to_planar())
+        .collect();
     Tensor::from_data(TensorData::new(planar, [batch, 3, size, size]), device)
 }
 
@@ -464,7 +480,7 @@ pub fn train_detector(
         let fake: Vec<bool> = (0..config.batch).map(|i| i % 2 == 1).collect();
         let (x, masks) = match reconstructions.filter(|_| reconstructed > 0) {
             None => {
-                let (x, _, masks) = paired_batch(&pairs, size, &device);
+                let (x, _, masks) = paired_batch(&pairs, size, &config.forgeries, &device);
                 (x, masks)
             }
             Some(source) => {
@@ -476,14 +492,14 @@ pub fn train_detector(
                         pool.batch(&chosen, &device)
                     }
                     Reconstructions::Inverted(r) => {
-                        let (x, _, masks) = paired_batch(&pairs[keep / 2..], size, &device);
+                        let (x, _, masks) = paired_batch(&pairs[keep / 2..], size, &config.forgeries, &device);
                         (r.reconstruct(x, &device), masks)
                     }
                 };
                 if keep == 0 {
                     (rec, rec_masks)
                 } else {
-                    let (raw, _, mut masks) = paired_batch(&pairs[..keep / 2], size, &device);
+                    let (raw, _, mut masks) = paired_batch(&pairs[..keep / 2], size, &config.forgeries, &device);
                     masks.extend(rec_masks);
                     (Tensor::cat(vec![raw, rec], 0), masks)
                 }
@@ -544,9 +560,15 @@ pub fn export_params<M: Module>(
     if visitor.problems.is_empty() { Ok(bound) } else { Err(Error::Backend(visitor.problems.join("; "))) }
 }
 
-/// The zoo's scores on the first `count` test-split images (see [`crate::eval::ZooScores`]).
-pub fn test_scores(zoo: &crate::zoo::Zoo, size: usize, count: u64) -> Result<crate::eval::ZooScores> {
-    let samples = (0..count).map(|i| Sample::generate(Split::Test, i, size)).map(|s| {
+/// The zoo's scores on the first `count` test-split images with forgeries at `forgeries`
+/// (see [`crate::eval::ZooScores`]).
+pub fn test_scores(
+    zoo: &crate::zoo::Zoo,
+    size: usize,
+    forgeries: &ForgeryStrength,
+    count: u64,
+) -> Result<crate::eval::ZooScores> {
+    let samples = (0..count).map(|i| Sample::generate_with(Split::Test, i, size, forgeries)).map(|s| {
         let kind = match s.label {
             Label::Real => None,
             Label::Fake(kind) => Some(kind.name().to_string()),

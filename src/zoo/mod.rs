@@ -202,6 +202,11 @@ pub struct Domain {
     pub kind: DomainKind,
     /// In words, for people ("synthetic faces of the project's procedural world, 64 px").
     pub trained_on: String,
+    /// The synthetic world's forgery strengths, when the zoo was trained on it (absent in
+    /// zoos made before the strengths were a parameter: those are
+    /// [`ForgeryStrength::SUBTLE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgeries: Option<crate::synth::ForgeryStrength>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +221,12 @@ pub enum DomainKind {
 }
 
 impl Manifest {
+    /// The synthetic world's forgery strengths this zoo was trained at (the default for a zoo
+    /// that does not say).
+    pub fn forgeries(&self) -> crate::synth::ForgeryStrength {
+        self.domain.as_ref().and_then(|d| d.forgeries).unwrap_or_default()
+    }
+
     pub fn from_json(text: &str) -> Result<Self> {
         let m: Manifest = serde_json::from_str(text).map_err(|e| Error::manifest(e.to_string()))?;
         m.validate()?;

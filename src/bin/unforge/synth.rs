@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use serde_json::json;
 use unforge::error::{Error, Result};
 use unforge::image::RgbaImage;
-use unforge::synth::{Label, Sample, Split, contact_sheet};
+use unforge::synth::{ForgeryStrength, Label, Sample, Split, contact_sheet};
 
 use crate::common::{mkdir, write};
 
 /// Writes images of the synthetic face world: PNGs, a mask per image of exactly the pixels
 /// its forgery altered (masks/), labels.json ({"name.png": "real" | "fake"}, as `eval`
-/// reads it) and samples.json (forgery kind, seed, altered pixels).
+/// reads it), samples.json (forgery kind, seed, altered pixels) and world.json (the split, the
+/// size and the forgery strengths the images were drawn at).
 #[derive(clap::Args)]
 pub struct SynthArgs {
     /// train, validation or test (disjoint seed ranges).
@@ -29,10 +30,14 @@ pub struct SynthArgs {
     /// Also write contact-sheet.png, the first 64 images in an 8×8 grid.
     #[arg(long)]
     contact_sheet: bool,
+    /// Forgery strengths: `subtle` (the default zoo's world) or `visible`.
+    #[arg(long, default_value = "subtle")]
+    forgeries: String,
 }
 
 pub fn run(args: &SynthArgs) -> Result<()> {
-    let SynthArgs { split, count, start, size, out, contact_sheet: sheet } = args;
+    let SynthArgs { split, count, start, size, out, contact_sheet: sheet, forgeries } = args;
+    let forgeries = ForgeryStrength::preset(forgeries)?;
     let (count, start, size, sheet) = (*count, *start, *size, *sheet);
     let split: Split = split.parse()?;
     if !(32..=1024).contains(&size) || size % 8 != 0 {
@@ -44,7 +49,7 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     mkdir(&out.join("masks"))?;
     let (mut labels, mut details, mut sheet_images) = (serde_json::Map::new(), Vec::new(), Vec::new());
     for index in start..start + count {
-        let s = Sample::generate(split, index, size);
+        let s = Sample::generate_with(split, index, size, &forgeries);
         let name = s.file_name();
         write(&out.join(&name), &s.image.encode_png())?;
         write(&out.join("masks").join(&name), &RgbaImage::encode_gray_png(size, size, &s.mask))?;
@@ -60,6 +65,16 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     }
     write(&out.join("labels.json"), serde_json::to_string_pretty(&labels).expect("json").as_bytes())?;
     write(&out.join("samples.json"), serde_json::to_string_pretty(&details).expect("json").as_bytes())?;
+    // Serialised as a struct, not through `json!`, so that the f32 strengths read as written.
+    #[derive(serde::Serialize)]
+    struct World<'a> {
+        split: &'a str,
+        size: usize,
+        forgeries: &'a str,
+        strengths: ForgeryStrength,
+    }
+    let world = World { split: split.name(), size, forgeries: &args.forgeries, strengths: forgeries };
+    write(&out.join("world.json"), serde_json::to_string_pretty(&world).expect("json").as_bytes())?;
     if sheet {
         write(&out.join("contact-sheet.png"), &contact_sheet(&sheet_images, 8)?.encode_png())?;
     }

@@ -14,6 +14,7 @@ use clap::Args;
 use serde_json::{Value, json};
 use unforge::error::{Error, Result};
 use unforge::inversion::PivotalTuning;
+use unforge::synth::ForgeryStrength;
 use unforge::train::identity::{IdentityScores, IdentityTraining, train_identity};
 use unforge::train::{
     DetectorTraining, InverterTraining, Reconstructions, Reconstructor, TunedPool, join_inverter, split_inverter,
@@ -61,6 +62,10 @@ pub struct TrainArgs {
     pub location_weight: f32,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// The synthetic world's forgery strengths (`subtle`, the default zoo's world, or
+    /// `visible`: every kind visible at 64 px); recorded in the zoo's manifest.
+    #[arg(long, default_value = "subtle", value_parser = parse_forgeries)]
+    pub forgeries: ForgeryStrength,
     /// Steps of the identity network (ArcFace's IR-SE, two shots of each person per batch,
     /// batch-contrastive loss); 0 leaves it out of the zoo.
     #[arg(long, default_value_t = 1500)]
@@ -97,6 +102,16 @@ pub struct TrainArgs {
     /// Continue the run whose checkpoints are in `--out`.
     #[arg(long)]
     pub resume: bool,
+}
+
+fn parse_forgeries(name: &str) -> Result<ForgeryStrength> {
+    ForgeryStrength::preset(name)
+}
+
+/// The strengths in a checkpoint's settings: by preset name (`--forgeries` takes only presets),
+/// since f32 values compared after a JSON round trip through f64 can differ in the last digit.
+fn forgeries_name(strength: &ForgeryStrength) -> &'static str {
+    strength.name().unwrap_or("custom")
 }
 
 /// The generator and encoder of the zoo in `dir`, which must be this recipe's architectures.
@@ -155,7 +170,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         format!("Trained by `unforge train` on the synthetic face world ({} px, seed {}).", args.size, args.seed);
     manifest.domain = Some(Domain {
         kind: DomainKind::Synthetic,
-        trained_on: format!("synthetic faces of Unforge's procedural world ({} px), never photographs", args.size),
+        trained_on: format!(
+            "synthetic faces of Unforge's procedural world ({} px, {} forgeries), never photographs",
+            args.size,
+            args.forgeries.name().unwrap_or("custom")
+        ),
+        forgeries: Some(args.forgeries),
     });
     let started = Instant::now();
     let mut recipe = Recipe { args, dir, spec, report: serde_json::Map::new(), files: ZooFiles::new() };
@@ -220,6 +240,7 @@ fn detector_config(args: &TrainArgs, i: usize) -> DetectorTraining {
         reconstructed_share: args.reconstructed_share,
         location_weight: args.location_weight,
         distinct_pairs: None,
+        forgeries: args.forgeries,
     }
 }
 
@@ -257,8 +278,9 @@ impl Recipe<'_> {
                     seed: args.seed,
                     first_index: 0,
                     delta_weight: 0.1,
+                    forgeries: args.forgeries,
                 };
-                let settings = json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed });
+                let settings = json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "forgeries": forgeries_name(&cfg.forgeries) });
                 let ckpt = Checkpoint::new(&self.dir, "inverter", settings, cfg.steps, args.checkpoint_every);
                 let (joined, log, seconds) = ckpt.stage(|resume, log| {
                     let (g, e) = train_inverter(&spec.generator(), &spec.encoder(), &cfg, resume, |s, snapshot| {
@@ -286,15 +308,20 @@ impl Recipe<'_> {
         if args.tuned_pairs == 0 {
             return Ok(None);
         }
-        let settings = json!({ "pairs": args.tuned_pairs, "size": args.size, "tuning": tuning, "inverter": self.inverter_origin() });
+        let settings = json!({ "pairs": args.tuned_pairs, "size": args.size, "tuning": tuning, "inverter": self.inverter_origin(), "forgeries": forgeries_name(&args.forgeries) });
         let ckpt =
             Checkpoint::new(&self.dir, "tuned-pool", settings, args.tuned_pairs, (args.checkpoint_every / 10).max(1));
         let (file, _, seconds) = ckpt.stage(|resume, log| {
             let line = format!("{} tuning steps per image", tuning.steps);
-            let pool =
-                TunedPool::make(reconstructor, 0, args.tuned_pairs, args.size, tuning, resume, |p, snapshot| {
-                    ckpt.record(p, log, Value::Null, line.clone(), snapshot)
-                })?;
+            let pool = TunedPool::make(
+                reconstructor,
+                0..args.tuned_pairs as u64,
+                args.size,
+                &args.forgeries,
+                tuning,
+                resume,
+                |p, snapshot| ckpt.record(p, log, Value::Null, line.clone(), snapshot),
+            )?;
             Ok(pool.to_file())
         })?;
         let entry = json!({ "pairs": args.tuned_pairs, "tuning_steps": tuning.steps, "seconds": seconds });
@@ -312,7 +339,7 @@ impl Recipe<'_> {
     ) -> Result<()> {
         let args = self.args;
         let cfg = detector_config(args, i);
-        let mut settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "reconstructed_share": cfg.reconstructed_share, "location_weight": cfg.location_weight });
+        let mut settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "reconstructed_share": cfg.reconstructed_share, "location_weight": cfg.location_weight, "forgeries": forgeries_name(&cfg.forgeries) });
         if pooled {
             settings["tuned_pairs"] = json!(args.tuned_pairs);
             settings["tuned_pool_steps"] = json!(args.tuned_pool_steps);
@@ -365,7 +392,7 @@ impl Recipe<'_> {
         write(&out.join("zoo.json"), manifest.to_json().as_bytes())?;
         let device = burn::tensor::Device::flex();
         let zoo = Zoo::load(manifest, &self.files, &device)?;
-        let scores = unforge::train::test_scores(&zoo, args.size, args.test_images)?;
+        let scores = unforge::train::test_scores(&zoo, args.size, &args.forgeries, args.test_images)?;
         self.report.insert("test".into(), serde_json::to_value(&scores).expect("json"));
         // Measured on the network as the zoo ships it (f16), like the detectors' scores.
         let identity_scores = zoo
@@ -379,7 +406,7 @@ impl Recipe<'_> {
         self.report.insert("seconds_this_session".into(), json!(started.elapsed().as_secs_f64()));
         write(&out.join("train-report.json"), serde_json::to_string_pretty(&self.report).expect("json").as_bytes())?;
         // The card's reference scores: what loading this zoo must reproduce on the first test images.
-        let card = unforge::train::test_scores(&zoo, args.size, CARD_IMAGES.min(args.test_images))?;
+        let card = unforge::train::test_scores(&zoo, args.size, &args.forgeries, CARD_IMAGES.min(args.test_images))?;
         write(&out.join("card.json"), serde_json::to_string_pretty(&card).expect("json").as_bytes())?;
         print!("{}", unforge::eval::markdown(&scores.tables()));
         if let Some(s) = identity_scores {

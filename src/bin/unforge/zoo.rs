@@ -238,7 +238,7 @@ fn domain(args: &ZooArgs, plan: &[Planned]) -> Result<Domain> {
         files.dedup();
         format!("the training data of {}", files.join(", "))
     });
-    Ok(Domain { kind, trained_on })
+    Ok(Domain { kind, trained_on, forgeries: None })
 }
 
 /// `--detector NAME=FILE[,size=N][,normalization=N]`.
