@@ -63,7 +63,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// The synthetic world's forgery strengths (`subtle`, the default zoo's world, or
-    /// `visible`: every kind visible at 64 px); recorded in the zoo's manifest.
+    /// `visible`: the forgeries made visible at 64 px, see the model card); recorded in the
+    /// zoo's manifest.
     #[arg(long, default_value = "subtle", value_parser = parse_forgeries)]
     pub forgeries: ForgeryStrength,
     /// Steps of the identity network (ArcFace's IR-SE, two shots of each person per batch,
