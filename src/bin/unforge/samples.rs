@@ -24,13 +24,12 @@ pub struct SamplesArgs {
     #[arg(long, default_value_t = 0)]
     synthetic: usize,
     /// Forgery strengths of the synthetic fakes: `subtle` (the default zoo's world) or `visible`.
-    #[arg(long, default_value = "subtle")]
-    forgeries: String,
+    #[arg(long, default_value = "subtle", value_parser = ForgeryStrength::preset)]
+    forgeries: ForgeryStrength,
 }
 
 pub fn run(args: &SamplesArgs) -> Result<()> {
     let SamplesArgs { photo, face, out, size, synthetic, forgeries } = args;
-    let forgeries = ForgeryStrength::preset(forgeries)?;
     let (size, synthetic) = (*size, *synthetic);
     let [x, y, side] = face.as_slice() else {
         return Err(Error::config(format!("--face takes x,y,side, got {face:?}")));
@@ -48,7 +47,7 @@ pub fn run(args: &SamplesArgs) -> Result<()> {
     // Fakes of the synthetic world with the real image they were made from and the mask of
     // what changed: a face swap, asymmetric eyes and upsampling traces (test split).
     for (i, index) in [1u64, 3, 7].into_iter().enumerate() {
-        let s = Sample::generate_with(Split::Test, index, size, &forgeries);
+        let s = Sample::generate_with(Split::Test, index, size, forgeries);
         write(&out.join(format!("synth-fake-{}.png", i + 1)), &s.image.encode_png())?;
         write(&out.join(format!("synth-real-{}.png", i + 1)), &s.pristine.encode_png())?;
         write(&out.join(format!("synth-mask-{}.png", i + 1)), &RgbaImage::encode_gray_png(size, size, &s.mask))?;

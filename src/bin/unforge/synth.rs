@@ -31,13 +31,12 @@ pub struct SynthArgs {
     #[arg(long)]
     contact_sheet: bool,
     /// Forgery strengths: `subtle` (the default zoo's world) or `visible`.
-    #[arg(long, default_value = "subtle")]
-    forgeries: String,
+    #[arg(long, default_value = "subtle", value_parser = ForgeryStrength::preset)]
+    forgeries: ForgeryStrength,
 }
 
 pub fn run(args: &SynthArgs) -> Result<()> {
     let SynthArgs { split, count, start, size, out, contact_sheet: sheet, forgeries } = args;
-    let forgeries = ForgeryStrength::preset(forgeries)?;
     let (count, start, size, sheet) = (*count, *start, *size, *sheet);
     let split: Split = split.parse()?;
     if !(32..=1024).contains(&size) || size % 8 != 0 {
@@ -49,7 +48,7 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     mkdir(&out.join("masks"))?;
     let (mut labels, mut details, mut sheet_images) = (serde_json::Map::new(), Vec::new(), Vec::new());
     for index in start..start + count {
-        let s = Sample::generate_with(split, index, size, &forgeries);
+        let s = Sample::generate_with(split, index, size, forgeries);
         let name = s.file_name();
         write(&out.join(&name), &s.image.encode_png())?;
         write(&out.join("masks").join(&name), &RgbaImage::encode_gray_png(size, size, &s.mask))?;
@@ -70,10 +69,10 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     struct World<'a> {
         split: &'a str,
         size: usize,
-        forgeries: &'a str,
+        forgeries: Option<&'static str>,
         strengths: ForgeryStrength,
     }
-    let world = World { split: split.name(), size, forgeries: &args.forgeries, strengths: forgeries };
+    let world = World { split: split.name(), size, forgeries: forgeries.name(), strengths: *forgeries };
     write(&out.join("world.json"), serde_json::to_string_pretty(&world).expect("json").as_bytes())?;
     if sheet {
         write(&out.join("contact-sheet.png"), &contact_sheet(&sheet_images, 8)?.encode_png())?;

@@ -65,7 +65,7 @@ pub struct TrainArgs {
     /// The synthetic world's forgery strengths (`subtle`, the default zoo's world, or
     /// `visible`: the forgeries made visible at 64 px, see the model card); recorded in the
     /// zoo's manifest.
-    #[arg(long, default_value = "subtle", value_parser = parse_forgeries)]
+    #[arg(long, default_value = "subtle", value_parser = ForgeryStrength::preset)]
     pub forgeries: ForgeryStrength,
     /// Steps of the identity network (ArcFace's IR-SE, two shots of each person per batch,
     /// batch-contrastive loss); 0 leaves it out of the zoo.
@@ -103,10 +103,6 @@ pub struct TrainArgs {
     /// Continue the run whose checkpoints are in `--out`.
     #[arg(long)]
     pub resume: bool,
-}
-
-fn parse_forgeries(name: &str) -> Result<ForgeryStrength> {
-    ForgeryStrength::preset(name)
 }
 
 /// The strengths in a checkpoint's settings: by preset name (`--forgeries` takes only presets),
@@ -174,7 +170,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         trained_on: format!(
             "synthetic faces of Unforge's procedural world ({} px, {} forgeries), never photographs",
             args.size,
-            args.forgeries.name().unwrap_or("custom")
+            forgeries_name(&args.forgeries)
         ),
         forgeries: Some(args.forgeries),
     });
