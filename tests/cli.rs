@@ -561,18 +561,18 @@ fn synth_writes_a_world_that_eval_scores_against_its_masks() {
         assert!(std::fs::read(data.join(f)).unwrap().starts_with(b"\x89PNG"), "{f}");
     }
     let world: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("world.json")).unwrap()).unwrap();
-    assert_eq!(world["forgeries"], "subtle");
-    // The same faces with visible forgeries: the reals alike, the fakes not.
-    let visible = tmp("synth-world-visible");
+    assert_eq!(world["forgeries"], "visible", "the default zoo's world by default");
+    // The same faces with the first, subtle forgeries: the reals alike, the fakes not.
+    let subtle = tmp("synth-world-subtle");
     let args = ["synth", "--split", "validation", "--count", "2", "--start", "2", "--size", "64", "--forgeries"];
-    let (ok, _, err) = unforge(&[&args[..], &["visible", "--out", visible.to_str().unwrap()]].concat());
+    let (ok, _, err) = unforge(&[&args[..], &["subtle", "--out", subtle.to_str().unwrap()]].concat());
     assert!(ok, "{err}");
     let read = |dir: &std::path::Path, f: &str| std::fs::read(dir.join(f)).unwrap();
-    assert_eq!(read(&visible, "validation-000002.png"), read(&data, "validation-000002.png"));
-    assert_ne!(read(&visible, "validation-000003.png"), read(&data, "validation-000003.png"));
-    let world: serde_json::Value = serde_json::from_slice(&read(&visible, "world.json")).unwrap();
-    assert_eq!((world["forgeries"].as_str(), world["strengths"]["eye_size"][0].as_f64()), (Some("visible"), Some(1.8)));
-    let (ok, _, err) = unforge(&[&args[..], &["loud", "--out", visible.to_str().unwrap()]].concat());
+    assert_eq!(read(&subtle, "validation-000002.png"), read(&data, "validation-000002.png"));
+    assert_ne!(read(&subtle, "validation-000003.png"), read(&data, "validation-000003.png"));
+    let world: serde_json::Value = serde_json::from_slice(&read(&subtle, "world.json")).unwrap();
+    assert_eq!((world["forgeries"].as_str(), world["strengths"]["eye_size"][0].as_f64()), (Some("subtle"), Some(1.25)));
+    let (ok, _, err) = unforge(&[&args[..], &["loud", "--out", subtle.to_str().unwrap()]].concat());
     assert!(!ok && err.contains("unknown forgery strength `loud`"), "{err}");
     let out = tmp("synth-world-eval");
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
@@ -651,7 +651,7 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
         "--recommended-tune-steps",
         "3",
         "--forgeries",
-        "visible",
+        "subtle",
         "--out",
         out.to_str().unwrap(),
     ];
@@ -681,9 +681,9 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
     let roles: Vec<&str> =
         manifest["networks"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
     assert!(roles.contains(&"identity") && !roles.contains(&"perceptual"), "{roles:?}");
-    // It says which world's forgeries it learned, strengths and all.
-    assert_eq!(manifest["domain"]["forgeries"]["eye_size"][0].as_f64(), Some(1.8), "{manifest}");
-    assert!(manifest["domain"]["trained_on"].as_str().unwrap().contains("visible forgeries"), "{manifest}");
+    // It says which world's forgeries it learned (here not the default), strengths and all.
+    assert_eq!(manifest["domain"]["forgeries"]["eye_size"][0].as_f64(), Some(1.25), "{manifest}");
+    assert!(manifest["domain"]["trained_on"].as_str().unwrap().contains("subtle forgeries"), "{manifest}");
     // It recommends the pivotal tuning its searches need, and `run` follows it.
     assert_eq!(manifest["pivotal_tuning"]["steps"], 3);
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/synth-fake-1.png");

@@ -113,7 +113,7 @@ fn shots_of_one_person_keep_the_person_and_change_the_shot() {
 #[test]
 fn visible_forgeries_change_the_same_faces_more_and_leave_the_reals_alone() {
     use unforge::synth::ForgeryStrength;
-    assert_eq!(ForgeryStrength::default(), ForgeryStrength::SUBTLE, "the default zoo's world");
+    assert_eq!(ForgeryStrength::default(), ForgeryStrength::VISIBLE, "the default zoo's world");
     assert_eq!(ForgeryStrength::preset("visible").unwrap(), ForgeryStrength::VISIBLE);
     assert_eq!(ForgeryStrength::VISIBLE.name(), Some("visible"));
     let err = ForgeryStrength::preset("loud").unwrap_err().to_string();

@@ -29,9 +29,9 @@ fn the_committed_zoo_reproduces_its_cards_scores_on_20_test_images() {
         let worst = ours.p_fake.iter().zip(&theirs.p_fake).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst <= 1e-4, "{name}: P(fake) differs from the card by up to {worst}");
         assert_eq!((ours.auc, ours.accuracy), (theirs.auc, theirs.accuracy), "{name}");
-        // Trained, not a coin: it ranks these fakes above these reals more often than not
-        // (the card's 0.77 to 0.80; a seeded detector is near 0.5).
-        assert!(ours.auc.unwrap() > 0.7, "{name}: AUC {:?} on the card's images", ours.auc);
+        // Trained, not a coin: it ranks nearly every one of these fakes above these reals
+        // (the card's 0.98 to 1.00; a seeded detector is near 0.5).
+        assert!(ours.auc.unwrap() > 0.9, "{name}: AUC {:?} on the card's images", ours.auc);
     }
     assert!((scores.reconstruction_psnr_db - card.reconstruction_psnr_db).abs() < 1e-3);
     assert_eq!(scores.by_kind, card.by_kind);

@@ -53,9 +53,10 @@ impl ForgeryKind {
 /// parameters are drawn from (`[low, high]`, uniform). A parameter of the world rather than
 /// constants in the operators, because whether a forgery can be seen at all depends on the
 /// resolution: at 64 px an eye is a few pixels wide, and a change that shows at 256 px is lost
-/// in the camera's noise. [`ForgeryStrength::SUBTLE`] is the world the default zoo was trained
-/// on; [`ForgeryStrength::VISIBLE`] is set so that each kind shows in the 64 px sample grid,
-/// but for what no strength reaches (a dark brow under a fringe of the same hair).
+/// in the camera's noise. [`ForgeryStrength::VISIBLE`], the default, is set so that each kind
+/// shows in the 64 px sample grid, but for what no strength reaches (a dark brow under a fringe
+/// of the same hair), and is the default zoo's world; [`ForgeryStrength::SUBTLE`] is the
+/// world's first strengths, kept so that zoos trained on them keep their meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ForgeryStrength {
     /// Face swap: the donor's gain in each colour channel.
@@ -85,8 +86,9 @@ pub struct ForgeryStrength {
 }
 
 impl ForgeryStrength {
-    /// The world's first strengths, on which the default zoo was trained: at 64 px its eye,
-    /// brow and colour forgeries are close to invisible (the model card's detection by kind).
+    /// The world's first strengths (the default zoo's until 2026-12-02, and what a manifest
+    /// without `forgeries` means): at 64 px the eye, brow and colour forgeries are close to
+    /// invisible (the model card's detection by kind).
     pub const SUBTLE: ForgeryStrength = ForgeryStrength {
         swap_colour_gain: [0.85, 1.15],
         swap_seam_wobble: [0.03, 0.07],
@@ -103,7 +105,8 @@ impl ForgeryStrength {
     };
 
     /// Every kind visible in the 64 px sample grid but for dark brows under a fringe of the same
-    /// hair (the model card's probe: raw-image AUC 0.95 to 1.00 by kind at 2500 steps).
+    /// hair (the model card's probe: raw-image AUC 0.95 to 1.00 by kind at 2500 steps); the
+    /// default, and the default zoo's world.
     pub const VISIBLE: ForgeryStrength = ForgeryStrength {
         swap_colour_gain: [0.75, 1.25],
         swap_seam_wobble: [0.06, 0.12],
@@ -139,7 +142,7 @@ impl ForgeryStrength {
 
 impl Default for ForgeryStrength {
     fn default() -> Self {
-        Self::SUBTLE
+        Self::VISIBLE
     }
 }
 

@@ -78,7 +78,7 @@ pub struct Sample {
 
 impl Sample {
     /// Even indices are real, odd ones fake, cycling through the forgery kinds; at the
-    /// default (subtle) forgery strength.
+    /// default (visible) forgery strength.
     pub fn generate(split: Split, index: u64, size: usize) -> Self {
         Self::generate_with(split, index, size, &ForgeryStrength::default())
     }

@@ -30,8 +30,9 @@ pub struct SynthArgs {
     /// Also write contact-sheet.png, the first 64 images in an 8×8 grid.
     #[arg(long)]
     contact_sheet: bool,
-    /// Forgery strengths: `subtle` (the default zoo's world) or `visible`.
-    #[arg(long, default_value = "subtle", value_parser = ForgeryStrength::preset)]
+    /// Forgery strengths: `visible` (the default zoo's world) or `subtle` (the world's first
+    /// strengths, see the model card).
+    #[arg(long, default_value = "visible", value_parser = ForgeryStrength::preset)]
     forgeries: ForgeryStrength,
 }
 

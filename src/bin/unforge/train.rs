@@ -62,10 +62,10 @@ pub struct TrainArgs {
     pub location_weight: f32,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// The synthetic world's forgery strengths (`subtle`, the default zoo's world, or
-    /// `visible`: the forgeries made visible at 64 px, see the model card); recorded in the
-    /// zoo's manifest.
-    #[arg(long, default_value = "subtle", value_parser = ForgeryStrength::preset)]
+    /// The synthetic world's forgery strengths (`visible`, the default zoo's world: the
+    /// forgeries made visible at 64 px, or `subtle`, the world's first strengths; see the
+    /// model card); recorded in the zoo's manifest.
+    #[arg(long, default_value = "visible", value_parser = ForgeryStrength::preset)]
     pub forgeries: ForgeryStrength,
     /// Steps of the identity network (ArcFace's IR-SE, two shots of each person per batch,
     /// batch-contrastive loss); 0 leaves it out of the zoo.
