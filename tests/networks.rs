@@ -86,6 +86,20 @@ fn fir_upsample_and_blur_match_upfirdn2d() {
         let got = to_vec(got);
         let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(err < 1e-5, "up {}: max error {err}", fir.up);
+        // The backward of the separable passes is the adjoint of the 2-D definition: for a
+        // weighting r of the output, ∂(r · F x)/∂x_i = r · F e_i.
+        let r: Vec<f32> = (0..oh * ow).map(|i| ((i * 53 % 17) as f32 - 8.0) / 5.0).collect();
+        let rt = Tensor::<4>::from_data(TensorData::new(r.clone(), [1, 1, oh, ow]), &dev);
+        let xa = xt.clone().autodiff().require_grad();
+        let grads = (fir.forward(xa.clone()) * rt).sum().backward();
+        let got = to_vec(xa.grad(&grads).unwrap());
+        for (i, g) in got.iter().enumerate() {
+            let mut e = vec![0f32; h * w];
+            e[i] = 1.0;
+            let (column, _, _) = upfirdn_reference(&e, h, w, &k, 4, (fir.up, fir.pad0, fir.pad1));
+            let want: f32 = column.iter().zip(&r).map(|(a, b)| a * b).sum();
+            assert!((g - want).abs() < 1e-5, "up {}: gradient {i} is {g}, the adjoint gives {want}", fir.up);
+        }
     }
     assert_eq!(g.to_rgbs[0].upsample.as_ref().unwrap().forward(xt).dims(), [1, 1, 10, 14]);
 }
@@ -153,4 +167,54 @@ fn the_non_fused_modulated_convolution_is_the_fused_one() {
     let norm = ga.iter().map(|v| v * v).sum::<f32>().sqrt();
     let diff = ga.iter().zip(&gb).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
     assert!(norm > 0.0 && diff <= 1e-4 * norm, "gradients differ by {diff} (norm {norm})");
+}
+
+#[test]
+fn the_stride_one_convolution_has_burns_values_and_gradients() {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    use unforge::networks::conv_grad::conv2d_stride1;
+    let dev = Device::flex();
+    let values = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n).map(|i| (((i * 31 + seed * 17) % 23) as f32 - 11.0) / 7.0).collect()
+    };
+    // (channels in, out, groups, kernel, padding): a plain 3 × 3, grouped, depthwise with TF's
+    // uneven "same" pads, a 1 × 1, and a one-channel 4-tap row pass.
+    let cases = [
+        (3, 4, 1, [3, 3], [(1, 1), (1, 1)]),
+        (4, 6, 2, [3, 3], [(0, 2), (1, 0)]),
+        (5, 5, 5, [5, 5], [(1, 2), (2, 1)]),
+        (3, 2, 1, [1, 1], [(0, 0), (0, 0)]),
+        (1, 1, 1, [1, 4], [(0, 0), (2, 1)]),
+    ];
+    for (cin, cout, groups, [kh, kw], padding) in cases {
+        let x = Tensor::<4>::from_data(TensorData::new(values(2 * cin * 7 * 6, 1), [2, cin, 7, 6]), &dev);
+        let w = Tensor::<4>::from_data(
+            TensorData::new(values(cout * cin / groups * kh * kw, 2), [cout, cin / groups, kh, kw]),
+            &dev,
+        );
+        let run = |ours: bool| {
+            let (xa, wa) = (x.clone().autodiff().require_grad(), w.clone().autodiff().require_grad());
+            let y = if ours {
+                conv2d_stride1(xa.clone(), wa.clone(), padding, groups)
+            } else {
+                conv2d(xa.clone(), wa.clone(), None, ConvOptions::new_with_padding([1, 1], padding, [1, 1], groups))
+            };
+            let [_, _, ho, wo] = y.dims();
+            let r = Tensor::<4>::from_data(TensorData::new(values(2 * cout * ho * wo, 3), [2, cout, ho, wo]), &dev)
+                .autodiff();
+            let grads = (y.clone() * r).sum().backward();
+            (to_vec(y.without_autodiff()), to_vec(xa.grad(&grads).unwrap()), to_vec(wa.grad(&grads).unwrap()))
+        };
+        let (ours, burns) = (run(true), run(false));
+        for (name, a, b) in [
+            ("value", &ours.0, &burns.0),
+            ("input gradient", &ours.1, &burns.1),
+            ("weight gradient", &ours.2, &burns.2),
+        ] {
+            assert_eq!(a.len(), b.len(), "{name} of {cin}→{cout} in {groups} groups");
+            let err = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            assert!(err < 1e-4, "{name} of {cin}→{cout} in {groups} groups, {kh}×{kw}, {padding:?}: max error {err}");
+        }
+    }
 }

@@ -12,8 +12,8 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
-use burn::tensor::module::{conv2d, max_pool2d};
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions, PadMode};
+use burn::tensor::module::max_pool2d;
+use burn::tensor::ops::{MaxPoolOptions, PadMode};
 use serde::{Deserialize, Serialize};
 
 use super::layers::{Conv2d, ConvSpec, same_pad};
@@ -72,9 +72,7 @@ fn tf_name(kind: &str, i: usize) -> String {
 fn conv_same(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     let [_, _, kh, kw] = conv.weight.dims();
-    let pad = [same_pad(h, kh, conv.stride), same_pad(w, kw, conv.stride)];
-    let opts = ConvOptions::new_with_padding([conv.stride; 2], pad, [1, 1], conv.groups);
-    conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), opts)
+    conv.forward_padded(x, [same_pad(h, kh, conv.stride), same_pad(w, kw, conv.stride)])
 }
 
 /// Depthwise 3 × 3 (no bias) then pointwise 1 × 1 (bias).

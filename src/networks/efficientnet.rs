@@ -6,8 +6,6 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::activation::{sigmoid, silu};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use serde::{Deserialize, Serialize};
 
 use super::layers::{BatchNorm, Conv2d, ConvSpec, Linear, same_pad};
@@ -95,8 +93,7 @@ fn conv_same(conv: &Conv2d, x: Tensor<4>, pad: SamePad) -> Tensor<4> {
         SamePad::Dynamic => (same_pad(h, kh, conv.stride), same_pad(w, kw, conv.stride)),
         SamePad::None => ((0, 0), (0, 0)),
     };
-    let opts = ConvOptions::new_with_padding([conv.stride; 2], [ph, pw], [1, 1], conv.groups);
-    conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), opts)
+    conv.forward_padded(x, [ph, pw])
 }
 
 /// MBConv (or, with expansion 1, the depthwise-separable block of the first stage).

@@ -6,6 +6,7 @@ use burn::tensor::Tensor;
 use burn::tensor::module::{batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
 
+use super::conv_grad::conv2d_stride1;
 use crate::weights::{Init, VarBuilder};
 
 /// `nn.Conv2d` (square kernel, symmetric padding).
@@ -75,12 +76,26 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(
-            x,
-            self.weight.val(),
-            self.bias.as_ref().map(|b| b.val()),
-            ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], self.groups),
-        )
+        let p = self.padding;
+        self.forward_padded(x, [(p, p), (p, p)])
+    }
+
+    /// The convolution with `(begin, end)` padding per axis (TF "same" pads are uneven). At
+    /// stride 1 its input gradient runs as a convolution ([`conv2d_stride1`]).
+    pub fn forward_padded(&self, x: Tensor<4>, padding: [(usize, usize); 2]) -> Tensor<4> {
+        let bias = self.bias.as_ref().map(|b| b.val());
+        if self.stride != 1 {
+            let options = ConvOptions::new_with_padding([self.stride; 2], padding, [1, 1], self.groups);
+            return conv2d(x, self.weight.val(), bias, options);
+        }
+        let out = conv2d_stride1(x, self.weight.val(), padding, self.groups);
+        match bias {
+            Some(b) => {
+                let c = b.dims()[0];
+                out + b.reshape([1, c, 1, 1])
+            }
+            None => out,
+        }
     }
 }
 

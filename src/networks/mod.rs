@@ -3,6 +3,7 @@
 
 pub mod arcface;
 pub mod blazeface;
+pub mod conv_grad;
 pub mod e4e;
 pub mod efficientnet;
 pub mod irse;

@@ -5,11 +5,12 @@
 //! backend (no bilinear interpolation): the search differentiates through this network.
 
 use burn::module::{Module, Param};
-use burn::tensor::module::{conv_transpose2d, conv2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::module::conv_transpose2d;
+use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::conv_grad::conv2d_stride1;
 use crate::error::{Error, Result};
 use crate::rng::SeededRng;
 use crate::weights::{Init, VarBuilder};
@@ -80,21 +81,28 @@ impl GeneratorConfig {
     }
 }
 
-/// `make_kernel([1,3,3,1])`: the separable FIR kernel normalised to sum 1.
-fn make_kernel(k1d: &[f32], gain: f32) -> (usize, Vec<f32>) {
+/// `make_kernel([1,3,3,1])`: the separable FIR kernel normalised to sum 1, times `gain`;
+/// and its 1-D factor, whose outer product with itself is that kernel.
+fn make_kernel(k1d: &[f32], gain: f32) -> (usize, Vec<f32>, Vec<f32>) {
     let n = k1d.len();
     let sum: f32 = k1d.iter().sum::<f32>().powi(2);
     let k = (0..n * n).map(|i| k1d[i / n] * k1d[i % n] / sum * gain).collect();
-    (n, k)
+    let taps = k1d.iter().map(|t| t / sum.sqrt() * gain.sqrt()).collect();
+    (n, k, taps)
 }
 
 /// `upfirdn2d` applied per channel: zero-insertion by `up`, padding `(p0, p1)` on both axes,
 /// true convolution with `kernel`. Written with plain convolutions on `[B·C, 1, H, W]`
-/// so it has a backward everywhere and avoids grouped convolutions.
+/// so it has a backward everywhere and avoids grouped convolutions. The kernel is separable
+/// and runs as a pass along the rows, then one along the columns: on one channel a 4-tap
+/// pass's backward costs far less than a 4 × 4 one's (a transposed convolution unfolds every
+/// tap), and the result differs from the 2-D form only by float rounding.
 #[derive(Module, Debug)]
 pub struct Fir {
     /// The kernel as stored in the state dict, `[kh, kw]`.
     pub kernel: Tensor<2>,
+    /// Its 1-D factor as a row kernel, `[1, 1, 1, n]`.
+    pub taps: Tensor<4>,
     pub up: usize,
     pub pad0: usize,
     pub pad1: usize,
@@ -102,29 +110,37 @@ pub struct Fir {
 
 impl Fir {
     fn new(vb: &VarBuilder, gain: f32, up: usize, pad: (usize, usize)) -> Self {
-        let (n, k) = make_kernel(&[1.0, 3.0, 3.0, 1.0], gain);
-        Self { kernel: vb.constant("kernel", [n, n], k), up, pad0: pad.0, pad1: pad.1 }
+        let (n, k, taps) = make_kernel(&[1.0, 3.0, 3.0, 1.0], gain);
+        Self {
+            kernel: vb.constant("kernel", [n, n], k),
+            taps: Tensor::from_data(TensorData::new(taps, [1, 1, 1, n]), vb.device()),
+            up,
+            pad0: pad.0,
+            pad1: pad.1,
+        }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let [kh, kw] = self.kernel.dims();
+        let n = self.taps.dims()[3];
+        let row = self.taps.clone();
+        let column = self.taps.clone().reshape([1, 1, n, 1]);
         let x = x.reshape([b * c, 1, h, w]);
         let out = if self.up == 1 {
             // Cross-correlation with the flipped kernel is the true convolution.
-            let k = self.kernel.clone().flip([0, 1]).reshape([1, 1, kh, kw]);
             let pad = (self.pad0, self.pad1);
-            conv2d(x, k, None, ConvOptions::new_with_padding([1, 1], [pad, pad], [1, 1], 1))
+            let pass = |x, k: Tensor<4>, padding| conv2d_stride1(x, k.flip([2, 3]), padding, 1);
+            pass(pass(x, row, [(0, 0), pad]), column, [pad, (0, 0)])
         } else {
             // Zero-insertion + padding + convolution is a transposed convolution with the
-            // un-flipped kernel and padding `kh - 1 - p0`; `padding_out` restores `p1`.
+            // un-flipped kernel and padding `n - 1 - p0`; `padding_out` restores `p1`.
             let up = self.up;
-            let p = kh - 1 - self.pad0;
-            let out_len = |n: usize| n * up + self.pad0 + self.pad1 + 1 - kh;
-            let tr_len = |n: usize| (n - 1) * up + kh - 2 * p;
-            let pad_out = [out_len(h) - tr_len(h), out_len(w) - tr_len(w)];
-            let k = self.kernel.clone().reshape([1, 1, kh, kw]);
-            conv_transpose2d(x, k, None, ConvTransposeOptions::new([up, up], [p, p], pad_out, [1, 1], 1))
+            let p = n - 1 - self.pad0;
+            let out_len = |len: usize| len * up + self.pad0 + self.pad1 + 1 - n;
+            let tr_len = |len: usize| (len - 1) * up + n - 2 * p;
+            let (pad_h, pad_w) = (out_len(h) - tr_len(h), out_len(w) - tr_len(w));
+            let x = conv_transpose2d(x, row, None, ConvTransposeOptions::new([1, up], [0, p], [0, pad_w], [1, 1], 1));
+            conv_transpose2d(x, column, None, ConvTransposeOptions::new([up, 1], [p, 0], [pad_h, 0], [1, 1], 1))
         };
         let [_, _, ho, wo] = out.dims();
         out.reshape([b, c, ho, wo])
@@ -237,7 +253,7 @@ impl ModulatedConv2d {
                     let wt = wi.swap_dims(0, 1);
                     conv_transpose2d(xi, wt, None, ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1))
                 } else {
-                    conv2d(xi, wi, None, ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1))
+                    conv2d_stride1(xi, wi, [(k / 2, k / 2); 2], 1)
                 }
             })
             .collect();
@@ -260,7 +276,7 @@ impl ModulatedConv2d {
             let wt = weight.clone().swap_dims(0, 1);
             conv_transpose2d(x, wt, None, ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1))
         } else {
-            conv2d(x, weight.clone(), None, ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1))
+            conv2d_stride1(x, weight.clone(), [(k / 2, k / 2); 2], 1)
         };
         let out = match &self.blur {
             Some(blur) => blur.forward(out),
