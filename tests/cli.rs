@@ -867,6 +867,12 @@ fn an_interrupted_training_resumes_from_its_last_checkpoint() {
 #[test]
 fn eval_narrows_to_victims_and_images() {
     let data = sample_folder("eval-narrow", 2);
+    // Labels with reals and fakes: without --searches-only the zoo would be scored on all three.
+    std::fs::write(
+        data.join("labels.json"),
+        r#"{"synthetic-1.png": "fake", "synthetic-2.png": "fake", "photo-face.png": "real"}"#,
+    )
+    .unwrap();
     let out = tmp("eval-narrow-out");
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let args = [
@@ -890,12 +896,15 @@ fn eval_narrows_to_victims_and_images() {
         "0.5",
         "--id-threshold",
         "0.9",
+        "--searches-only",
         "--out",
         out.to_str().unwrap(),
     ];
     let (ok, stdout, err) = unforge(&args);
     assert!(ok, "{err}");
     assert!(err.contains("2 runs, 0 resumed"), "{err}");
+    assert!(!err.contains("scoring the zoo") && !out.join("zoo-scores.json").exists(), "{err}");
+    assert!(!out.join("zoo-scores.partial.json").exists());
     assert!(!out.join("records/xception").exists());
     assert!(stdout.contains("share ≥ 0.9"), "{stdout}");
     let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("plan.json")).unwrap()).unwrap();

@@ -62,9 +62,13 @@ pub struct EvalArgs {
     /// ID retention threshold on the ArcFace cosine.
     #[arg(long, default_value_t = 0.5)]
     id_threshold: f64,
-    /// Use only the first N images (sorted by name).
+    /// Use only the first N images (sorted by name; the fakes when labels.json says which).
     #[arg(long)]
     limit: Option<usize>,
+    /// Runs the searches only: no zoo scores on the labelled images ("Detectors before the
+    /// search", "Inversion"), which invert every labelled image, whatever --limit.
+    #[arg(long)]
+    searches_only: bool,
     /// Runs only the K-th of N parts of the images (K/N, 1 ≤ K ≤ N), so that N machines fill
     /// one --out folder together (a job array); then `--tables-only` adds the records up.
     #[arg(long)]
@@ -393,7 +397,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     write_plan(out, &experiments)?;
     let kinds = read_kinds(data);
     let tuning = plan.search.pivotal_tuning;
-    let mut scoring = ZooScoring::open(data, &kinds, &zoo, &tuning, out, args.shard)?;
+    let mut scoring =
+        if args.searches_only { None } else { ZooScoring::open(data, &kinds, &zoo, &tuning, out, args.shard)? };
     // Saved scores are shown from the start; new ones once every labelled image is scored.
     let zoo_tables = scoring.as_ref().and_then(|s| s.scores.as_ref()).map(|s| s.tables()).unwrap_or_default();
     let mut context = TableContext {
