@@ -101,7 +101,9 @@ fn make_kernel(k1d: &[f32], gain: f32) -> (usize, Vec<f32>, Vec<f32>) {
 pub struct Fir {
     /// The kernel as stored in the state dict, `[kh, kw]`.
     pub kernel: Tensor<2>,
-    /// Its 1-D factor as a row kernel, `[1, 1, 1, n]`.
+    /// Its 1-D factor as a row kernel, `[1, 1, 1, n]`, in the order its pass reads it: flipped
+    /// for the cross-correlation without upsampling, as stored for the transposed one (made
+    /// once here, not on every forward).
     pub taps: Tensor<4>,
     pub up: usize,
     pub pad0: usize,
@@ -110,7 +112,11 @@ pub struct Fir {
 
 impl Fir {
     fn new(vb: &VarBuilder, gain: f32, up: usize, pad: (usize, usize)) -> Self {
-        let (n, k, taps) = make_kernel(&[1.0, 3.0, 3.0, 1.0], gain);
+        let (n, k, mut taps) = make_kernel(&[1.0, 3.0, 3.0, 1.0], gain);
+        if up == 1 {
+            // Cross-correlation with the flipped kernel is the true convolution.
+            taps.reverse();
+        }
         Self {
             kernel: vb.constant("kernel", [n, n], k),
             taps: Tensor::from_data(TensorData::new(taps, [1, 1, 1, n]), vb.device()),
@@ -127,9 +133,8 @@ impl Fir {
         let column = self.taps.clone().reshape([1, 1, n, 1]);
         let x = x.reshape([b * c, 1, h, w]);
         let out = if self.up == 1 {
-            // Cross-correlation with the flipped kernel is the true convolution.
             let pad = (self.pad0, self.pad1);
-            let pass = |x, k: Tensor<4>, padding| conv2d_stride1(x, k.flip([2, 3]), padding, 1);
+            let pass = |x, k: Tensor<4>, padding| conv2d_stride1(x, k, padding, 1);
             pass(pass(x, row, [(0, 0), pad]), column, [pad, (0, 0)])
         } else {
             // Zero-insertion + padding + convolution is a transposed convolution with the
