@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::explain::{Cam, CamMethod, CamTarget, GroundTruth, Localisation, ResidualMap, class_activation};
 use crate::image::{RgbaImage, Square};
-use crate::inversion::{Inversion, LatentCodes, TuningStep};
+use crate::inversion::{Inversion, LatentCodes, PivotalTuning, TuningStep};
 use crate::metrics::{Quality, psnr, to_unit_range};
 use crate::networks::stylegan2::Generator;
 use crate::readback::{read_planar, read_vec};
@@ -329,9 +329,9 @@ pub async fn explain_inverted(
     let config = &request.search;
     if !inversion.made_with(&config.pivotal_tuning) {
         return Err(Error::config(format!(
-            "the inversion was made with {} steps of pivotal tuning, the search asks for {}",
-            inversion.tuning.map_or(0, |t| t.steps),
-            config.pivotal_tuning.steps
+            "the inversion was made with {}, the search asks for {}",
+            PivotalTuning::describe(inversion.tuning.as_ref()),
+            PivotalTuning::describe(Some(&config.pivotal_tuning))
         )));
     }
     let victim = zoo.detector(&request.detector)?;
@@ -432,6 +432,7 @@ pub async fn latent_codes(
         ("generator", zoo.manifest.generator()?.name.clone()),
         ("generator_fingerprint", zoo.generator_fingerprint.clone()),
         ("pivotal_tuning_steps", inversion.tuning.map_or(0, |t| t.steps).to_string()),
+        ("pivot_steps", inversion.tuning.map_or(0, |t| t.pivot.steps).to_string()),
         ("noise", "the generator's fixed buffers (noises.noise_*)".into()),
     ];
     if let Some(detector) = detector {

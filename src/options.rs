@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::explain::{CamMethod, CamTarget};
 use crate::explanation::{CamChoice, ExplainRequest, Live};
 use crate::image::Square;
-use crate::inversion::PivotalTuning;
+use crate::inversion::{LatentRefinement, PivotalTuning};
 use crate::search::{Method, Preset, RPROP_MAX_SCALE, Regularisers, RowBands, RowMask, SearchConfig};
 use crate::zoo::Zoo;
 
@@ -93,6 +93,12 @@ pub struct SearchOptions {
     #[cfg_attr(not(target_arch = "wasm32"), arg(long))]
     #[serde(deserialize_with = "number::finite")]
     pub tune_lr: Option<f32>,
+    /// The pivot: Adam steps on W+ alone (the generator fixed) refining the encoder's code
+    /// before any tuning, as PTI finds its pivot by optimisation (0: the encoder's code)
+    /// [default: what the zoo's manifest recommends, else 0].
+    #[cfg_attr(not(target_arch = "wasm32"), arg(long))]
+    #[serde(deserialize_with = "number::whole")]
+    pub pivot_steps: Option<usize>,
     /// Search through a preview of the generator at this side (a power of two, at least every
     /// detector's input size; e.g. 256 for a 1024 generator), then render the counterfactual
     /// at full size; the W+ rows above it stay as they are [default: off].
@@ -161,6 +167,7 @@ impl SearchOptions {
             pivotal_tuning: PivotalTuning {
                 steps: self.tune_steps.unwrap_or(tuning.steps),
                 learning_rate: self.tune_lr.unwrap_or(tuning.learning_rate),
+                pivot: LatentRefinement { steps: self.pivot_steps.unwrap_or(tuning.pivot.steps), ..tuning.pivot },
             },
             preview: self.preview,
             ..defaults

@@ -297,6 +297,15 @@ fn run_tunes_the_generator_when_asked() {
     assert_eq!(tuned["search"]["pivotal_tuning"]["steps"], 30);
     let psnr = |r: &serde_json::Value| r["result"]["inversion_psnr_db"].as_f64().unwrap();
     assert!(psnr(&tuned) > psnr(&plain) + 1.5, "{} → {}", psnr(&plain), psnr(&tuned));
+    // A refined pivot alone: counted as tuning's steps, kept in the report and the codes.
+    let (pivoted, progress) = report(&["--tune-steps", "0", "--pivot-steps", "20"], "pivot-on");
+    assert!(progress.contains("pivotal tuning   20/20  loss"), "{progress}");
+    assert_eq!(pivoted["search"]["pivotal_tuning"]["pivot"]["steps"], 20);
+    assert!(psnr(&pivoted) > psnr(&plain) + 1.0, "{} → {}", psnr(&plain), psnr(&pivoted));
+    let out = std::env::temp_dir().join(format!("unforge-cli-{}-pivot-on", std::process::id()));
+    let codes = std::fs::read(out.join("latents.safetensors")).unwrap();
+    let codes = unforge::inversion::LatentCodes::from_safetensors(&codes, "latents").unwrap();
+    assert_eq!(codes.metadata["pivot_steps"], "20");
 }
 
 #[test]
@@ -735,7 +744,7 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
 }
 
 #[test]
-fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions() {
+fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_a_pool_of_refined_and_tuned_reconstructions() {
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let out = tmp("train-pool");
     let args = [
@@ -750,9 +759,13 @@ fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions(
         "2",
         "--detector-batch",
         "4",
-        "--tuned-pairs",
+        "--detectors-from",
+        models,
+        "--pool-pairs",
         "1",
-        "--tuned-pool-steps",
+        "--pool-pivot-steps",
+        "2",
+        "--pool-tune-steps",
         "2",
         "--identity-steps",
         "0",
@@ -764,7 +777,7 @@ fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions(
     let (ok, _, err) = unforge(&args);
     assert!(ok, "{err}");
     assert!(
-        err.contains("tuned-pool step     1/1  2 tuning steps per image") && !err.contains("inverter step"),
+        err.contains("pool step     1/1  2 pivot and 2 tuning steps per image") && !err.contains("inverter step"),
         "{err}"
     );
     let report: serde_json::Value =
@@ -778,19 +791,25 @@ fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_tuned_reconstructions(
         .unwrap()
     };
     assert_eq!(weights(&out), weights(std::path::Path::new(models)), "the generator is the given zoo's");
-    assert!(out.join("checkpoints/tuned-pool-000001.safetensors").exists());
+    assert!(out.join("checkpoints/pool-000001.safetensors").exists());
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("checkpoints/resnet.json")).unwrap()).unwrap();
+    assert_eq!(settings["settings"]["from"], models, "{settings}");
     // A resumed run takes the pool as it was made.
     let (ok, _, err) = unforge(&[&args[..], &["--resume"]].concat());
-    assert!(ok && err.contains("tuned-pool: finished in an earlier run"), "{err}");
+    assert!(ok && err.contains("pool: finished in an earlier run"), "{err}");
     for (extra, needle) in [
         (&["--size", "32", "--inverter-from", models][..], "is not this recipe's"),
+        (&["--detectors-from", "/no/such/zoo"][..], "/no/such/zoo"),
+        (&["--size", "32", "--detectors-from", models][..], "--detectors-from"),
         (
-            &["--tuned-pairs", "1", "--reconstructed-share", "0"][..],
+            &["--pool-pairs", "1", "--pool-tune-steps", "1", "--reconstructed-share", "0"][..],
             "--reconstructed-share 0 of 16 images is no whole pair",
         ),
-        (&["--tuned-pairs", "1", "--tuned-pool-steps", "9000"][..], "--tuned-pool-steps"),
-        (&["--tuned-pairs", "1", "--tuned-pool-steps", "0"][..], "at least one tuning step"),
-        (&["--tuned-pairs", "1", "--reconstructed-share", "0.01"][..], "is no whole pair"),
+        (&["--pool-pairs", "1", "--pool-tune-steps", "9000"][..], "--pool-tune-steps"),
+        (&["--pool-pairs", "1", "--pool-pivot-steps", "9000"][..], "--pool-pivot-steps"),
+        (&["--pool-pairs", "1"][..], "a pool needs --pool-pivot-steps or --pool-tune-steps"),
+        (&["--pool-pairs", "1", "--pool-pivot-steps", "1", "--reconstructed-share", "0.01"][..], "is no whole pair"),
     ] {
         let (ok, _, err) = unforge(
             &[

@@ -80,7 +80,8 @@ fn a_plan_expands_to_the_papers_experiments() {
     let Experiment::Latent { config, levels, .. } = &plan().experiments()[6] else { panic!() };
     assert_eq!((config, levels.as_slice()), (&Preset::Paper.config(), [Level::Full].as_slice()));
     // Every latent experiment, the presets' included, starts from the plan's inversion.
-    let tuning = unforge::inversion::PivotalTuning { steps: 7, learning_rate: 1e-3 };
+    let tuning =
+        unforge::inversion::PivotalTuning { steps: 7, learning_rate: 1e-3, ..unforge::inversion::PivotalTuning::off() };
     let tuned = EvalPlan { search: SearchConfig { pivotal_tuning: tuning, ..SearchConfig::default() }, ..plan() };
     for e in tuned.experiments() {
         if let Experiment::Latent { config, tag, .. } = e {
@@ -202,7 +203,8 @@ fn runs_of_both_kinds_make_records() {
     assert!(err.to_string().contains("no detector named `nope`"));
     // With pivotal tuning, an inversion made once for the image's searches gives the record a
     // search makes with its own, and the tuned reconstruction scores differently.
-    let tuning = unforge::inversion::PivotalTuning { steps: 3, learning_rate: 1e-3 };
+    let tuning =
+        unforge::inversion::PivotalTuning { steps: 3, learning_rate: 1e-3, ..unforge::inversion::PivotalTuning::off() };
     let tuned = Experiment::Latent {
         tag: "latent".into(),
         levels: plan.levels.clone(),

@@ -219,9 +219,9 @@ fn a_short_identity_run_learns_to_tell_people_apart() {
 }
 
 #[test]
-fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
+fn a_pool_holds_refined_or_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
     use unforge::inversion::PivotalTuning;
-    use unforge::train::{Reconstructions, Reconstructor, TunedPool, paired_batch};
+    use unforge::train::{ReconstructionPool, Reconstructions, Reconstructor, paired_batch};
     use unforge::weights::{HostTensor, TensorFile};
     let spec = tiny_spec();
     let (manifest, files) = tiny_files();
@@ -231,44 +231,50 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
         (&spec.encoder(), file("encoder.safetensors")),
     )
     .unwrap();
-    let pool = |steps: usize| {
-        TunedPool::make(
+    let refining = PivotalTuning::off().with_pivot_steps(8);
+    let tuning = PivotalTuning { steps: 8, learning_rate: 2e-2, ..PivotalTuning::off() };
+    let pool = |inversion: &PivotalTuning, resume| {
+        ReconstructionPool::make(&reconstructor, 0..2, 32, &ForgeryStrength::SUBTLE, inversion, resume, |_, _| Ok(()))
+    };
+    let (raw, _, masks) = paired_batch(&[0, 1], 32, &ForgeryStrength::SUBTLE, &Device::flex());
+    let plain = to_vec(reconstructor.reconstruct(raw.clone(), &Device::flex()));
+    let raw = to_vec(raw);
+    let images = |p: &ReconstructionPool| p.to_file().tensors["images"].data.clone();
+    let mse = |a: &[f32]| a.iter().zip(&raw).map(|(x, y)| (x - y).powi(2)).sum::<f32>() / raw.len() as f32;
+    for inversion in [refining, tuning, tuning.with_pivot_steps(4)] {
+        let made = pool(&inversion, None).unwrap();
+        assert_eq!(made.pairs(), 2);
+        assert_eq!(made, pool(&inversion, None).unwrap(), "same settings, same pool");
+        // Refinement and tuning each bring the reconstructions nearer their images than the
+        // encoder's are.
+        assert!(mse(&images(&made)) < 0.9 * mse(&plain), "{inversion:?}: {} vs {}", mse(&images(&made)), mse(&plain));
+        // Stopped after its first pair and resumed from the snapshot, it is the same pool.
+        let mut first = None;
+        let _ = ReconstructionPool::make(
             &reconstructor,
             0..2,
             32,
             &ForgeryStrength::SUBTLE,
-            &PivotalTuning { steps, learning_rate: 2e-2 },
+            &inversion,
             None,
-            |_, _| Ok(()),
-        )
-        .unwrap()
-    };
-    let (plain, tuned) = (pool(0), pool(8));
-    assert_eq!(tuned.pairs(), 2);
-    assert_eq!(tuned, pool(8), "same settings, same pool");
-    // Stopped after its first pair and resumed from the snapshot, it is the same pool.
-    let mut first = None;
-    let tuning = PivotalTuning { steps: 8, learning_rate: 2e-2 };
-    let _ = TunedPool::make(&reconstructor, 0..2, 32, &ForgeryStrength::SUBTLE, &tuning, None, |p, snapshot| {
-        if p == 0 {
-            first = Some(snapshot()?);
-            Err(unforge::error::Error::config("stop"))
-        } else {
-            Ok(())
-        }
-    });
-    let resume = unforge::train::Resume { step: 1, weights: first.expect("snapshot after the first pair") };
-    assert_eq!(
-        TunedPool::make(&reconstructor, 0..2, 32, &ForgeryStrength::SUBTLE, &tuning, Some(resume), |_, _| Ok(()))
-            .unwrap(),
-        tuned
-    );
-    // Tuning brings each reconstruction nearer its own image than the plain inversion is.
-    let (raw, _, masks) = paired_batch(&[0, 1], 32, &ForgeryStrength::SUBTLE, &Device::flex());
-    let raw = to_vec(raw);
-    let images = |p: &TunedPool| p.to_file().tensors["images"].data.clone();
-    let mse = |a: &[f32]| a.iter().zip(&raw).map(|(x, y)| (x - y).powi(2)).sum::<f32>() / raw.len() as f32;
-    assert!(mse(&images(&tuned)) < 0.8 * mse(&images(&plain)), "{} vs {}", mse(&images(&tuned)), mse(&images(&plain)));
+            |p, snapshot| {
+                first = Some(snapshot()?);
+                if p == 0 { Err(unforge::error::Error::config("stop")) } else { Ok(()) }
+            },
+        );
+        let first = first.expect("snapshot after the first pair");
+        assert_eq!(
+            ReconstructionPool::from_file(&first).unwrap().pairs(),
+            1,
+            "the snapshot holds the pairs made so far"
+        );
+        let resume = unforge::train::Resume { step: 1, weights: first };
+        assert_eq!(pool(&inversion, Some(resume)).unwrap(), made, "{inversion:?}");
+    }
+    // Neither refinement nor tuning is no pool.
+    let err = pool(&PivotalTuning::off(), None).unwrap_err().to_string();
+    assert!(err.contains("needs pivot refinement or tuning steps"), "{err}");
+    let tuned = pool(&tuning, None).unwrap();
     // Masks travel with the images: the pristine ones empty, the forged ones not.
     let saved = tuned.to_file();
     let m = &saved.tensors["masks"];
@@ -276,10 +282,10 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
     for (i, mask) in masks.iter().enumerate() {
         assert_eq!(m.data[i * 1024..(i + 1) * 1024].iter().map(|v| *v > 0.5).collect::<Vec<_>>(), *mask);
     }
-    assert_eq!(TunedPool::from_file(&saved).unwrap(), tuned);
+    assert_eq!(ReconstructionPool::from_file(&saved).unwrap(), tuned);
     let mut broken = saved.clone();
     broken.tensors.remove("masks");
-    assert!(TunedPool::from_file(&broken).unwrap_err().to_string().contains("not a tuned pool"));
+    assert!(ReconstructionPool::from_file(&broken).unwrap_err().to_string().contains("not a reconstruction pool"));
     // A detector trains with the pool as the reconstructed half of its batches; a pool made at
     // another size is refused.
     let entry = manifest.detectors().find(|d| d.name == "resnet").unwrap().clone();
@@ -295,23 +301,16 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
         forgeries: ForgeryStrength::SUBTLE,
     };
     let mut steps = 0;
-    train_detector(&entry, &config, None, Some(Reconstructions::Tuned(&tuned)), |_, _| {
+    train_detector(&entry, &config, None, Some(Reconstructions::Pool(&tuned)), |_, _| {
         let _: () = steps += 1;
         Ok(())
     })
     .unwrap();
     assert_eq!(steps, 3);
-    let err = TunedPool::make(
-        &reconstructor,
-        0..1,
-        16,
-        &ForgeryStrength::SUBTLE,
-        &PivotalTuning { steps: 1, learning_rate: 2e-2 },
-        None,
-        |_, _| Ok(()),
-    )
-    .unwrap_err()
-    .to_string();
+    let err =
+        ReconstructionPool::make(&reconstructor, 0..1, 16, &ForgeryStrength::SUBTLE, &tuning, None, |_, _| Ok(()))
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("16 px") && err.contains("32 px"), "{err}");
     let small = TensorFile {
         tensors: [
@@ -320,8 +319,8 @@ fn a_tuned_pool_holds_tuned_reconstructions_of_pairs_and_feeds_a_detector() {
         ]
         .into(),
     };
-    let small = TunedPool::from_file(&small).unwrap();
-    let err = train_detector(&entry, &config, None, Some(Reconstructions::Tuned(&small)), |_, _| Ok(()))
+    let small = ReconstructionPool::from_file(&small).unwrap();
+    let err = train_detector(&entry, &config, None, Some(Reconstructions::Pool(&small)), |_, _| Ok(()))
         .unwrap_err()
         .to_string();
     assert!(err.contains("1 pairs at 16 px") && err.contains("at 32 px"), "{err}");

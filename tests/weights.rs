@@ -159,7 +159,7 @@ fn a_manifest_may_recommend_pivotal_tuning() {
     let (manifest, _) = tiny_files();
     assert!(!manifest.to_json().contains("pivotal_tuning"), "absent unless set, so older manifests stay as they were");
     let tuned = unforge::zoo::Manifest {
-        pivotal_tuning: Some(PivotalTuning { steps: 200, learning_rate: 2e-3 }),
+        pivotal_tuning: Some(PivotalTuning { steps: 200, learning_rate: 2e-3, ..PivotalTuning::off() }),
         ..manifest.clone()
     };
     assert_eq!(unforge::zoo::Manifest::from_json(&tuned.to_json()).unwrap(), tuned);
@@ -167,10 +167,21 @@ fn a_manifest_may_recommend_pivotal_tuning() {
     let mut steps_only: serde_json::Value = serde_json::from_str(&tuned.to_json()).unwrap();
     steps_only["pivotal_tuning"].as_object_mut().unwrap().remove("learning_rate");
     let read = unforge::zoo::Manifest::from_json(&steps_only.to_string()).unwrap();
-    assert_eq!(read.pivotal_tuning, Some(PivotalTuning { steps: 200, learning_rate: PivotalTuning::LEARNING_RATE }));
+    assert_eq!(
+        read.pivotal_tuning,
+        Some(PivotalTuning { steps: 200, learning_rate: PivotalTuning::LEARNING_RATE, ..PivotalTuning::off() })
+    );
+    // A refined pivot is kept; settings without one write no `pivot`.
+    let pivoted = unforge::zoo::Manifest {
+        pivotal_tuning: Some(PivotalTuning::steps(0).with_pivot_steps(50)),
+        ..manifest.clone()
+    };
+    assert_eq!(unforge::zoo::Manifest::from_json(&pivoted.to_json()).unwrap(), pivoted);
+    assert!(pivoted.to_json().contains("\"pivot\"") && !tuned.to_json().contains("\"pivot\""));
     for (bad, needle) in [
-        (PivotalTuning { steps: 6000, learning_rate: 2e-3 }, "at most 5000 steps"),
-        (PivotalTuning { steps: 5, learning_rate: -1.0 }, "must be positive"),
+        (PivotalTuning::steps(0).with_pivot_steps(9000), "W+ refinement takes at most 5000 steps"),
+        (PivotalTuning { steps: 6000, learning_rate: 2e-3, ..PivotalTuning::off() }, "at most 5000 steps"),
+        (PivotalTuning { steps: 5, learning_rate: -1.0, ..PivotalTuning::off() }, "must be positive"),
     ] {
         let err = unforge::zoo::Manifest { pivotal_tuning: Some(bad), ..manifest.clone() }
             .validate()

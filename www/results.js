@@ -73,9 +73,11 @@ export function verdict(report) {
 function summary(report, backend) {
   const r = report.result;
   const tuning = report.search.pivotal_tuning?.steps;
+  const pivot = report.search.pivotal_tuning?.pivot?.steps;
   const mean = meanStepMs() ?? 0;
   const q = r.quality;
-  const prepared = reused() ? 'the kept inversion of this face was reused' : `includes inversion${tuning > 0 ? ` and ${tuning} steps of pivotal tuning` : ''}`;
+  const steps = [pivot > 0 && `${pivot} pivot refinement steps`, tuning > 0 && `${tuning} steps of pivotal tuning`].filter(Boolean);
+  const prepared = reused() ? 'the kept inversion of this face was reused' : `includes inversion${steps.map((s) => ` and ${s}`).join('')}`;
   let text = ` Preparation ${preparationMs().toFixed(0)} ms (${prepared}), then ${mean.toFixed(0)} ms per step on ${backend}.`;
   text += ` Quality vs reconstruction: PSNR ${db(q.psnr_db, 1)} dB, TV ${num(q.tv_reference, 2)} → ${num(q.tv_changed, 2)}, ESNLE ${num(q.esnle_reference, 2)} → ${num(q.esnle_changed, 2)}.`;
   if (report.truth) {

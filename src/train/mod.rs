@@ -116,6 +116,9 @@ pub fn learning_rate(base: f64, step: usize, steps: usize) -> f64 {
 #[derive(Debug)]
 pub struct Reconstructor {
     generator: Generator,
+    /// The same weights in the non-fused form, for W+ refinement: a batch shares one
+    /// convolution per layer, and the weights do not train.
+    refining: Generator,
     encoder: Encoder4Editing,
 }
 
@@ -128,22 +131,34 @@ impl Reconstructor {
             (Generator::new(&gs.root(&device), generator.0)?, Encoder4Editing::new(&es.root(&device), encoder.0)?);
         gs.finish()?;
         es.finish()?;
-        Ok(Self { generator: g, encoder: e })
+        Ok(Self { refining: g.clone().with_fused(false), generator: g, encoder: e })
     }
 
     /// Reconstructions of `[B, 3, S, S]` images in [-1, 1], on `device`.
-    fn reconstruct(&self, x: Tensor<4>, device: &Device) -> Tensor<4> {
+    pub fn reconstruct(&self, x: Tensor<4>, device: &Device) -> Tensor<4> {
         let host = Tensor::<4>::from_data(x.into_data(), &Device::flex());
         let y = self.generator.synthesize(self.encoder.forward(host));
         Tensor::from_data(y.into_data(), device)
     }
 
-    /// The reconstruction of one `[1, 3, S, S]` image through a copy of the generator tuned to
-    /// it around its inversion (as a search with `tuning` sees it).
-    fn reconstruct_tuned(&self, x: Tensor<4>, tuning: &PivotalTuning) -> Result<Tensor<4>> {
-        let pivot = self.encoder.forward(x.clone());
-        let tuned = crate::readback::block_on(tuning.tune(&self.generator, pivot.clone(), x, &mut |_| {}))?;
-        Ok(tuned.synthesize(pivot))
+    /// The reconstructions of `[B, 3, S, S]` images as a search with `tuning` sees them: the
+    /// encoder's codes, their pivots refined together (each image's refinement is its own),
+    /// then each image through its own tuned copy of the generator when tuning has steps.
+    fn reconstruct_as(&self, x: Tensor<4>, tuning: &PivotalTuning) -> Result<Tensor<4>> {
+        let mut latent = self.encoder.forward(x.clone());
+        if let Some(pivot) = tuning.pivot.active() {
+            latent = crate::readback::block_on(pivot.refine(&self.refining, latent, x.clone(), &mut |_| {}))?;
+        }
+        if tuning.steps == 0 {
+            return Ok(self.refining.synthesize(latent));
+        }
+        let mut images = Vec::new();
+        for i in 0..x.dims()[0] {
+            let (pivot, target) = (latent.clone().narrow(0, i, 1), x.clone().narrow(0, i, 1));
+            let tuned = crate::readback::block_on(tuning.tune(&self.generator, pivot.clone(), target, &mut |_| {}))?;
+            images.push(tuned.synthesize(pivot));
+        }
+        Ok(Tensor::cat(images, 0))
     }
 }
 
@@ -152,16 +167,17 @@ impl Reconstructor {
 pub enum Reconstructions<'a> {
     /// Plain inversions, made afresh for every batch.
     Inverted(&'a Reconstructor),
-    /// Pivotal-tuned ones from a pool made beforehand, shown again and again: tuning costs a
-    /// short training run per image, too much to tune every batch afresh.
-    Tuned(&'a TunedPool),
+    /// Refined or pivotal-tuned ones from a pool made beforehand, shown again and again: each
+    /// costs many generator passes, too many to make every batch afresh.
+    Pool(&'a ReconstructionPool),
 }
 
-/// Train-split pairs (a forged face and its pristine capture) reconstructed with pivotal
-/// tuning, each image through its own tuned copy of the generator. A detector that sees these
-/// for both classes learns that the tuned generator's own trace says nothing about forgery.
+/// Train-split pairs (a forged face and its pristine capture) reconstructed as a search sees
+/// them (W+ refinement, pivotal tuning). A detector that sees these for both classes learns
+/// that the inversion's own trace (a smoothed face, the tuned generator's texture) says
+/// nothing about forgery.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TunedPool {
+pub struct ReconstructionPool {
     size: usize,
     /// Planar `[2·pairs, 3, S, S]` in [-1, 1]: each pair's pristine image, then its forgery.
     images: Vec<f32>,
@@ -169,11 +185,15 @@ pub struct TunedPool {
     masks: Vec<Vec<bool>>,
 }
 
-impl TunedPool {
+impl ReconstructionPool {
+    /// Pairs refined together (W+ refinement batches; tuning is one image at a time).
+    const PAIRS_PER_BATCH: usize = 8;
+
     /// The pairs `pairs` (pair i: train image 2·i + 1 and its pristine capture) at `size` px,
-    /// forged at `forgeries`. `resume` holds the pool of the pairs made before a stop (as
-    /// [`TunedPool::to_file`] wrote it); `on_pair` sees each pair made and may save the
-    /// snapshot it is handed, as a training stage's step callback does.
+    /// forged at `forgeries`, inverted with `tuning` (its pivot refinement, its generator tuning). `resume` holds the pool of the pairs
+    /// made before a stop (as [`ReconstructionPool::to_file`] wrote it); `on_pair` sees each
+    /// pair made and may save the snapshot it is handed (of the pairs up to that one), as a
+    /// training stage's step callback does.
     pub fn make(
         reconstructor: &Reconstructor,
         pairs: std::ops::Range<u64>,
@@ -184,9 +204,14 @@ impl TunedPool {
         mut on_pair: impl FnMut(usize, Snapshot) -> Result<()>,
     ) -> Result<Self> {
         tuning.validate()?;
+        if tuning.active().is_none() {
+            return Err(Error::config(
+                "a reconstruction pool needs pivot refinement or tuning steps (plain reconstructions are made afresh for every batch)",
+            ));
+        }
         if size != reconstructor.generator.size {
             return Err(Error::config(format!(
-                "a tuned pool at {size} px needs a generator of that size, this one renders {} px",
+                "a reconstruction pool at {size} px needs a generator of that size, this one renders {} px",
                 reconstructor.generator.size
             )));
         }
@@ -195,7 +220,7 @@ impl TunedPool {
                 let pool = Self::from_file(&r.weights)?;
                 if pool.pairs() != r.step || pool.size != size {
                     return Err(Error::config(format!(
-                        "the saved tuned pool holds {} pairs at {} px, its record says {} at {size} px",
+                        "the saved reconstruction pool holds {} pairs at {} px, its record says {} at {size} px",
                         pool.pairs(),
                         pool.size,
                         r.step
@@ -206,15 +231,17 @@ impl TunedPool {
             None => Self { size, images: Vec::new(), masks: Vec::new() },
         };
         let device = Device::flex();
-        for p in pool.pairs()..pairs.clone().count() {
-            let (x, _, pair_masks) = paired_batch(&[pairs.start + p as u64], size, forgeries, &device);
-            for i in 0..2 {
-                pool.images.extend(host_vec(
-                    reconstructor.reconstruct_tuned(x.clone().narrow(0, i, 1), tuning)?.reshape([-1]),
-                )?);
+        let count = pairs.clone().count();
+        while pool.pairs() < count {
+            let first = pool.pairs();
+            let chunk: Vec<u64> =
+                (first..count.min(first + Self::PAIRS_PER_BATCH)).map(|p| pairs.start + p as u64).collect();
+            let (x, _, chunk_masks) = paired_batch(&chunk, size, forgeries, &device);
+            pool.images.extend(host_vec(reconstructor.reconstruct_as(x, tuning)?.reshape([-1]))?);
+            pool.masks.extend(chunk_masks);
+            for p in first..pool.pairs() {
+                on_pair(p, &|| Ok(pool.first(p + 1).to_file()))?;
             }
-            pool.masks.extend(pair_masks);
-            on_pair(p, &|| Ok(pool.to_file()))?;
         }
         Ok(pool)
     }
@@ -225,6 +252,16 @@ impl TunedPool {
 
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// The pool's first `pairs` pairs.
+    fn first(&self, pairs: usize) -> Self {
+        let per = 3 * self.size * self.size;
+        Self {
+            size: self.size,
+            images: self.images[..2 * pairs * per].to_vec(),
+            masks: self.masks[..2 * pairs].to_vec(),
+        }
     }
 
     /// Pairs `pairs` (indices into the pool) as a batch on `device`, with their masks.
@@ -250,7 +287,9 @@ impl TunedPool {
     }
 
     pub fn from_file(file: &TensorFile) -> Result<Self> {
-        let bad = || Error::config("not a tuned pool: needs `images` [2·pairs, 3, S, S] and `masks` [2·pairs, S, S]");
+        let bad = || {
+            Error::config("not a reconstruction pool: needs `images` [2·pairs, 3, S, S] and `masks` [2·pairs, S, S]")
+        };
         let (images, masks) = (file.tensors.get("images").ok_or_else(bad)?, file.tensors.get("masks").ok_or_else(bad)?);
         let [n, 3, size, s2] = images.shape[..] else { return Err(bad()) };
         if size == 0 || s2 != size || n % 2 != 0 || masks.shape != [n, size, size] {
@@ -447,11 +486,11 @@ pub fn train_detector(
     mut on_step: impl FnMut(&TrainStep, Snapshot) -> Result<()>,
 ) -> Result<TensorFile> {
     config.validate()?;
-    if let Some(Reconstructions::Tuned(pool)) = reconstructions
+    if let Some(Reconstructions::Pool(pool)) = reconstructions
         && (pool.pairs() == 0 || pool.size != entry.input_size)
     {
         return Err(Error::config(format!(
-            "the tuned pool holds {} pairs at {} px; the detector needs at least one at {} px",
+            "the reconstruction pool holds {} pairs at {} px; the detector needs at least one at {} px",
             pool.pairs(),
             pool.size,
             entry.input_size
@@ -486,7 +525,7 @@ pub fn train_detector(
             Some(source) => {
                 // The batch's last pairs, reconstructed (or, from a pool, replaced by its pairs).
                 let (rec, rec_masks) = match source {
-                    Reconstructions::Tuned(pool) => {
+                    Reconstructions::Pool(pool) => {
                         let chosen: Vec<usize> =
                             (0..reconstructed / 2).map(|j| (step * reconstructed / 2 + j) % pool.pairs()).collect();
                         pool.batch(&chosen, &device)

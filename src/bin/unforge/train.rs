@@ -17,8 +17,8 @@ use unforge::inversion::PivotalTuning;
 use unforge::synth::ForgeryStrength;
 use unforge::train::identity::{IdentityScores, IdentityTraining, train_identity};
 use unforge::train::{
-    DetectorTraining, InverterTraining, Reconstructions, Reconstructor, TunedPool, join_inverter, split_inverter,
-    train_detector, train_inverter,
+    DetectorTraining, InverterTraining, ReconstructionPool, Reconstructions, Reconstructor, Resume, join_inverter,
+    split_inverter, train_detector, train_inverter,
 };
 use unforge::weights::{StoredPrecision, TensorFile};
 use unforge::zoo::{Architecture, Domain, DomainKind, Manifest, NetworkEntry, Role, Zoo, ZooFiles};
@@ -84,19 +84,32 @@ pub struct TrainArgs {
     /// forgeries' traces.
     #[arg(long, default_value_t = 200)]
     pub recommended_tune_steps: usize,
+    /// Pivot refinement steps the zoo's manifest recommends to its searches (0: the encoder's
+    /// code is the pivot): W+ optimisation before any tuning.
+    #[arg(long, default_value_t = 0)]
+    pub recommended_pivot_steps: usize,
     /// Take the generator and encoder from this zoo (trained with the same `--size`) instead of
     /// training them.
     #[arg(long)]
     pub inverter_from: Option<PathBuf>,
-    /// Show the detectors pivotal-tuned reconstructions instead of plain ones: a pool of this
-    /// many train-split pairs (a forged face and its pristine capture), each image
-    /// reconstructed through its own tuned copy of the generator, made once and kept with the
-    /// checkpoints. 0: plain reconstructions, made afresh for every batch.
+    /// Start each detector from this zoo's detector of the same name (trained with the same
+    /// `--size`) instead of seeded weights: a fine-tuning run, with the full schedule.
+    #[arg(long)]
+    pub detectors_from: Option<PathBuf>,
+    /// Show the detectors reconstructions made as a search makes them (W+ refinement, pivotal
+    /// tuning) instead of plain ones: a pool of this many train-split pairs (a forged face and
+    /// its pristine capture), made once and kept with the checkpoints. 0: plain
+    /// reconstructions, made afresh for every batch.
     #[arg(long, default_value_t = 0)]
-    pub tuned_pairs: usize,
-    /// Pivotal tuning steps for each image of the tuned pool.
-    #[arg(long, default_value_t = 100)]
-    pub tuned_pool_steps: usize,
+    pub pool_pairs: usize,
+    /// Pivot refinement steps for each image of the pool (Adam on W+ from the encoder's code,
+    /// the generator fixed; a batch of pairs at a time), as `--pivot-steps` in a search.
+    #[arg(long, default_value_t = 0)]
+    pub pool_pivot_steps: usize,
+    /// Pivotal tuning steps for each image of the pool (its own tuned copy of the generator,
+    /// from its pivot), as `--tune-steps` in a search.
+    #[arg(long, default_value_t = 0)]
+    pub pool_tune_steps: usize,
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: usize,
@@ -111,24 +124,45 @@ fn forgeries_name(strength: &ForgeryStrength) -> &'static str {
     strength.name().unwrap_or("custom")
 }
 
+/// The weights of `theirs`, a network of the zoo in `dir` (whose files are `files`), taken by
+/// `flag` when `fits` (it is this recipe's architecture).
+fn take_network(
+    flag: &str,
+    dir: &std::path::Path,
+    files: &ZooFiles,
+    theirs: &NetworkEntry,
+    fits: bool,
+) -> Result<TensorFile> {
+    if !fits {
+        return Err(Error::config(format!(
+            "{flag} {}: its `{}` is not this recipe's (same --size and architecture needed)",
+            dir.display(),
+            theirs.name
+        )));
+    }
+    unforge::zoo::network_tensors(theirs, files).map_err(|e| Error::config(format!("{flag} {}: {e}", dir.display())))
+}
+
 /// The generator and encoder of the zoo in `dir`, which must be this recipe's architectures.
 fn inverter_from(dir: &std::path::Path, spec: &TinyZooSpec) -> Result<(TensorFile, TensorFile)> {
     let (manifest, files) = unforge::zoo::read_dir(dir)?;
-    let take = |entry: &unforge::zoo::NetworkEntry, want: Architecture| -> Result<TensorFile> {
-        if entry.architecture != want {
-            return Err(Error::config(format!(
-                "--inverter-from {}: its `{}` is not this recipe's (same --size and architecture needed)",
-                dir.display(),
-                entry.name
-            )));
-        }
-        unforge::zoo::network_tensors(entry, &files)
-            .map_err(|e| Error::config(format!("--inverter-from {}: {e}", dir.display())))
+    let take = |entry: &NetworkEntry, want: Architecture| {
+        take_network("--inverter-from", dir, &files, entry, entry.architecture == want)
     };
     Ok((
         take(manifest.generator()?, Architecture::Stylegan2(spec.generator()))?,
         take(manifest.encoder()?, Architecture::E4e(spec.encoder()))?,
     ))
+}
+
+/// The detector of the zoo in `dir` that `entry` names, which must be this recipe's architecture.
+fn detector_from(dir: &std::path::Path, entry: &NetworkEntry) -> Result<TensorFile> {
+    let (manifest, files) = unforge::zoo::read_dir(dir)?;
+    let theirs = manifest.detectors().find(|d| d.name == entry.name).ok_or_else(|| {
+        Error::config(format!("--detectors-from {}: the zoo has no detector `{}`", dir.display(), entry.name))
+    })?;
+    let fits = theirs.architecture == entry.architecture && theirs.input_size == entry.input_size;
+    take_network("--detectors-from", dir, &files, theirs, fits)
 }
 
 /// What the stages of one run share: the settings, the checkpoints' folder, the zoo's
@@ -142,7 +176,7 @@ struct Recipe<'a> {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let (recommended, pool_tuning) = check(args)?;
+    let (recommended, pool_inversion) = check(args)?;
     let out = &args.out;
     let dir = out.join("checkpoints");
     checkpoints_dir(&dir, args.resume)?;
@@ -177,18 +211,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
     let mut recipe = Recipe { args, dir, spec, report: serde_json::Map::new(), files: ZooFiles::new() };
 
-    let reconstructor = recipe.inverter()?;
-    let pool = recipe.tuned_pool(&reconstructor, &pool_tuning)?;
-    let reconstructions = match &pool {
-        Some(p) => Reconstructions::Tuned(p),
-        None => Reconstructions::Inverted(&reconstructor),
-    };
     // A detector's seed is its place among all of them, so training it alone gives the same weights.
     let chosen: Vec<_> =
         manifest.detectors().cloned().enumerate().filter(|(_, d)| args.detectors.contains(&d.name)).collect();
     manifest.networks.retain(|n| n.role != Role::Detector || args.detectors.contains(&n.name));
-    for (i, entry) in chosen {
-        recipe.detector(i, &entry, reconstructions, pool.is_some())?;
+    // Read before any stage trains, so a bad zoo fails at once.
+    let starts = chosen
+        .iter()
+        .map(|(_, entry)| args.detectors_from.as_ref().map(|zoo| detector_from(zoo, entry)).transpose())
+        .collect::<Result<Vec<_>>>()?;
+    let reconstructor = recipe.inverter()?;
+    let pool = recipe.pool(&reconstructor, &pool_inversion)?;
+    let reconstructions = match &pool {
+        Some(p) => Reconstructions::Pool(p),
+        None => Reconstructions::Inverted(&reconstructor),
+    };
+    for ((i, entry), start) in chosen.into_iter().zip(starts) {
+        recipe.detector(i, &entry, reconstructions, pool.is_some(), start)?;
     }
     if args.identity_steps > 0 {
         recipe.identity()?;
@@ -196,7 +235,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     recipe.finish(manifest, started)
 }
 
-/// Every flag checked before the first stage trains: the recommended tuning, and the pool's.
+/// Every flag checked before the first stage trains: the recommended tuning, and the pool's
+/// inversion.
 fn check(args: &TrainArgs) -> Result<(PivotalTuning, PivotalTuning)> {
     if !(32..=256).contains(&args.size) || !args.size.is_power_of_two() {
         return Err(Error::config(format!("--size {}: use a power of two from 32 to 256", args.size)));
@@ -205,17 +245,18 @@ fn check(args: &TrainArgs) -> Result<(PivotalTuning, PivotalTuning)> {
         return Err(Error::config("--checkpoint-every must be at least 1"));
     }
     detector_config(args, 0).validate()?;
-    let recommended = PivotalTuning::steps(args.recommended_tune_steps);
+    let recommended = PivotalTuning::steps(args.recommended_tune_steps).with_pivot_steps(args.recommended_pivot_steps);
     recommended.validate().map_err(|e| Error::config(format!("--recommended-tune-steps: {e}")))?;
-    let pool_tuning = PivotalTuning::steps(args.tuned_pool_steps);
-    if args.tuned_pairs > 0 {
-        pool_tuning.validate().map_err(|e| Error::config(format!("--tuned-pool-steps: {e}")))?;
-        if pool_tuning.active().is_none() {
-            return Err(Error::config("--tuned-pool-steps: a tuned pool needs at least one tuning step"));
+    let pool_inversion = PivotalTuning::steps(args.pool_tune_steps).with_pivot_steps(args.pool_pivot_steps);
+    if args.pool_pairs > 0 {
+        pool_inversion.pivot.validate().map_err(|e| Error::config(format!("--pool-pivot-steps: {e}")))?;
+        pool_inversion.validate().map_err(|e| Error::config(format!("--pool-tune-steps: {e}")))?;
+        if pool_inversion.active().is_none() {
+            return Err(Error::config("--pool-pairs: a pool needs --pool-pivot-steps or --pool-tune-steps"));
         }
         if detector_config(args, 0).reconstructed_pairs() == 0 {
             return Err(Error::config(format!(
-                "--tuned-pairs: the pool replaces the reconstructed share of each batch, and --reconstructed-share {} of {} images is no whole pair",
+                "--pool-pairs: the pool replaces the reconstructed share of each batch, and --reconstructed-share {} of {} images is no whole pair",
                 args.reconstructed_share, args.detector_batch
             )));
         }
@@ -223,7 +264,7 @@ fn check(args: &TrainArgs) -> Result<(PivotalTuning, PivotalTuning)> {
     if args.identity_steps > 0 {
         identity_config(args).validate()?;
     }
-    Ok((recommended, pool_tuning))
+    Ok((recommended, pool_inversion))
 }
 
 /// The `i`-th detector's training settings.
@@ -297,22 +338,21 @@ impl Recipe<'_> {
         Reconstructor::new((&spec.generator(), g), (&spec.encoder(), e))
     }
 
-    /// Stage 2, when asked for: the pool of tuned reconstructions the detectors see. A stage like
-    /// the others: a step per pair, saved every tenth of `--checkpoint-every` pairs (a pair is
-    /// about as long as a hundred training steps).
-    fn tuned_pool(&mut self, reconstructor: &Reconstructor, tuning: &PivotalTuning) -> Result<Option<TunedPool>> {
+    /// Stage 2, when asked for: the pool of reconstructions the detectors see. A stage like the
+    /// others: a step per pair, saved every tenth of `--checkpoint-every` pairs (a pair is
+    /// about as long as a hundred training steps when tuned).
+    fn pool(&mut self, reconstructor: &Reconstructor, tuning: &PivotalTuning) -> Result<Option<ReconstructionPool>> {
         let args = self.args;
-        if args.tuned_pairs == 0 {
+        if args.pool_pairs == 0 {
             return Ok(None);
         }
-        let settings = json!({ "pairs": args.tuned_pairs, "size": args.size, "tuning": tuning, "inverter": self.inverter_origin(), "forgeries": forgeries_name(&args.forgeries) });
-        let ckpt =
-            Checkpoint::new(&self.dir, "tuned-pool", settings, args.tuned_pairs, (args.checkpoint_every / 10).max(1));
+        let settings = json!({ "pairs": args.pool_pairs, "size": args.size, "tuning": tuning, "inverter": self.inverter_origin(), "forgeries": forgeries_name(&args.forgeries) });
+        let ckpt = Checkpoint::new(&self.dir, "pool", settings, args.pool_pairs, (args.checkpoint_every / 10).max(1));
         let (file, _, seconds) = ckpt.stage(|resume, log| {
-            let line = format!("{} tuning steps per image", tuning.steps);
-            let pool = TunedPool::make(
+            let line = format!("{} pivot and {} tuning steps per image", tuning.pivot.steps, tuning.steps);
+            let pool = ReconstructionPool::make(
                 reconstructor,
-                0..args.tuned_pairs as u64,
+                0..args.pool_pairs as u64,
                 args.size,
                 &args.forgeries,
                 tuning,
@@ -321,31 +361,38 @@ impl Recipe<'_> {
             )?;
             Ok(pool.to_file())
         })?;
-        let entry = json!({ "pairs": args.tuned_pairs, "tuning_steps": tuning.steps, "seconds": seconds });
-        self.report.insert("tuned_pool".into(), entry);
-        Ok(Some(TunedPool::from_file(&file)?))
+        let entry = json!({ "pairs": args.pool_pairs, "pivot_steps": tuning.pivot.steps, "tuning_steps": tuning.steps, "seconds": seconds });
+        self.report.insert("pool".into(), entry);
+        Ok(Some(ReconstructionPool::from_file(&file)?))
     }
 
-    /// Stage 3: the `i`-th detector of the recipe, on raw and reconstructed pairs.
+    /// Stage 3: the `i`-th detector of the recipe, on raw and reconstructed pairs, from `start`
+    /// (another zoo's weights) or seeded weights.
     fn detector(
         &mut self,
         i: usize,
         entry: &NetworkEntry,
         reconstructions: Reconstructions,
         pooled: bool,
+        start: Option<TensorFile>,
     ) -> Result<()> {
         let args = self.args;
         let cfg = detector_config(args, i);
         let mut settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "reconstructed_share": cfg.reconstructed_share, "location_weight": cfg.location_weight, "forgeries": forgeries_name(&cfg.forgeries) });
         if pooled {
-            settings["tuned_pairs"] = json!(args.tuned_pairs);
-            settings["tuned_pool_steps"] = json!(args.tuned_pool_steps);
+            settings["pool_pairs"] = json!(args.pool_pairs);
+            settings["pool_pivot_steps"] = json!(args.pool_pivot_steps);
+            settings["pool_tune_steps"] = json!(args.pool_tune_steps);
         }
         if args.inverter_from.is_some() {
             settings["inverter"] = self.inverter_origin();
         }
+        if let Some(zoo) = &args.detectors_from {
+            settings["from"] = json!(zoo.display().to_string());
+        }
         let ckpt = Checkpoint::new(&self.dir, &entry.name, settings, cfg.steps, args.checkpoint_every);
         let (weights, log, seconds) = ckpt.stage(|resume, log| {
+            let resume = resume.or(start.map(|weights| Resume { step: 0, weights }));
             train_detector(entry, &cfg, resume, Some(reconstructions), |s, snapshot| {
                 let line = format!("loss {:.4}  accuracy {:.2}", s.loss, s.accuracy);
                 ckpt.record(s.step, log, json!([s.loss, s.accuracy]), line, snapshot)
