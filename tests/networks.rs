@@ -178,17 +178,24 @@ fn the_stride_one_convolution_has_burns_values_and_gradients() {
     let values = |n: usize, seed: usize| -> Vec<f32> {
         (0..n).map(|i| (((i * 31 + seed * 17) % 23) as f32 - 11.0) / 7.0).collect()
     };
-    // (channels in, out, groups, kernel, padding): a plain 3 × 3, grouped, depthwise with TF's
-    // uneven "same" pads, a 1 × 1, and a one-channel 4-tap row pass.
+    // (channels in, out, groups, kernel, padding, input side): a plain 3 × 3, grouped, depthwise
+    // with TF's uneven "same" pads, a 1 × 1, and a one-channel 4-tap row pass on Flex's own
+    // kernels; then dense convolutions wide enough for the CPU's per-tap products: "same", uneven
+    // pads on a 2 × 4 kernel, none (the input gradient pads by 2 on each side), and a 64 px map
+    // cut into bands of rows that run on the threads.
     let cases = [
-        (3, 4, 1, [3, 3], [(1, 1), (1, 1)]),
-        (4, 6, 2, [3, 3], [(0, 2), (1, 0)]),
-        (5, 5, 5, [5, 5], [(1, 2), (2, 1)]),
-        (3, 2, 1, [1, 1], [(0, 0), (0, 0)]),
-        (1, 1, 1, [1, 4], [(0, 0), (2, 1)]),
+        (3, 4, 1, [3, 3], [(1, 1), (1, 1)], [7, 6]),
+        (4, 6, 2, [3, 3], [(0, 2), (1, 0)], [7, 6]),
+        (5, 5, 5, [5, 5], [(1, 2), (2, 1)], [7, 6]),
+        (3, 2, 1, [1, 1], [(0, 0), (0, 0)], [7, 6]),
+        (1, 1, 1, [1, 4], [(0, 0), (2, 1)], [7, 6]),
+        (8, 5, 1, [3, 3], [(1, 1), (1, 1)], [7, 6]),
+        (9, 4, 1, [2, 4], [(0, 1), (2, 1)], [7, 6]),
+        (12, 8, 1, [3, 3], [(0, 0), (0, 0)], [7, 6]),
+        (8, 8, 1, [3, 3], [(1, 1), (1, 1)], [64, 64]),
     ];
-    for (cin, cout, groups, [kh, kw], padding) in cases {
-        let x = Tensor::<4>::from_data(TensorData::new(values(2 * cin * 7 * 6, 1), [2, cin, 7, 6]), &dev);
+    for (cin, cout, groups, [kh, kw], padding, [h, w_]) in cases {
+        let x = Tensor::<4>::from_data(TensorData::new(values(2 * cin * h * w_, 1), [2, cin, h, w_]), &dev);
         let w = Tensor::<4>::from_data(
             TensorData::new(values(cout * cin / groups * kh * kw, 2), [cout, cin / groups, kh, kw]),
             &dev,

@@ -4,6 +4,7 @@
 pub mod arcface;
 pub mod blazeface;
 pub mod conv_grad;
+mod conv_taps;
 pub mod e4e;
 pub mod efficientnet;
 pub mod irse;

@@ -51,6 +51,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    common::keep_freed_memory();
     let outcome = match Cli::parse().command {
         Command::InitZoo(args) => init_zoo::run(&args),
         Command::Samples(args) => samples::run(&args),
