@@ -37,8 +37,8 @@ pub enum Taps {
 
 /// A dense (`groups = 1`) stride-1 convolution of `x` `[n, in, h, w]` with `weight` read as
 /// `taps` says, padded by `(begin, end)` per spatial axis; `None` where this kernel does not
-/// apply (other groups, a 1 × 1 kernel, few channels, not f32, an empty output), so the caller
-/// runs the backend's own.
+/// apply (other groups, a 1 × 1 kernel, few channels, not f32, an empty input or output), so
+/// the caller runs the backend's own.
 pub fn conv2d_taps(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -59,7 +59,7 @@ pub fn conv2d_taps(
         && kh * kw > 1
         && hp >= kh
         && wp >= kw
-        && n * cout > 0
+        && n * cout * h * w > 0
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32;
     if !applies {
