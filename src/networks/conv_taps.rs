@@ -128,8 +128,8 @@ fn parallel_map<T>(count: usize, f: impl Fn(usize) -> T) -> Vec<T> {
     (0..count).map(f).collect()
 }
 
-/// `dst += lhs · rhs` (or `=` when `accumulate` is false) for row-major `[m, k]` and `[k, n]`
-/// given by their row strides, into a row-major `[m, n]`, column strides 1 throughout.
+/// `dst += lhs · rhs` (or `=` when `accumulate` is false): `lhs` `[m, k]` at its column and row
+/// strides, `rhs` `[k, n]` at row stride `rhs_rs` and column stride 1, into a row-major `[m, n]`.
 ///
 /// # Safety
 /// Every `lhs[r · lhs_rs + c]` (`r < m`, `c < k`, at `lhs_cs` apart), `rhs[r · rhs_rs + c]`
