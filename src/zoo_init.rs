@@ -24,6 +24,9 @@ use crate::zoo::{Architecture, Domain, DomainKind, Manifest, NetworkEntry, Role,
 pub struct TinyZooSpec {
     pub size: usize,
     pub style_dim: usize,
+    /// The encoder's width: its backbone's channels are this many times the base (stem 16,
+    /// stages 16/24/32/48); 1 is the first zoos' encoder.
+    pub encoder_width: usize,
     pub seed: u64,
     pub precision: StoredPrecision,
     /// Add a small ArcFace and LPIPS (for the ID and LPIPS metrics and regularisers).
@@ -32,8 +35,21 @@ pub struct TinyZooSpec {
 
 impl Default for TinyZooSpec {
     fn default() -> Self {
-        Self { size: 64, style_dim: 32, seed: 7, precision: StoredPrecision::F16, metric_networks: false }
+        Self {
+            size: 64,
+            style_dim: 32,
+            encoder_width: 1,
+            seed: 7,
+            precision: StoredPrecision::F16,
+            metric_networks: false,
+        }
     }
+}
+
+/// The small IR-SE backbone of the encoder and the identity network: stem 16, one unit per
+/// stage at 16/24/32/48 channels, each times `width`.
+fn small_irse(width: usize) -> IrSeConfig {
+    IrSeConfig { stem: 16 * width, stages: [16, 24, 32, 48].map(|c| (c * width, 1)).to_vec(), se_reduction: 4 }
 }
 
 impl TinyZooSpec {
@@ -46,7 +62,7 @@ impl TinyZooSpec {
     pub fn encoder(&self) -> EncoderConfig {
         EncoderConfig {
             variant: Default::default(),
-            backbone: IrSeConfig { stem: 16, stages: vec![(16, 1), (24, 1), (32, 1), (48, 1)], se_reduction: 4 },
+            backbone: small_irse(self.encoder_width),
             input_size: self.size,
             n_latent: self.generator().n_latent(),
             style_dim: self.style_dim,
@@ -84,11 +100,7 @@ impl TinyZooSpec {
 
     /// IR-SE with one unit per stage at 32 px: an ArcFace with the real layout, toy-sized.
     pub fn arcface(&self) -> ArcFaceConfig {
-        ArcFaceConfig {
-            backbone: IrSeConfig { stem: 16, stages: vec![(16, 1), (24, 1), (32, 1), (48, 1)], se_reduction: 4 },
-            input_size: 32,
-            embedding: 64,
-        }
+        ArcFaceConfig { backbone: small_irse(1), input_size: 32, embedding: 64 }
     }
 
     /// The identity network's entry (ArcFace IR-SE at 32 px), as `metric_networks` adds it.

@@ -744,6 +744,75 @@ fn train_writes_a_zoo_that_loads_and_reports_its_scores() {
 }
 
 #[test]
+fn train_fits_a_wider_encoder_to_a_zoos_frozen_generator() {
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
+    let out = tmp("train-encoder");
+    let (ok, _, err) = unforge(&[
+        "train",
+        "--inverter-from",
+        models,
+        "--encoder-width",
+        "2",
+        "--encoder-steps",
+        "2",
+        "--inverter-batch",
+        "2",
+        "--delta-weight",
+        "0.05",
+        "--detectors",
+        "resnet",
+        "--detector-steps",
+        "1",
+        "--detector-batch",
+        "2",
+        "--reconstructed-share",
+        "0",
+        "--identity-steps",
+        "0",
+        "--test-images",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("encoder step     2/2") && err.contains(" dB)") && !err.contains("inverter step"), "{err}");
+    let file = |dir: &std::path::Path, name: &str| {
+        unforge::weights::TensorFile::from_safetensors(&std::fs::read(dir.join(name)).unwrap(), name).unwrap()
+    };
+    let models_dir = std::path::Path::new(models);
+    assert_eq!(file(&out, "generator.safetensors"), file(models_dir, "generator.safetensors"), "frozen");
+    // The stem of the new encoder is twice as wide as the given zoo's.
+    let stem =
+        |dir: &std::path::Path| file(dir, "encoder.safetensors").tensors["encoder.input_layer.0.weight"].shape.clone();
+    assert_eq!(stem(&out)[0], 2 * stem(models_dir)[0]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("train-report.json")).unwrap()).unwrap();
+    assert_eq!(report["encoder"]["width"], 2);
+    assert_eq!(report["encoder"]["delta_weight"].as_f64().unwrap() as f32, 0.05);
+    assert_eq!(report["encoder"]["generator"], "frozen");
+    // The zoo loads with its wider encoder.
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/photo-face.png");
+    let run_out = tmp("train-encoder-run");
+    let (ok, _, err) =
+        unforge(&["run", sample, "--zoo", out.to_str().unwrap(), "--steps", "1", "--out", run_out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    for (extra, needle) in [
+        (&["--encoder-width", "0"][..], "--encoder-width 0"),
+        (&["--encoder-steps", "1", "--encoder-lr", "0"][..], "--encoder-lr must be positive"),
+        (&["--delta-weight=-1"][..], "--delta-weight must be a number ≥ 0"),
+        // Without an encoder to train, the given zoo's must fit.
+        (&["--inverter-from", models, "--encoder-width", "2"][..], "is not this recipe's"),
+    ] {
+        let bad = tmp("train-encoder-bad");
+        let (ok, _, err) = unforge(
+            &[&["train", "--out", bad.to_str().unwrap(), "--detector-steps", "1", "--identity-steps", "0"][..], extra]
+                .concat(),
+        );
+        assert!(!ok && err.contains(needle), "{extra:?}: {err}");
+    }
+}
+
+#[test]
 fn train_takes_an_inverter_from_a_zoo_and_shows_detectors_a_pool_of_refined_and_tuned_reconstructions() {
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
     let out = tmp("train-pool");

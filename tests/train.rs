@@ -139,6 +139,20 @@ fn a_resumed_detector_run_continues_where_the_checkpoint_stopped() {
     assert!(err.to_string().contains("disk full"));
 }
 
+/// A short inverter run on the tiny zoo's sizes, the generator trained beside the encoder or not.
+fn inverter_training(steps: usize, train_generator: bool) -> unforge::train::InverterTraining {
+    unforge::train::InverterTraining {
+        steps,
+        batch: 4,
+        learning_rate: 2e-3,
+        seed: 3,
+        first_index: 0,
+        delta_weight: 0.1,
+        forgeries: ForgeryStrength::SUBTLE,
+        train_generator,
+    }
+}
+
 #[test]
 fn a_short_inverter_run_lowers_the_reconstruction_loss_and_loads_strictly() {
     use unforge::networks::e4e::Encoder4Editing;
@@ -146,15 +160,7 @@ fn a_short_inverter_run_lowers_the_reconstruction_loss_and_loads_strictly() {
     use unforge::train::{InverterTraining, train_inverter};
     let spec = tiny_spec();
     let (g, e) = (spec.generator(), spec.encoder());
-    let config = InverterTraining {
-        steps: 30,
-        batch: 4,
-        learning_rate: 2e-3,
-        seed: 3,
-        first_index: 0,
-        delta_weight: 0.1,
-        forgeries: ForgeryStrength::SUBTLE,
-    };
+    let config = inverter_training(30, true);
     let mut steps = Vec::new();
     let (gw, ew) = train_inverter(&g, &e, &config, None, |s, _| {
         let _: () = steps.push(s.clone());
@@ -176,6 +182,29 @@ fn a_short_inverter_run_lowers_the_reconstruction_loss_and_loads_strictly() {
     source.finish().unwrap();
     let bad = InverterTraining { batch: 0, ..config };
     assert!(train_inverter(&g, &e, &bad, None, |_, _| Ok(())).is_err());
+}
+
+#[test]
+fn the_encoder_trains_alone_against_a_frozen_generator() {
+    use unforge::train::{Resume, join_inverter, train_inverter};
+    let spec = tiny_spec();
+    let (g, e) = (spec.generator(), spec.encoder());
+    let config = inverter_training(24, false);
+    // The generator a joint run leaves (any fixed weights would do; trained ones are realistic).
+    let joint = inverter_training(6, true);
+    let (g0, e0) = train_inverter(&g, &e, &joint, None, |_, _| Ok(())).unwrap();
+    let mut losses = Vec::new();
+    let resume = Resume { step: 0, weights: join_inverter(&g0, &e0) };
+    let (g1, e1) = train_inverter(&g, &e, &config, Some(resume), |s, _| {
+        let _: () = losses.push(s.pixel + s.multiscale);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(g1, g0, "the generator is frozen");
+    assert_ne!(e1, e0, "the encoder trained");
+    let mean = |r: std::ops::Range<usize>| losses[r.clone()].iter().sum::<f32>() / r.len() as f32;
+    let (first, last) = (mean(0..6), mean(18..24));
+    assert!(last < first * 0.95, "reconstruction loss {first:.4} → {last:.4}");
 }
 
 #[test]

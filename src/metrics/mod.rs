@@ -49,6 +49,11 @@ pub fn tv_l1_sum(image: &[f32], c: usize, h: usize, w: usize) -> f64 {
 /// PSNR in dB for images with values in `[0, data_range]`; infinite for identical images.
 pub fn psnr(a: &[f32], b: &[f32], data_range: f64) -> f64 {
     let mse = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>() / a.len().max(1) as f64;
+    psnr_of_mse(mse, data_range)
+}
+
+/// PSNR of a mean squared error `mse` at peak-to-peak `data_range`.
+pub fn psnr_of_mse(mse: f64, data_range: f64) -> f64 {
     if mse == 0.0 { f64::INFINITY } else { 10.0 * (data_range * data_range / mse).log10() }
 }
 

@@ -326,6 +326,11 @@ pub struct InverterTraining {
     pub delta_weight: f32,
     /// The world's forgeries (half the images are fakes).
     pub forgeries: ForgeryStrength,
+    /// Train the generator beside the encoder (the joint autoencoder). `false`: the encoder
+    /// alone, the generator frozen, as the paper fine-tunes e4e on a data set (its B.1: "we
+    /// freeze the parameters of the decoder"); the generator then runs in the non-fused form,
+    /// the search's, and only W+ receives its gradient.
+    pub train_generator: bool,
 }
 
 /// What an inverter training step saw (losses before the update).
@@ -341,8 +346,9 @@ pub struct InverterStep {
 
 /// Trains the StyleGAN2 synthesis (with mapping) and the e4e encoder together to reconstruct the
 /// synthetic world, real and fake images alike, so that reconstructions keep the forgeries'
-/// traces. Losses: pixel MSE, MSE at 2× and 4× coarser scales (so the coarse layout is learnt
-/// before detail), and the delta regulariser. The encoder's BatchNorms use batch statistics.
+/// traces; or, with `train_generator` off, the encoder alone against a frozen generator.
+/// Losses: pixel MSE, MSE at 2× and 4× coarser scales (so the coarse layout is learnt before
+/// detail), and the delta regulariser. The encoder's BatchNorms use batch statistics.
 /// `resume` holds a [`join_inverter`] file; `on_step` may save the snapshot it is handed.
 /// Returns both networks' weights by key.
 pub fn train_inverter(
@@ -375,6 +381,10 @@ pub fn train_inverter(
         None => (0, (WeightSource::seeded(config.seed), WeightSource::seeded(config.seed ^ 0xE4E))),
     };
     let mut synthesis = Generator::new(&gs.root(&device), generator)?;
+    if !config.train_generator {
+        // No weight gradients are computed for a frozen generator, only W+'s.
+        synthesis = synthesis.with_fused(false).no_grad();
+    }
     let mut enc = BatchNorm::set_training(Encoder4Editing::new(&es.root(&device), encoder)?, true);
     let (gkeys, ekeys) = (gs.param_keys(), es.param_keys());
     let (gbound, ebound) = (gs.finish()?, es.finish()?);
@@ -405,11 +415,13 @@ pub fn train_inverter(
             host_vec(delta.without_autodiff())?[0],
         ];
         let mut grads = loss.backward();
-        let (ge, gg) =
-            (GradientsParams::from_module(&mut grads, &enc), GradientsParams::from_module(&mut grads, &synthesis));
         let lr = learning_rate(config.learning_rate, step, config.steps);
+        let ge = GradientsParams::from_module(&mut grads, &enc);
         enc = eopt.step(lr, enc, ge);
-        synthesis = gopt.step(lr, synthesis, gg);
+        if config.train_generator {
+            let gg = GradientsParams::from_module(&mut grads, &synthesis);
+            synthesis = gopt.step(lr, synthesis, gg);
+        }
         let snapshot = || {
             Ok(join_inverter(
                 &export_params(&synthesis, gbound.clone(), &gkeys)?,

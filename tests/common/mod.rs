@@ -9,7 +9,14 @@ use unforge::zoo_init::TinyZooSpec;
 
 /// The smallest zoo: 32 px generator (8 W+ rows), f32 weights.
 pub fn tiny_spec() -> TinyZooSpec {
-    TinyZooSpec { size: 32, style_dim: 16, seed: 3, precision: StoredPrecision::F32, metric_networks: false }
+    TinyZooSpec {
+        size: 32,
+        style_dim: 16,
+        encoder_width: 1,
+        seed: 3,
+        precision: StoredPrecision::F32,
+        metric_networks: false,
+    }
 }
 
 pub fn tiny_files() -> (Manifest, ZooFiles) {

@@ -43,6 +43,24 @@ pub struct TrainArgs {
     pub inverter_batch: usize,
     #[arg(long, default_value_t = 2e-3)]
     pub inverter_lr: f64,
+    /// Then fine-tune the encoder alone this many steps, the generator frozen (the paper's
+    /// encoder fine-tuning, its B.1), on the inverter trained above or taken by
+    /// `--inverter-from`; 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub encoder_steps: usize,
+    /// The encoder's width (its backbone's channels times this; 1: the first zoos'). With
+    /// `--inverter-from` a zoo whose encoder is another width, `--encoder-steps` trains a new
+    /// encoder of this width against that zoo's generator, from seeded weights.
+    #[arg(long, default_value_t = 1)]
+    pub encoder_width: usize,
+    /// The encoder fine-tuning's learning rate (warm-up and cosine decay, as every stage).
+    #[arg(long, default_value_t = 1e-3)]
+    pub encoder_lr: f64,
+    /// Weight of e4e's delta regulariser (each W+ row's squared distance from row 0) in the
+    /// inverter's and the encoder's training: higher keeps W+ near W, lower lets each layer's
+    /// style hold more of the image.
+    #[arg(long, default_value_t = 0.1)]
+    pub delta_weight: f32,
     #[arg(long, default_value_t = 600)]
     pub detector_steps: usize,
     #[arg(long, default_value_t = 16)]
@@ -143,16 +161,22 @@ fn take_network(
     unforge::zoo::network_tensors(theirs, files).map_err(|e| Error::config(format!("{flag} {}: {e}", dir.display())))
 }
 
-/// The generator and encoder of the zoo in `dir`, which must be this recipe's architectures.
-fn inverter_from(dir: &std::path::Path, spec: &TinyZooSpec) -> Result<(TensorFile, TensorFile)> {
+/// The generator and encoder of the zoo in `dir`, which must be this recipe's architectures;
+/// with `new_encoder` (an encoder is to be trained), an encoder of another width gives way to
+/// a seeded one of this recipe's.
+fn inverter_from(dir: &std::path::Path, spec: &TinyZooSpec, new_encoder: bool) -> Result<(TensorFile, TensorFile)> {
     let (manifest, files) = unforge::zoo::read_dir(dir)?;
     let take = |entry: &NetworkEntry, want: Architecture| {
         take_network("--inverter-from", dir, &files, entry, entry.architecture == want)
     };
-    Ok((
-        take(manifest.generator()?, Architecture::Stylegan2(spec.generator()))?,
-        take(manifest.encoder()?, Architecture::E4e(spec.encoder()))?,
-    ))
+    let generator = take(manifest.generator()?, Architecture::Stylegan2(spec.generator()))?;
+    let theirs = manifest.encoder()?;
+    if new_encoder && theirs.architecture != Architecture::E4e(spec.encoder()) {
+        let source = unforge::weights::WeightSource::seeded(spec.seed ^ 0xE4E);
+        unforge::networks::e4e::Encoder4Editing::new(&source.root(&burn::tensor::Device::flex()), &spec.encoder())?;
+        return Ok((generator, source.finish()?));
+    }
+    Ok((generator, take(theirs, Architecture::E4e(spec.encoder()))?))
 }
 
 /// The detector of the zoo in `dir` that `entry` names, which must be this recipe's architecture.
@@ -182,8 +206,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     checkpoints_dir(&dir, args.resume)?;
     // No perceptual network: LPIPS's weights come from human judgements of image pairs, which
     // the synthetic world does not have.
-    let spec =
-        TinyZooSpec { size: args.size, seed: args.seed, precision: StoredPrecision::F16, ..TinyZooSpec::default() };
+    let spec = TinyZooSpec {
+        size: args.size,
+        seed: args.seed,
+        encoder_width: args.encoder_width,
+        precision: StoredPrecision::F16,
+        ..TinyZooSpec::default()
+    };
     let mut manifest = spec.manifest();
     let all: Vec<String> = manifest.detectors().map(|d| d.name.clone()).collect();
     if let Some(unknown) = args.detectors.iter().find(|d| !all.contains(d)) {
@@ -264,6 +293,15 @@ fn check(args: &TrainArgs) -> Result<(PivotalTuning, PivotalTuning)> {
     if args.identity_steps > 0 {
         identity_config(args).validate()?;
     }
+    if !(1..=8).contains(&args.encoder_width) {
+        return Err(Error::config(format!("--encoder-width {}: use 1 to 8", args.encoder_width)));
+    }
+    if args.encoder_steps > 0 && !(args.encoder_lr.is_finite() && args.encoder_lr > 0.0) {
+        return Err(Error::config(format!("--encoder-lr must be positive, got {}", args.encoder_lr)));
+    }
+    if !(args.delta_weight.is_finite() && args.delta_weight >= 0.0) {
+        return Err(Error::config(format!("--delta-weight must be a number ≥ 0, got {}", args.delta_weight)));
+    }
     Ok((recommended, pool_inversion))
 }
 
@@ -304,7 +342,7 @@ impl Recipe<'_> {
         let (args, spec) = (self.args, &self.spec);
         let (g, e) = match &args.inverter_from {
             Some(zoo) => {
-                let (g, e) = inverter_from(zoo, spec)?;
+                let (g, e) = inverter_from(zoo, spec, args.encoder_steps > 0)?;
                 self.report.insert("inverter".into(), json!({ "from": zoo.display().to_string() }));
                 (g, e)
             }
@@ -315,10 +353,15 @@ impl Recipe<'_> {
                     learning_rate: args.inverter_lr,
                     seed: args.seed,
                     first_index: 0,
-                    delta_weight: 0.1,
+                    delta_weight: args.delta_weight,
                     forgeries: args.forgeries,
+                    train_generator: true,
                 };
-                let settings = json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "forgeries": forgeries_name(&cfg.forgeries) });
+                let mut settings = json!({ "size": args.size, "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "seed": cfg.seed, "forgeries": forgeries_name(&cfg.forgeries) });
+                // Named only when changed, so that earlier runs' checkpoints still resume.
+                if cfg.delta_weight != 0.1 {
+                    settings["delta_weight"] = json!(cfg.delta_weight);
+                }
                 let ckpt = Checkpoint::new(&self.dir, "inverter", settings, cfg.steps, args.checkpoint_every);
                 let (joined, log, seconds) = ckpt.stage(|resume, log| {
                     let (g, e) = train_inverter(&spec.generator(), &spec.encoder(), &cfg, resume, |s, snapshot| {
@@ -333,9 +376,47 @@ impl Recipe<'_> {
                 split_inverter(joined)
             }
         };
+        let (g, e) = self.encoder(g, e)?;
         self.files.insert("generator.safetensors".into(), g.to_safetensors(StoredPrecision::F16));
         self.files.insert("encoder.safetensors".into(), e.to_safetensors(StoredPrecision::F16));
-        Reconstructor::new((&spec.generator(), g), (&spec.encoder(), e))
+        Reconstructor::new((&self.spec.generator(), g), (&self.spec.encoder(), e))
+    }
+
+    /// Stage 1b, when asked for: the encoder fine-tuned alone against the frozen generator
+    /// `g`, from `e`. Returns the generator unchanged and the fine-tuned encoder.
+    fn encoder(&mut self, g: TensorFile, e: TensorFile) -> Result<(TensorFile, TensorFile)> {
+        let (args, spec) = (self.args, &self.spec);
+        if args.encoder_steps == 0 {
+            return Ok((g, e));
+        }
+        let cfg = InverterTraining {
+            steps: args.encoder_steps,
+            batch: args.inverter_batch,
+            learning_rate: args.encoder_lr,
+            seed: args.seed,
+            // Images the joint stage did not see.
+            first_index: (args.inverter_steps * args.inverter_batch) as u64,
+            delta_weight: args.delta_weight,
+            forgeries: args.forgeries,
+            train_generator: false,
+        };
+        let settings = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "first_image": cfg.first_index, "delta_weight": cfg.delta_weight, "width": args.encoder_width, "inverter": self.inverter_origin(), "forgeries": forgeries_name(&cfg.forgeries) });
+        let ckpt = Checkpoint::new(&self.dir, "encoder", settings, cfg.steps, args.checkpoint_every);
+        let start = join_inverter(&g, &e);
+        let (joined, log, seconds) = ckpt.stage(|resume, log| {
+            let resume = resume.unwrap_or(Resume { step: 0, weights: start });
+            let (g, e) = train_inverter(&spec.generator(), &spec.encoder(), &cfg, Some(resume), |s, snapshot| {
+                // The images are new at every step, so this PSNR is a held-out one ([-1, 1]: range 2).
+                let psnr = unforge::metrics::psnr_of_mse(s.pixel as f64, 2.0);
+                let line = format!("pixel {:.4} ({psnr:.2} dB)  delta {:.4}", s.pixel, s.delta);
+                ckpt.record(s.step, log, json!([s.pixel, s.multiscale, s.delta]), line, snapshot)
+            })?;
+            Ok(join_inverter(&g, &e))
+        })?;
+        let entry = json!({ "steps": cfg.steps, "batch": cfg.batch, "lr": cfg.learning_rate, "delta_weight": cfg.delta_weight, "width": args.encoder_width, "generator": "frozen", "seconds": seconds, "losses": log });
+        self.report.insert("encoder".into(), entry);
+        let (_, e) = split_inverter(joined);
+        Ok((g, e))
     }
 
     /// Stage 2, when asked for: the pool of reconstructions the detectors see. A stage like the
