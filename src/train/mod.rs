@@ -344,6 +344,19 @@ pub struct InverterStep {
     pub delta: f32,
 }
 
+/// The seed of the encoder's initial weights in a run seeded with `seed`.
+fn encoder_seed(seed: u64) -> u64 {
+    seed ^ 0xE4E
+}
+
+/// The encoder an inverter run seeded with `seed` starts from, by key: the start of a new
+/// encoder trained against a generator that is already trained.
+pub fn seeded_encoder(config: &EncoderConfig, seed: u64) -> Result<TensorFile> {
+    let source = WeightSource::seeded(encoder_seed(seed));
+    Encoder4Editing::new(&source.root(&Device::flex()), config)?;
+    source.finish()
+}
+
 /// Trains the StyleGAN2 synthesis (with mapping) and the e4e encoder together to reconstruct the
 /// synthetic world, real and fake images alike, so that reconstructions keep the forgeries'
 /// traces; or, with `train_generator` off, the encoder alone against a frozen generator.
@@ -378,7 +391,7 @@ pub fn train_inverter(
                 ),
             )
         }
-        None => (0, (WeightSource::seeded(config.seed), WeightSource::seeded(config.seed ^ 0xE4E))),
+        None => (0, (WeightSource::seeded(config.seed), WeightSource::seeded(encoder_seed(config.seed)))),
     };
     let mut synthesis = Generator::new(&gs.root(&device), generator)?;
     if !config.train_generator {

@@ -172,9 +172,7 @@ fn inverter_from(dir: &std::path::Path, spec: &TinyZooSpec, new_encoder: bool) -
     let generator = take(manifest.generator()?, Architecture::Stylegan2(spec.generator()))?;
     let theirs = manifest.encoder()?;
     if new_encoder && theirs.architecture != Architecture::E4e(spec.encoder()) {
-        let source = unforge::weights::WeightSource::seeded(spec.seed ^ 0xE4E);
-        unforge::networks::e4e::Encoder4Editing::new(&source.root(&burn::tensor::Device::flex()), &spec.encoder())?;
-        return Ok((generator, source.finish()?));
+        return Ok((generator, unforge::train::seeded_encoder(&spec.encoder(), spec.seed)?));
     }
     Ok((generator, take(theirs, Architecture::E4e(spec.encoder()))?))
 }
