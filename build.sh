@@ -82,10 +82,12 @@ ensure_chromium() {
 
 build_wasm() {
   ensure_wasm_tools
-  say "building the WebAssembly core (release, flex + wgpu)"
-  cargo build --lib --release --target wasm32-unknown-unknown
+  # The `web` profile (Cargo.toml): the WebGPU kernel generators optimised for size, the CPU path
+  # for speed.
+  say "building the WebAssembly core (web profile, flex + wgpu)"
+  cargo build --lib --profile web --target wasm32-unknown-unknown
   wasm-bindgen --target web --no-typescript --remove-name-section --out-dir www/pkg \
-    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/unforge.wasm"
+    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/web/unforge.wasm"
   say "precompressing the core for the demo server"
   node tools/compress.mjs www/pkg/unforge_bg.wasm www/pkg/unforge.js
 }

@@ -8,7 +8,8 @@
 //! wasm32 only) and the `unforge` CLI (`src/bin/unforge/`). Its layers, from the bottom; each
 //! uses only those listed before it (docs/ARCHITECTURE.md draws them):
 //!
-//! 1. `error`, `rng`, `readback` — errors, seeded randomness, tensors back to the host;
+//! 1. `error`, `rng`, `precision`, `readback` — errors, seeded randomness, the devices' float
+//!    type, tensors back to the host;
 //! 2. `image`, `weights` — pictures in and out, safetensors bound by PyTorch key names;
 //! 3. `networks` — StyleGAN2, e4e, the detectors, ArcFace, LPIPS, BlazeFace;
 //! 4. `metrics`, `faces` — PSNR, SSIM, TV, ESNLE, AUROC, and `Quality` (with LPIPS and ID);
@@ -32,6 +33,7 @@ pub mod inversion;
 pub mod metrics;
 pub mod networks;
 pub mod options;
+pub mod precision;
 pub mod readback;
 pub mod report;
 pub mod rng;

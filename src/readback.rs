@@ -1,13 +1,15 @@
 //! Reading tensors back to the host, and driving the futures that do it. The bottom of the
 //! crate: every layer above reads results through here, on any backend.
 
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 
 use crate::error::{Error, Result};
 
-/// Reads a float tensor back to the host without blocking.
+/// Reads a float tensor back to the host without blocking, as f32 whatever the device's
+/// precision (`precision`).
 pub async fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+    let data = if data.dtype() == DType::F32 { data } else { data.convert::<f32>() };
     data.try_into_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
 }
 

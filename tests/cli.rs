@@ -323,6 +323,38 @@ fn bench_times_the_search_step_and_the_tuning_step_in_both_forms() {
     assert!(!ok && err.contains("not a power of two"), "{err}");
 }
 
+/// Half precision on the CPU backend: the same step's P(fake) and gradient as in f32, within
+/// what f16's 11-bit significand allows; the probes compared by the CLI itself.
+#[test]
+fn bench_probes_the_step_in_half_precision_against_f32() {
+    let dir = tmp("half-precision");
+    std::fs::create_dir_all(&dir).unwrap();
+    let reference = dir.join("f32.json");
+    let args = ["bench", "--size", "32", "--steps", "0"];
+    let (ok, _, err) = unforge(&[&args[..], &["--gradient-out", reference.to_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    let (ok, stdout, err) =
+        unforge(&[&args[..], &["--precision", "f16", "--gradient-against", reference.to_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    let number = |key: &str| -> f64 {
+        let rest = &stdout[stdout.find(key).unwrap_or_else(|| panic!("{key} in {stdout}")) + key.len()..];
+        rest.trim_start().split([' ', ',', ')', '%', '\n']).next().unwrap().parse().unwrap()
+    };
+    assert!(stdout.starts_with("f16 against"), "{stdout}");
+    assert!(number("(|Δ|") < 0.01, "{stdout}");
+    assert!(number("gradient cosine") > 0.99, "{stdout}");
+    assert!(number("signs agreeing") > 90.0, "{stdout}");
+    // ... and f16 did run: its rounding shows.
+    assert!(number("relative error") > 1e-4, "{stdout}");
+    // f32 against itself is exact, so the bounds above measure f16, not noise.
+    let (ok, stdout, err) = unforge(&[&args[..], &["--gradient-against", reference.to_str().unwrap()]].concat());
+    assert!(ok && stdout.contains("(|Δ| 0.00e0)") && stdout.contains("signs agreeing 100.00 %"), "{stdout}{err}");
+    let (ok, _, err) = unforge(&[&args[..], &["--precision", "f8"]].concat());
+    assert!(!ok && err.contains("precision `f8`: use f32 or f16"), "{err}");
+    let (ok, _, err) = unforge(&args);
+    assert!(!ok && err.contains("--steps 0 times nothing"), "{err}");
+}
+
 /// A folder of small face images made by `unforge samples`.
 fn sample_folder(name: &str, count: usize) -> std::path::PathBuf {
     let dir = tmp(name);

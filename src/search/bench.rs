@@ -3,6 +3,7 @@
 //! parity fixtures' rule, so no checkpoint is needed), a fixed W+, batch 1.
 
 use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
 use super::Loss;
 use super::latent::Objective;
@@ -52,5 +53,55 @@ impl StepBench {
         let objective = Objective::new(generator, &self.detector, 0.0, Loss::Mse);
         let (_, _, grad) = objective.gradient(&self.latent);
         read_vec((self.latent.clone() - grad.sign() * 1e-3).reshape([-1])).await.map(|_| ())
+    }
+
+    /// What the step computes, read back, to compare across precisions or backends.
+    pub async fn probe(&self, generator: &Generator) -> Result<Probe> {
+        let objective = Objective::new(generator, &self.detector, 0.0, Loss::Mse);
+        let (_, p, grad) = objective.gradient(&self.latent);
+        Ok(Probe { p_fake: read_vec(p).await?[0], gradient: read_vec(grad).await? })
+    }
+}
+
+/// P(fake) at the benchmark's W+ and the search loss's gradient to it (row-major).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Probe {
+    pub p_fake: f32,
+    pub gradient: Vec<f32>,
+}
+
+/// How far one probe is from a reference: what a search step would do differently.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ProbeDifference {
+    /// |P(fake) − P(fake) of the reference|.
+    pub p_fake: f32,
+    /// Cosine between the gradients.
+    pub cosine: f64,
+    /// Share of W+ entries whose step (the gradient's sign) is the reference's.
+    pub sign_agreement: f64,
+    /// ‖g − g_ref‖ / ‖g_ref‖.
+    pub relative_error: f64,
+}
+
+impl Probe {
+    pub fn difference(&self, reference: &Probe) -> Result<ProbeDifference> {
+        let (a, b) = (&self.gradient, &reference.gradient);
+        if a.len() != b.len() {
+            return Err(Error::config(format!(
+                "the probes' gradients have {} and {} entries: compare probes of the same networks",
+                a.len(),
+                b.len()
+            )));
+        }
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(&u, &v)| u as f64 * v as f64).sum::<f64>();
+        let (ab, aa, bb) = (dot(a, b), dot(a, a), dot(b, b));
+        let diff = a.iter().zip(b).map(|(&u, &v)| (u as f64 - v as f64).powi(2)).sum::<f64>();
+        let same_sign = a.iter().zip(b).filter(|(u, v)| u.signum() == v.signum()).count();
+        Ok(ProbeDifference {
+            p_fake: (self.p_fake - reference.p_fake).abs(),
+            cosine: ab / (aa.sqrt() * bb.sqrt()).max(f64::MIN_POSITIVE),
+            sign_agreement: same_sign as f64 / a.len().max(1) as f64,
+            relative_error: (diff / bb.max(f64::MIN_POSITIVE)).sqrt(),
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! `unforge bench`: the time of one search step and one pivotal tuning step.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::json;
@@ -7,9 +8,9 @@ use unforge::error::Result;
 use unforge::inversion::PivotalTuning;
 use unforge::networks::stylegan2::Generator;
 use unforge::readback::{block_on, read_vec};
-use unforge::search::bench::StepBench;
+use unforge::search::bench::{Probe, StepBench};
 
-use crate::common::open_backend;
+use crate::common::{DeviceArgs, io_err, write_atomic};
 
 /// Times one search step: the rosinality generator (keyed weights) and Xception, forward
 /// and backward to W+, batch 1, on `--backend`; and one pivotal tuning step against it.
@@ -20,17 +21,25 @@ pub struct BenchArgs {
     size: usize,
     #[arg(long, default_value_t = 1)]
     channel_multiplier: usize,
+    /// Timed steps (0: only the probe of `--gradient-out` / `--gradient-against`).
     #[arg(long, default_value_t = 5)]
     steps: usize,
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
-    /// flex (CPU) or wgpu (GPU; needs a build with `--features wgpu`).
-    #[arg(long, default_value = "flex")]
-    backend: String,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Xception's input side [default: the generator's size].
     #[arg(long)]
     detector_size: Option<usize>,
+    /// Also write the non-fused step's P(fake) and gradient to W+ here (JSON), to compare
+    /// precisions or backends with `--gradient-against`.
+    #[arg(long)]
+    gradient_out: Option<PathBuf>,
+    /// Print how far this run's P(fake) and gradient are from those a `--gradient-out` run
+    /// wrote (the same sizes, another precision or backend).
+    #[arg(long)]
+    gradient_against: Option<PathBuf>,
     /// Time the search step through a preview at this side against the full size (both
     /// non-fused), instead of the fused and non-fused forms.
     #[arg(long)]
@@ -43,16 +52,58 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let BenchArgs { size, channel_multiplier: cm, steps, json, backend, detector_size, preview } = args;
+    let BenchArgs {
+        size,
+        channel_multiplier: cm,
+        steps,
+        json,
+        device,
+        detector_size,
+        gradient_out,
+        gradient_against,
+        preview,
+    } = args;
     let (size, cm, steps, json) = (*size, *cm, *steps, *json);
-    let device = open_backend(backend)?;
+    let (device_args, backend) = (device, &device.backend);
+    let device = device_args.open()?;
     let det_size = detector_size.unwrap_or(size);
+    let probing = gradient_out.is_some() || gradient_against.is_some();
+    if steps == 0 && !probing {
+        return Err(unforge::Error::config("--steps 0 times nothing: give --gradient-out or --gradient-against"));
+    }
     if preview.is_some_and(|p| p % det_size != 0 || p < det_size) {
         return Err(unforge::Error::config(format!("--detector-size {det_size} must divide the preview")));
     }
     let bench = StepBench::new(size, cm, det_size, &device)?;
     let (g, det, latent) = (&bench.generator, &bench.detector, &bench.latent);
     let shared = g.clone().with_fused(false);
+    if probing {
+        let probe = block_on(bench.probe(&shared))?;
+        if let Some(path) = gradient_out {
+            let text = serde_json::to_string(&probe).map_err(|e| unforge::Error::config(e.to_string()))?;
+            write_atomic(path, text.as_bytes())?;
+        }
+        if let Some(path) = gradient_against {
+            let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+            let reference: Probe = serde_json::from_str(&text)
+                .map_err(|e| unforge::Error::config(format!("{}: not a probe: {e}", path.display())))?;
+            let d = probe.difference(&reference)?;
+            println!(
+                "{} against {}: P(fake) {:.6} vs {:.6} (|Δ| {:.2e}); gradient cosine {:.6}, signs agreeing {:.2} %, relative error {:.2e}",
+                device_args.precision.name(),
+                path.display(),
+                probe.p_fake,
+                reference.p_fake,
+                d.p_fake,
+                d.cosine,
+                100.0 * d.sign_agreement,
+                d.relative_error
+            );
+        }
+        if steps == 0 {
+            return Ok(());
+        }
+    }
     let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
         let t = Instant::now();
         f()?;

@@ -6,6 +6,7 @@ use burn::tensor::Device;
 use unforge::error::{Error, Result};
 use unforge::faces::{DetectSettings, FaceDetector};
 use unforge::image::RgbaImage;
+use unforge::precision::Precision;
 use unforge::zoo::Zoo;
 
 /// The compute device a subcommand runs on.
@@ -14,16 +15,23 @@ pub struct DeviceArgs {
     /// flex (CPU) or wgpu (GPU; needs a build with `--features wgpu`).
     #[arg(long, default_value = "flex")]
     pub backend: String,
+    /// f32, or f16 where the device computes in half precision (a GPU with f16 arithmetic; on
+    /// flex to measure what half precision changes, slower than f32). Pivotal tuning and
+    /// training diverge in f16 (README, "Half precision"): use it with --tune-steps 0.
+    #[arg(long, default_value = "f32", value_parser = Precision::parse)]
+    pub precision: Precision,
 }
 
 impl DeviceArgs {
     pub fn open(&self) -> Result<Device> {
-        open_backend(&self.backend)
+        let mut device = open_backend(&self.backend)?;
+        self.precision.apply(&mut device)?;
+        Ok(device)
     }
 }
 
 /// The compute device a `--backend` names.
-pub fn open_backend(name: &str) -> Result<Device> {
+fn open_backend(name: &str) -> Result<Device> {
     match name {
         "flex" | "cpu" => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]
