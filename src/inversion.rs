@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::image::RgbaImage;
 use crate::networks::e4e::Encoder4Editing;
 use crate::networks::stylegan2::Generator;
+use crate::precision::require_f32;
 use crate::readback::read_vec;
 use crate::weights::{HostTensor, StoredPrecision, TensorFile};
 
@@ -123,6 +124,9 @@ impl PivotalTuning {
         on_step: &mut dyn FnMut(&TuningStep),
     ) -> Result<Generator> {
         self.validate()?;
+        if self.steps > 0 {
+            require_f32(&target.device(), "pivotal tuning")?;
+        }
         let training = target.device().autodiff();
         let mut tuned = generator.clone().fork(&training).train();
         let (pivot, target) = (pivot.autodiff(), target.autodiff());
@@ -211,6 +215,9 @@ impl LatentRefinement {
         on_step: &mut dyn FnMut(&TuningStep),
     ) -> Result<Tensor<3>> {
         self.validate()?;
+        if self.steps > 0 {
+            require_f32(&target.device(), "the pivot's W+ refinement")?;
+        }
         let batch = target.dims()[0];
         let target = target.autodiff();
         let mut latent = start.without_autodiff();

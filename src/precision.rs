@@ -52,3 +52,15 @@ impl Precision {
             .map_err(|e| Error::Backend(format!("cannot set the device's precision to {}: {e}", self.name())))
     }
 }
+
+/// Refuses to train with Adam (`what`) on a device that computes in f16: pivotal tuning and
+/// the W+ refinement diverge there (README, "Half precision"), since Adam's moments and updates
+/// would be f16 too.
+pub fn require_f32(device: &Device, what: &str) -> Result<()> {
+    match device.settings().float_dtype {
+        FloatDType::F32 => Ok(()),
+        other => Err(Error::config(format!(
+            "{what} trains with Adam, which diverges in {other:?} (measured): use --precision f32, or set its steps to 0"
+        ))),
+    }
+}

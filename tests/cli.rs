@@ -324,9 +324,10 @@ fn bench_times_the_search_step_and_the_tuning_step_in_both_forms() {
 }
 
 /// Half precision on the CPU backend: the same step's P(fake) and gradient as in f32, within
-/// what f16's 11-bit significand allows; the probes compared by the CLI itself.
+/// what f16's 11-bit significand allows (the probes compared by the CLI itself); and Adam,
+/// which diverges in f16, refused there.
 #[test]
-fn bench_probes_the_step_in_half_precision_against_f32() {
+fn half_precision_keeps_the_step_near_f32_and_refuses_adam() {
     let dir = tmp("half-precision");
     std::fs::create_dir_all(&dir).unwrap();
     let reference = dir.join("f32.json");
@@ -351,6 +352,28 @@ fn bench_probes_the_step_in_half_precision_against_f32() {
     assert!(ok && stdout.contains("(|Δ| 0.00e0)") && stdout.contains("signs agreeing 100.00 %"), "{stdout}{err}");
     let (ok, _, err) = unforge(&[&args[..], &["--precision", "f8"]].concat());
     assert!(!ok && err.contains("precision `f8`: use f32 or f16"), "{err}");
+    // Adam diverges in f16 (the README's measurements): tuning and the pivot are refused there.
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-seeded");
+    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/synth-fake-1.png");
+    for (flag, what) in [("--tune-steps", "pivotal tuning"), ("--pivot-steps", "the pivot's W+ refinement")] {
+        let out = dir.join(flag.trim_start_matches('-'));
+        let run = [
+            "run",
+            image,
+            "--zoo",
+            zoo,
+            "--precision",
+            "f16",
+            flag,
+            "2",
+            "--steps",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let (ok, _, err) = unforge(&run);
+        assert!(!ok && err.contains(&format!("{what} trains with Adam, which diverges in F16")), "{err}");
+    }
     let (ok, _, err) = unforge(&args);
     assert!(!ok && err.contains("--steps 0 times nothing"), "{err}");
 }

@@ -11,6 +11,7 @@ use super::{Resume, Snapshot, export_params, host_vec};
 use crate::error::{Error, Result};
 use crate::image::RgbaImage;
 use crate::networks::stylegan2::Generator;
+use crate::precision::require_f32;
 use crate::rng::SeededRng;
 use crate::weights::{TensorFile, WeightSource};
 use crate::zoo::{Architecture, Zoo};
@@ -111,6 +112,7 @@ pub fn finetune_generator(
     }
     let Architecture::Stylegan2(cfg) = &zoo.manifest.generator()?.architecture else { unreachable!("validated") };
     let (size, device) = (cfg.size, zoo.device.clone());
+    require_f32(&device, "fine-tuning the generator")?;
     // The encoder is frozen: every image's code is computed once.
     let codes: Vec<Tensor<3>> = images.iter().map(|img| zoo.inverter().invert(img, &device).latent).collect();
     let targets: Vec<Tensor<4>> = images.iter().map(|img| img.to_tensor(size, &device)).collect();

@@ -16,8 +16,8 @@ pub struct DeviceArgs {
     #[arg(long, default_value = "flex")]
     pub backend: String,
     /// f32, or f16 where the device computes in half precision (a GPU with f16 arithmetic; on
-    /// flex to measure what half precision changes, slower than f32). Pivotal tuning and
-    /// training diverge in f16 (README, "Half precision"): use it with --tune-steps 0.
+    /// flex to measure what half precision changes, slower than f32). Adam diverges in f16, so
+    /// pivotal tuning, the pivot and fine-tuning are refused there: use --tune-steps 0.
     #[arg(long, default_value = "f32", value_parser = Precision::parse)]
     pub precision: Precision,
 }
