@@ -7,11 +7,11 @@ use serde_json::json;
 use unforge::error::Result;
 use unforge::inversion::PivotalTuning;
 use unforge::networks::stylegan2::Generator;
+use unforge::precision::Precision;
 use unforge::readback::{block_on, read_vec};
 use unforge::search::bench::{Probe, StepBench};
 
 use crate::common::{DeviceArgs, io_err, write_atomic};
-use unforge::precision::Precision;
 
 /// Times one search step: the rosinality generator (keyed weights) and Xception, forward
 /// and backward to W+, batch 1, on `--backend`; and one pivotal tuning step against it.
