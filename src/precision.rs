@@ -34,13 +34,13 @@ impl Precision {
     /// Makes `device` compute in this precision. It must come before the first tensor on the
     /// device: the float type of a device is fixed once anything has been made on it.
     pub fn apply(self, device: &mut Device) -> Result<()> {
-        if self == Self::F32 && device.settings().float_dtype == FloatDType::F32 {
-            return Ok(());
-        }
         let dtype = match self {
             Self::F32 => FloatDType::F32,
             Self::F16 => FloatDType::F16,
         };
+        if device.settings().float_dtype == dtype {
+            return Ok(());
+        }
         if !device.supports_dtype(DType::from(dtype)) {
             return Err(Error::Backend(format!(
                 "this device does not compute in {} (on WebGPU it needs an adapter with shader-f16)",

@@ -1,7 +1,7 @@
 //! Reading tensors back to the host, and driving the futures that do it. The bottom of the
 //! crate: every layer above reads results through here, on any backend.
 
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error::{Error, Result};
 
@@ -9,8 +9,7 @@ use crate::error::{Error, Result};
 /// precision (`precision`).
 pub async fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
-    let data = if data.dtype() == DType::F32 { data } else { data.convert::<f32>() };
-    data.try_into_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+    data.try_into_vec_as::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
 }
 
 /// Reads `[B, 3, H, W]` images in [-1, 1] back as planar vectors, one per image.

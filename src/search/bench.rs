@@ -71,7 +71,7 @@ pub struct Probe {
 }
 
 /// How far one probe is from a reference: what a search step would do differently.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug)]
 pub struct ProbeDifference {
     /// |P(fake) − P(fake) of the reference|.
     pub p_fake: f32,

@@ -7,7 +7,7 @@ use serde_json::json;
 use unforge::error::Result;
 use unforge::inversion::PivotalTuning;
 use unforge::networks::stylegan2::Generator;
-use unforge::precision::Precision;
+use unforge::precision::require_f32;
 use unforge::readback::{block_on, read_vec};
 use unforge::search::bench::{Probe, StepBench};
 
@@ -134,7 +134,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let target = g.synthesize(latent.clone()).detach() * 0.9;
     let tuning = PivotalTuning::steps(TUNING_STEPS);
     // Not in f16, where Adam diverges and tuning is refused (a NaN time, null in JSON).
-    let tunes = device_args.precision == Precision::F32;
+    let tunes = require_f32(&device, "pivotal tuning").is_ok();
     let tune = |generator: &Generator| {
         if !tunes {
             return Ok(f64::NAN);
